@@ -1,0 +1,1 @@
+//! ResNets, datasets, trainer and metrics.
