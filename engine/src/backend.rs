@@ -1,0 +1,262 @@
+//! The backend trait: its methods *are* the primitive ops every device must implement,
+//! so the compiler keeps the CPU and CUDA backends in sync. Composite ops (linear,
+//! cross-entropy, global average pooling...) are built from these in `ops/`.
+//!
+//! Storages are flat and contiguous; shapes travel beside them as arguments.
+use crate::{DType, Device, Result, Shape};
+
+/// Elementwise ops of one input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Relu,
+    Clamp {
+        lo: f64,
+        hi: f64,
+    },
+    /// `x^p` for a scalar `p`.
+    Powf(f64),
+    /// `mul * x + add`: scalar arithmetic without materialising a scalar tensor.
+    Affine {
+        mul: f64,
+        add: f64,
+    },
+}
+
+/// Elementwise ops of two broadcast inputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// 1 where equal, else 0 (used by the max backward).
+    Eq,
+    /// `rhs` where `lhs > 0`, else 0: relu's backward with `lhs = x`, `rhs = grad`.
+    ReluGrad,
+    /// `rhs` where `lo <= lhs <= hi`, else 0: clamp's backward.
+    ClampGrad {
+        lo: f64,
+        hi: f64,
+    },
+}
+
+/// Reductions over one axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    LogSumExp,
+}
+
+/// A (batched) matrix product `C[b] = op(A[b]) op(B[b])`, `op` an optional transpose.
+/// A batch stride of 0 broadcasts that operand across the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulDims {
+    pub batch: usize,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    /// Whether the stored lhs is `[k, m]` (read transposed) rather than `[m, k]`.
+    pub lhs_transposed: bool,
+    /// Whether the stored rhs is `[n, k]` (read transposed) rather than `[k, n]`.
+    pub rhs_transposed: bool,
+    pub lhs_batch_stride: usize,
+    pub rhs_batch_stride: usize,
+}
+
+/// One axis of a strided slice: `len` elements from `start`, every `step`-th.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceRange {
+    pub start: usize,
+    pub step: usize,
+    pub len: usize,
+}
+
+/// Geometry of a 2-D convolution over NCHW input and `[c_out, c_in, kh, kw]` weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h_in: usize,
+    pub w_in: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+}
+
+impl Conv2dParams {
+    pub fn h_out(&self) -> usize {
+        (self.h_in + 2 * self.padding.0 - self.kh) / self.stride.0 + 1
+    }
+    pub fn w_out(&self) -> usize {
+        (self.w_in + 2 * self.padding.1 - self.kw) / self.stride.1 + 1
+    }
+    /// Multiply-adds of the forward pass times two.
+    pub fn forward_flops(&self) -> u64 {
+        2 * (self.batch * self.c_out * self.h_out() * self.w_out() * self.c_in * self.kh * self.kw)
+            as u64
+    }
+}
+
+/// Geometry of a 2-D pooling window over NCHW input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dParams {
+    pub batch: usize,
+    pub channels: usize,
+    pub h_in: usize,
+    pub w_in: usize,
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+}
+
+impl Pool2dParams {
+    pub fn h_out(&self) -> usize {
+        (self.h_in + 2 * self.padding.0 - self.kernel.0) / self.stride.0 + 1
+    }
+    pub fn w_out(&self) -> usize {
+        (self.w_in + 2 * self.padding.1 - self.kernel.1) / self.stride.1 + 1
+    }
+}
+
+/// Batch-norm geometry: NCHW viewed as `[n, c, hw]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchNormDims {
+    pub n: usize,
+    pub c: usize,
+    pub hw: usize,
+}
+
+/// What batch_norm2d's training forward returns beside `y`: the batch mean and the biased
+/// batch variance per channel (the caller updates the running statistics from them), and
+/// `1/sqrt(var + eps)`, saved for the backward.
+pub struct BatchNormStats<S> {
+    pub mean: S,
+    pub var: S,
+    pub inv_std: S,
+}
+
+/// The primitive ops. `Self` is a device's flat storage.
+pub trait BackendStorage: Sized + Send + Sync {
+    fn device(&self) -> Device;
+    fn dtype(&self) -> DType;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The values, converted to f64 and copied to the host.
+    fn to_f64_vec(&self) -> Result<Vec<f64>>;
+    fn cast(&self, dtype: DType) -> Result<Self>;
+
+    fn unary(&self, op: UnaryOp) -> Result<Self>;
+    fn binary(
+        &self,
+        rhs: &Self,
+        op: BinaryOp,
+        lhs: &Shape,
+        rhs_shape: &Shape,
+        out: &Shape,
+    ) -> Result<Self>;
+    /// Reduces `axis` of `shape` to size 1.
+    fn reduce(&self, op: ReduceOp, shape: &Shape, axis: usize) -> Result<Self>;
+    fn matmul(&self, rhs: &Self, dims: &MatmulDims) -> Result<Self>;
+
+    /// Copies with the axes reordered: output axis `i` is input axis `perm[i]`.
+    fn permute(&self, shape: &Shape, perm: &[usize]) -> Result<Self>;
+    fn slice(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self>;
+    /// The slice's backward: `self` (shaped as the slice) scattered into zeros of `shape`.
+    fn slice_backward(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self>;
+    /// Zero channels added before and after, NCHW (the ResNet option-A shortcut).
+    fn pad_channels(&self, shape: &Shape, before: usize, after: usize) -> Result<Self>;
+    /// Picks `indices` along `axis`.
+    fn index_select(&self, shape: &Shape, axis: usize, indices: &[usize]) -> Result<Self>;
+    /// index_select's backward: `self` (the selected grad) summed into zeros of `shape`.
+    fn index_add(&self, shape: &Shape, axis: usize, indices: &[usize]) -> Result<Self>;
+    /// `out[.., j, ..] = x[.., indices[.., j, ..], ..]` along `axis` (PyTorch's gather);
+    /// `indices` has the output's shape `idx_shape`.
+    fn gather(
+        &self,
+        shape: &Shape,
+        axis: usize,
+        indices: &[usize],
+        idx_shape: &Shape,
+    ) -> Result<Self>;
+    /// gather's backward: `self` (shaped `idx_shape`) summed into zeros of `shape`.
+    fn scatter_add(
+        &self,
+        shape: &Shape,
+        axis: usize,
+        indices: &[usize],
+        idx_shape: &Shape,
+    ) -> Result<Self>;
+    /// Joins `parts` (of `shapes`) along `axis`.
+    fn concat(parts: &[&Self], shapes: &[Shape], axis: usize) -> Result<Self>;
+
+    fn conv2d(&self, weight: &Self, p: &Conv2dParams) -> Result<Self>;
+    /// dL/dx from dL/dy (`self`).
+    fn conv2d_input_grad(&self, weight: &Self, p: &Conv2dParams) -> Result<Self>;
+    /// dL/dW from dL/dy (`self`).
+    fn conv2d_weight_grad(&self, input: &Self, p: &Conv2dParams) -> Result<Self>;
+
+    fn batch_norm2d_train(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<(Self, BatchNormStats<Self>)>;
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_eval(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        running_mean: &Self,
+        running_var: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<Self>;
+    /// Returns (dx, dgamma, dbeta) from dL/dy (`self`) and the training forward's saved values.
+    fn batch_norm2d_backward(
+        &self,
+        x: &Self,
+        gamma: &Self,
+        mean: &Self,
+        inv_std: &Self,
+        dims: &BatchNormDims,
+    ) -> Result<(Self, Self, Self)>;
+
+    fn max_pool2d(&self, p: &Pool2dParams) -> Result<Self>;
+    /// dL/dx from the input `self` and dL/dy; the argmax is recomputed, not stored.
+    fn max_pool2d_backward(&self, grad: &Self, p: &Pool2dParams) -> Result<Self>;
+    /// Average pooling; padding counts as zeros in the average (PyTorch's default).
+    fn avg_pool2d(&self, p: &Pool2dParams) -> Result<Self>;
+    fn avg_pool2d_backward(&self, p: &Pool2dParams) -> Result<Self>;
+
+    /// Softmax (or log-softmax) over the last axis of a `[rows, cols]` view.
+    fn softmax_rows(&self, rows: usize, cols: usize, log: bool) -> Result<Self>;
+    /// Backward from the forward's *output* `self` and dL/dy.
+    fn softmax_rows_backward(
+        &self,
+        grad: &Self,
+        rows: usize,
+        cols: usize,
+        log: bool,
+    ) -> Result<Self>;
+
+    /// SGD with momentum and weight decay, PyTorch's rule, in place:
+    /// `v = momentum*v + (g + wd*p); p -= lr*v`.
+    fn sgd_update(
+        &mut self,
+        grad: &Self,
+        velocity: &mut Self,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> Result<()>;
+}

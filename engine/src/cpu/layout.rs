@@ -1,0 +1,238 @@
+//! Kernels that move data without arithmetic (or only add): permute, strided slices,
+//! channel padding, index-select, gather, concat, and their scatter backwards.
+use crate::backend::SliceRange;
+use crate::{Float, Shape};
+
+/// Visits every element of an `dims`-shaped walk, yielding (output index, source offset)
+/// where the source offset advances by `src_strides` per dimension from `base`.
+fn strided_walk(
+    dims: &[usize],
+    src_strides: &[usize],
+    base: usize,
+    mut visit: impl FnMut(usize, usize),
+) {
+    let n: usize = dims.iter().product();
+    if n == 0 {
+        return;
+    }
+    let rank = dims.len();
+    if rank == 0 {
+        visit(0, base);
+        return;
+    }
+    let inner = dims[rank - 1];
+    let inner_stride = src_strides[rank - 1];
+    let mut idx = vec![0usize; rank];
+    let mut off = base;
+    let mut o = 0;
+    loop {
+        for j in 0..inner {
+            visit(o + j, off + j * inner_stride);
+        }
+        o += inner;
+        // Odometer increment over the outer dimensions.
+        let mut k = rank - 1;
+        loop {
+            if k == 0 {
+                return;
+            }
+            k -= 1;
+            idx[k] += 1;
+            off += src_strides[k];
+            if idx[k] < dims[k] {
+                break;
+            }
+            off -= src_strides[k] * dims[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+pub fn permute<T: Float>(x: &[T], shape: &Shape, perm: &[usize]) -> Vec<T> {
+    let strides = shape.strides();
+    let dims: Vec<usize> = perm.iter().map(|&p| shape.dims()[p]).collect();
+    let src: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
+    let mut out = vec![T::ZERO; x.len()];
+    strided_walk(&dims, &src, 0, |o, s| out[o] = x[s]);
+    out
+}
+
+fn slice_geometry(shape: &Shape, ranges: &[SliceRange]) -> (Vec<usize>, Vec<usize>, usize) {
+    let strides = shape.strides();
+    let dims = ranges.iter().map(|r| r.len).collect();
+    let src = ranges
+        .iter()
+        .zip(&strides)
+        .map(|(r, s)| r.step * s)
+        .collect();
+    let base = ranges.iter().zip(&strides).map(|(r, s)| r.start * s).sum();
+    (dims, src, base)
+}
+
+pub fn slice<T: Float>(x: &[T], shape: &Shape, ranges: &[SliceRange]) -> Vec<T> {
+    let (dims, src, base) = slice_geometry(shape, ranges);
+    let mut out = vec![T::ZERO; dims.iter().product()];
+    strided_walk(&dims, &src, base, |o, s| out[o] = x[s]);
+    out
+}
+
+pub fn slice_backward<T: Float>(g: &[T], shape: &Shape, ranges: &[SliceRange]) -> Vec<T> {
+    let (dims, src, base) = slice_geometry(shape, ranges);
+    let mut out = vec![T::ZERO; shape.numel()];
+    // `+=` so that a slice with step 0 (a broadcast read) would still sum correctly.
+    strided_walk(&dims, &src, base, |o, s| out[s] += g[o]);
+    out
+}
+
+pub fn pad_channels<T: Float>(x: &[T], shape: &Shape, before: usize, after: usize) -> Vec<T> {
+    let d = shape.dims();
+    let (n, c, hw) = (d[0], d[1], d[2..].iter().product::<usize>());
+    let c_out = c + before + after;
+    let mut out = vec![T::ZERO; n * c_out * hw];
+    for b in 0..n {
+        let dst = &mut out[(b * c_out + before) * hw..(b * c_out + before + c) * hw];
+        dst.copy_from_slice(&x[b * c * hw..(b + 1) * c * hw]);
+    }
+    out
+}
+
+/// `[outer, len, inner]` view of `shape` around `axis`.
+fn split3(shape: &Shape, axis: usize) -> (usize, usize, usize) {
+    let d = shape.dims();
+    (
+        d[..axis].iter().product(),
+        d[axis],
+        d[axis + 1..].iter().product(),
+    )
+}
+
+pub fn index_select<T: Float>(x: &[T], shape: &Shape, axis: usize, idx: &[usize]) -> Vec<T> {
+    let (outer, len, inner) = split3(shape, axis);
+    let mut out = Vec::with_capacity(outer * idx.len() * inner);
+    for o in 0..outer {
+        for &i in idx {
+            let s = (o * len + i) * inner;
+            out.extend_from_slice(&x[s..s + inner]);
+        }
+    }
+    out
+}
+
+pub fn index_add<T: Float>(g: &[T], shape: &Shape, axis: usize, idx: &[usize]) -> Vec<T> {
+    let (outer, len, inner) = split3(shape, axis);
+    let mut out = vec![T::ZERO; shape.numel()];
+    for o in 0..outer {
+        for (j, &i) in idx.iter().enumerate() {
+            let src = &g[(o * idx.len() + j) * inner..][..inner];
+            let dst = &mut out[(o * len + i) * inner..][..inner];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d += s;
+            }
+        }
+    }
+    out
+}
+
+pub fn gather<T: Float>(
+    x: &[T],
+    shape: &Shape,
+    axis: usize,
+    idx: &[usize],
+    ishape: &Shape,
+) -> Vec<T> {
+    let (_, len, inner) = split3(shape, axis);
+    let (_, ilen, iinner) = split3(ishape, axis);
+    idx.iter()
+        .enumerate()
+        .map(|(f, &i)| {
+            let (o, r) = (f / (ilen * iinner), f % iinner);
+            x[(o * len + i) * inner + r]
+        })
+        .collect()
+}
+
+pub fn scatter_add<T: Float>(
+    g: &[T],
+    shape: &Shape,
+    axis: usize,
+    idx: &[usize],
+    ishape: &Shape,
+) -> Vec<T> {
+    let (_, len, inner) = split3(shape, axis);
+    let (_, ilen, iinner) = split3(ishape, axis);
+    let mut out = vec![T::ZERO; shape.numel()];
+    for (f, &i) in idx.iter().enumerate() {
+        let (o, r) = (f / (ilen * iinner), f % iinner);
+        out[(o * len + i) * inner + r] += g[f];
+    }
+    out
+}
+
+pub fn concat<T: Float>(parts: &[&[T]], shapes: &[Shape], axis: usize) -> Vec<T> {
+    let outer: usize = shapes[0].dims()[..axis].iter().product();
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(total);
+    let blocks: Vec<usize> = shapes
+        .iter()
+        .map(|s| s.dims()[axis..].iter().product())
+        .collect();
+    for o in 0..outer {
+        for (p, &blk) in parts.iter().zip(&blocks) {
+            out.extend_from_slice(&p[o * blk..(o + 1) * blk]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permute_transposes() {
+        let x = [0.0f64, 1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(
+            permute(&x, &Shape::new([2, 3]), &[1, 0]),
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
+    }
+
+    #[test]
+    fn strided_slice_takes_every_second() {
+        let x: Vec<f64> = (0..16).map(|v| v as f64).collect();
+        let r = [
+            SliceRange {
+                start: 0,
+                step: 2,
+                len: 2,
+            },
+            SliceRange {
+                start: 1,
+                step: 2,
+                len: 2,
+            },
+        ];
+        assert_eq!(
+            slice(&x, &Shape::new([4, 4]), &r),
+            vec![1.0, 3.0, 9.0, 11.0]
+        );
+        let back = slice_backward(&[1.0, 2.0, 3.0, 4.0], &Shape::new([4, 4]), &r);
+        assert_eq!(
+            (
+                back[1],
+                back[3],
+                back[9],
+                back[11],
+                back.iter().sum::<f64>()
+            ),
+            (1.0, 2.0, 3.0, 4.0, 10.0)
+        );
+    }
+
+    #[test]
+    fn gather_picks_per_row() {
+        let x = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let g = gather(&x, &Shape::new([2, 3]), 1, &[2, 0], &Shape::new([2, 1]));
+        assert_eq!(g, vec![3.0, 4.0]);
+    }
+}

@@ -1,0 +1,390 @@
+//! A tensor's flat buffer on its device. `Storage` forwards every op of
+//! [`BackendStorage`] to the device's own storage type.
+use crate::backend::*;
+use crate::error::Error;
+use crate::{DType, Device, Float, Result, Shape};
+
+/// Host memory, one variant per dtype.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CpuStorage {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl CpuStorage {
+    pub fn zeros(dtype: DType, len: usize) -> Self {
+        match dtype {
+            DType::F32 => CpuStorage::F32(vec![0.0; len]),
+            DType::F64 => CpuStorage::F64(vec![0.0; len]),
+        }
+    }
+    /// Typed view of the values, or `None` if `T` is not this storage's dtype.
+    pub fn as_slice<T: Float>(&self) -> Option<&[T]> {
+        let any: &dyn std::any::Any = match self {
+            CpuStorage::F32(v) => v,
+            CpuStorage::F64(v) => v,
+        };
+        any.downcast_ref::<Vec<T>>().map(|v| v.as_slice())
+    }
+    pub fn as_mut_slice<T: Float>(&mut self) -> Option<&mut [T]> {
+        let any: &mut dyn std::any::Any = match self {
+            CpuStorage::F32(v) => v,
+            CpuStorage::F64(v) => v,
+        };
+        any.downcast_mut::<Vec<T>>().map(|v| v.as_mut_slice())
+    }
+    /// Wraps a typed vector.
+    pub fn from_vec<T: Float>(v: Vec<T>) -> Self {
+        let mut boxed: Box<dyn std::any::Any> = Box::new(v);
+        if let Some(v) = boxed.downcast_mut::<Vec<f32>>() {
+            return CpuStorage::F32(std::mem::take(v));
+        }
+        match boxed.downcast::<Vec<f64>>() {
+            Ok(v) => CpuStorage::F64(*v),
+            Err(_) => unreachable!("Float is implemented for f32 and f64 only"),
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+pub use crate::cuda_stub::CudaStorage;
+
+/// A tensor's buffer: host or GPU.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    Cpu(CpuStorage),
+    Cuda(CudaStorage),
+}
+
+fn device_mismatch(op: &'static str, a: Device, b: Device) -> Error {
+    Error::Device {
+        op,
+        msg: format!("operands live on {a} and {b}"),
+    }
+}
+
+/// Forwards a method to the device storage and rewraps the result.
+macro_rules! forward {
+    ($self:expr, $s:ident => $call:expr) => {
+        match $self {
+            Storage::Cpu($s) => Ok(Storage::Cpu($call?)),
+            #[allow(unreachable_code)]
+            Storage::Cuda($s) => Ok(Storage::Cuda($call?)),
+        }
+    };
+}
+
+/// Same for methods taking a second storage of the same device.
+macro_rules! forward2 {
+    ($op:expr, $self:expr, $other:expr, $s:ident, $o:ident => $call:expr) => {
+        match ($self, $other) {
+            (Storage::Cpu($s), Storage::Cpu($o)) => Ok(Storage::Cpu($call?)),
+            #[allow(unreachable_code)]
+            (Storage::Cuda($s), Storage::Cuda($o)) => Ok(Storage::Cuda($call?)),
+            (a, b) => Err(device_mismatch($op, a.device(), b.device())),
+        }
+    };
+}
+
+impl Storage {
+    pub fn device(&self) -> Device {
+        match self {
+            Storage::Cpu(_) => Device::Cpu,
+            Storage::Cuda(s) => s.device(),
+        }
+    }
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::Cpu(s) => s.dtype(),
+            Storage::Cuda(s) => s.dtype(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            Storage::Cuda(s) => s.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
+        match self {
+            Storage::Cpu(s) => s.to_f64_vec(),
+            Storage::Cuda(s) => s.to_f64_vec(),
+        }
+    }
+    pub fn cast(&self, dtype: DType) -> Result<Self> {
+        forward!(self, s => s.cast(dtype))
+    }
+    pub fn unary(&self, op: UnaryOp) -> Result<Self> {
+        forward!(self, s => s.unary(op))
+    }
+    pub fn binary(
+        &self,
+        rhs: &Self,
+        op: BinaryOp,
+        l: &Shape,
+        r: &Shape,
+        o: &Shape,
+    ) -> Result<Self> {
+        forward2!("binary", self, rhs, a, b => a.binary(b, op, l, r, o))
+    }
+    pub fn reduce(&self, op: ReduceOp, shape: &Shape, axis: usize) -> Result<Self> {
+        forward!(self, s => s.reduce(op, shape, axis))
+    }
+    pub fn matmul(&self, rhs: &Self, dims: &MatmulDims) -> Result<Self> {
+        forward2!("matmul", self, rhs, a, b => a.matmul(b, dims))
+    }
+    pub fn permute(&self, shape: &Shape, perm: &[usize]) -> Result<Self> {
+        forward!(self, s => s.permute(shape, perm))
+    }
+    pub fn slice(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
+        forward!(self, s => s.slice(shape, ranges))
+    }
+    pub fn slice_backward(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
+        forward!(self, s => s.slice_backward(shape, ranges))
+    }
+    pub fn pad_channels(&self, shape: &Shape, before: usize, after: usize) -> Result<Self> {
+        forward!(self, s => s.pad_channels(shape, before, after))
+    }
+    pub fn index_select(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
+        forward!(self, s => s.index_select(shape, axis, idx))
+    }
+    pub fn index_add(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
+        forward!(self, s => s.index_add(shape, axis, idx))
+    }
+    pub fn gather(
+        &self,
+        shape: &Shape,
+        axis: usize,
+        idx: &[usize],
+        ishape: &Shape,
+    ) -> Result<Self> {
+        forward!(self, s => s.gather(shape, axis, idx, ishape))
+    }
+    pub fn scatter_add(
+        &self,
+        shape: &Shape,
+        axis: usize,
+        idx: &[usize],
+        ishape: &Shape,
+    ) -> Result<Self> {
+        forward!(self, s => s.scatter_add(shape, axis, idx, ishape))
+    }
+    pub fn concat(parts: &[&Self], shapes: &[Shape], axis: usize) -> Result<Self> {
+        let device = parts.first().map(|p| p.device()).unwrap_or(Device::Cpu);
+        if let Some(p) = parts.iter().find(|p| p.device() != device) {
+            return Err(device_mismatch("concat", device, p.device()));
+        }
+        match device {
+            Device::Cpu => {
+                let cpu: Vec<&CpuStorage> = parts
+                    .iter()
+                    .map(|p| match p {
+                        Storage::Cpu(s) => s,
+                        Storage::Cuda(_) => unreachable!("devices checked above"),
+                    })
+                    .collect();
+                Ok(Storage::Cpu(CpuStorage::concat(&cpu, shapes, axis)?))
+            }
+            #[allow(unreachable_code)]
+            Device::Cuda(_) => {
+                let gpu: Vec<&CudaStorage> = parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        Storage::Cuda(s) => Some(s),
+                        Storage::Cpu(_) => None,
+                    })
+                    .collect();
+                Ok(Storage::Cuda(CudaStorage::concat(&gpu, shapes, axis)?))
+            }
+        }
+    }
+    pub fn conv2d(&self, w: &Self, p: &Conv2dParams) -> Result<Self> {
+        forward2!("conv2d", self, w, x, w => x.conv2d(w, p))
+    }
+    pub fn conv2d_input_grad(&self, w: &Self, p: &Conv2dParams) -> Result<Self> {
+        forward2!("conv2d", self, w, g, w => g.conv2d_input_grad(w, p))
+    }
+    pub fn conv2d_weight_grad(&self, x: &Self, p: &Conv2dParams) -> Result<Self> {
+        forward2!("conv2d", self, x, g, x => g.conv2d_weight_grad(x, p))
+    }
+    pub fn max_pool2d(&self, p: &Pool2dParams) -> Result<Self> {
+        forward!(self, s => s.max_pool2d(p))
+    }
+    pub fn max_pool2d_backward(&self, grad: &Self, p: &Pool2dParams) -> Result<Self> {
+        forward2!("max_pool2d", self, grad, x, g => x.max_pool2d_backward(g, p))
+    }
+    pub fn avg_pool2d(&self, p: &Pool2dParams) -> Result<Self> {
+        forward!(self, s => s.avg_pool2d(p))
+    }
+    pub fn avg_pool2d_backward(&self, p: &Pool2dParams) -> Result<Self> {
+        forward!(self, s => s.avg_pool2d_backward(p))
+    }
+    pub fn softmax_rows(&self, rows: usize, cols: usize, log: bool) -> Result<Self> {
+        forward!(self, s => s.softmax_rows(rows, cols, log))
+    }
+    pub fn softmax_rows_backward(
+        &self,
+        g: &Self,
+        rows: usize,
+        cols: usize,
+        log: bool,
+    ) -> Result<Self> {
+        forward2!("softmax", self, g, y, g => y.softmax_rows_backward(g, rows, cols, log))
+    }
+
+    /// Borrows the host storage, or explains that the tensor lives elsewhere.
+    pub fn as_cpu(&self, op: &'static str) -> Result<&CpuStorage> {
+        match self {
+            Storage::Cpu(s) => Ok(s),
+            Storage::Cuda(s) => Err(Error::Device {
+                op,
+                msg: format!("needs host memory, the tensor is on {}", s.device()),
+            }),
+        }
+    }
+}
+
+/// Pulls three storages of one device out of `Storage` wrappers, for the batch-norm calls.
+macro_rules! same_device3 {
+    ($op:expr, $a:expr, $b:expr, $c:expr, $variant:ident) => {
+        match ($a, $b, $c) {
+            (Storage::$variant(a), Storage::$variant(b), Storage::$variant(c)) => Some((a, b, c)),
+            _ => None,
+        }
+    };
+}
+
+impl Storage {
+    pub fn batch_norm2d_train(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<(Self, BatchNormStats<Self>)> {
+        let wrap_cpu = |(y, st): (CpuStorage, BatchNormStats<CpuStorage>)| {
+            (
+                Storage::Cpu(y),
+                BatchNormStats {
+                    mean: Storage::Cpu(st.mean),
+                    var: Storage::Cpu(st.var),
+                    inv_std: Storage::Cpu(st.inv_std),
+                },
+            )
+        };
+        if let Some((x, g, b)) = same_device3!("batch_norm2d", self, gamma, beta, Cpu) {
+            return x.batch_norm2d_train(g, b, dims, eps).map(wrap_cpu);
+        }
+        #[allow(unreachable_code)]
+        if let Some((x, g, b)) = same_device3!("batch_norm2d", self, gamma, beta, Cuda) {
+            let (y, st) = x.batch_norm2d_train(g, b, dims, eps)?;
+            return Ok((
+                Storage::Cuda(y),
+                BatchNormStats {
+                    mean: Storage::Cuda(st.mean),
+                    var: Storage::Cuda(st.var),
+                    inv_std: Storage::Cuda(st.inv_std),
+                },
+            ));
+        }
+        Err(device_mismatch(
+            "batch_norm2d",
+            self.device(),
+            gamma.device(),
+        ))
+    }
+
+    pub fn batch_norm2d_eval(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        running_mean: &Self,
+        running_var: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<Self> {
+        match (self, gamma, beta, running_mean, running_var) {
+            (
+                Storage::Cpu(x),
+                Storage::Cpu(g),
+                Storage::Cpu(b),
+                Storage::Cpu(m),
+                Storage::Cpu(v),
+            ) => Ok(Storage::Cpu(x.batch_norm2d_eval(g, b, m, v, dims, eps)?)),
+            #[allow(unreachable_code)]
+            (
+                Storage::Cuda(x),
+                Storage::Cuda(g),
+                Storage::Cuda(b),
+                Storage::Cuda(m),
+                Storage::Cuda(v),
+            ) => Ok(Storage::Cuda(x.batch_norm2d_eval(g, b, m, v, dims, eps)?)),
+            _ => Err(device_mismatch(
+                "batch_norm2d",
+                self.device(),
+                gamma.device(),
+            )),
+        }
+    }
+
+    pub fn batch_norm2d_backward(
+        &self,
+        x: &Self,
+        gamma: &Self,
+        mean: &Self,
+        inv_std: &Self,
+        dims: &BatchNormDims,
+    ) -> Result<(Self, Self, Self)> {
+        match (self, x, gamma, mean, inv_std) {
+            (
+                Storage::Cpu(g),
+                Storage::Cpu(x),
+                Storage::Cpu(ga),
+                Storage::Cpu(m),
+                Storage::Cpu(s),
+            ) => {
+                let (dx, dg, db) = g.batch_norm2d_backward(x, ga, m, s, dims)?;
+                Ok((Storage::Cpu(dx), Storage::Cpu(dg), Storage::Cpu(db)))
+            }
+            #[allow(unreachable_code)]
+            (
+                Storage::Cuda(g),
+                Storage::Cuda(x),
+                Storage::Cuda(ga),
+                Storage::Cuda(m),
+                Storage::Cuda(s),
+            ) => {
+                let (dx, dg, db) = g.batch_norm2d_backward(x, ga, m, s, dims)?;
+                Ok((Storage::Cuda(dx), Storage::Cuda(dg), Storage::Cuda(db)))
+            }
+            _ => Err(device_mismatch("batch_norm2d", self.device(), x.device())),
+        }
+    }
+
+    pub fn sgd_update(
+        &mut self,
+        grad: &Self,
+        velocity: &mut Self,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> Result<()> {
+        let (pd, gd, vd) = (self.device(), grad.device(), velocity.device());
+        match (self, grad, velocity) {
+            (Storage::Cpu(p), Storage::Cpu(g), Storage::Cpu(v)) => {
+                p.sgd_update(g, v, lr, momentum, weight_decay)
+            }
+            #[allow(unreachable_code)]
+            (Storage::Cuda(p), Storage::Cuda(g), Storage::Cuda(v)) => {
+                p.sgd_update(g, v, lr, momentum, weight_decay)
+            }
+            _ => Err(Error::Device {
+                op: "sgd",
+                msg: format!("parameter on {pd}, gradient on {gd}, velocity on {vd}"),
+            }),
+        }
+    }
+}
