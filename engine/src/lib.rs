@@ -25,3 +25,4 @@ pub use storage::{CpuStorage, Storage};
 pub use tape::no_grad;
 pub use tensor::{Tensor, TensorId};
 pub mod gradcheck;
+pub mod optim;

@@ -109,3 +109,12 @@ fn softmax_and_log_softmax() {
     check1(&x, |x| x.softmax()).unwrap();
     check1(&x, |x| x.log_softmax()).unwrap();
 }
+
+#[test]
+fn the_checker_catches_a_wrong_gradient() {
+    // d/dx [detach(x) * x] is x to autodiff but 2x to finite differences.
+    let mut r = rng();
+    let x = param(&mut r, &[4], 0.5, 1.0);
+    let err = check1(&x, |x| x.detach().mul(x)).unwrap_err();
+    assert!(err.to_string().contains("finite difference"), "{err}");
+}
