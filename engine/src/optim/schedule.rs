@@ -95,7 +95,7 @@ impl LrSchedule {
                     .iter()
                     .filter(|(e, _)| epoch > *e)
                     .map(|(_, f)| *f)
-                    .last()
+                    .next_back()
                     .unwrap_or(1.0);
                 base_lr * factor
             }
