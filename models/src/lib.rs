@@ -1,1 +1,3 @@
 //! ResNets, datasets, trainer and metrics.
+
+pub mod data;
