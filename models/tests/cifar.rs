@@ -10,10 +10,18 @@ fn check_contents(dataset: &arbor_models::data::Dataset, classes: usize) {
     assert_eq!(dataset.shape(), [3, 32, 32]);
     assert_eq!(dataset.num_classes(), classes);
     for index in (0..dataset.len()).step_by(997) {
-        assert_eq!(dataset.labels()[index], expected_label(index, classes), "label {index}");
+        assert_eq!(
+            dataset.labels()[index],
+            expected_label(index, classes),
+            "label {index}"
+        );
         let image = dataset.image(index);
         for byte in [0, 1, 1023, 1024, 2048, 3071] {
-            assert_eq!(image[byte], expected_pixel(index, byte), "image {index} byte {byte}");
+            assert_eq!(
+                image[byte],
+                expected_pixel(index, byte),
+                "image {index} byte {byte}"
+            );
         }
     }
 }
@@ -95,7 +103,10 @@ fn label_out_of_range_names_file_and_record() {
     let error = load_cifar(CifarKind::Cifar100, dir.path(), Split::Test)
         .unwrap_err()
         .to_string();
-    assert!(error.contains("test.bin") && error.contains("record 77: label 100"), "{error}");
+    assert!(
+        error.contains("test.bin") && error.contains("record 77: label 100"),
+        "{error}"
+    );
 
     poke(&folder.join("test.bin"), 77 * 3074 + 1, 5);
     poke(&folder.join("test.bin"), 78 * 3074, 20);

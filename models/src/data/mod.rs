@@ -1,16 +1,24 @@
 //! The data pipeline: datasets, long-tailed subsets, augmentation and batching.
 //!
 //! Everything here works on plain `u8`/`f32` buffers; the trainer wraps batches into
-//! tensors.
+//! tensors. A reader's path: [`cifar`] or [`synthetic`] produce samples, [`longtail`]
+//! picks the long-tailed subset, [`augment`] turns a sample into normalised f32, and
+//! [`loader`] batches them in parallel ahead of the trainer.
 
+pub mod augment;
 pub mod cifar;
 pub mod dataset;
 pub mod error;
+pub mod loader;
 pub mod longtail;
 pub mod seed;
+pub mod synthetic;
 
+pub use augment::{CifarSamples, CifarTransform, Normalisation, CIFAR_NORMALISATION};
 pub use cifar::{load_cifar, CifarKind, Split};
 pub use dataset::Dataset;
 pub use error::DataError;
+pub use loader::{Batch, Loader, LoaderConfig, LoaderState, SampleSource};
 pub use longtail::{longtail_counts, longtail_subset, LongTailSubset};
 pub use seed::DataRng;
+pub use synthetic::{generate_synthetic, SyntheticConfig, SyntheticLt};

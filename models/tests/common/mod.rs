@@ -12,10 +12,8 @@ impl TempDir {
     pub fn new(tag: &str) -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "arbor-test-{tag}-{}-{unique}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("arbor-test-{tag}-{}-{unique}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
