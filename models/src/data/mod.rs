@@ -2,8 +2,8 @@
 //!
 //! Everything here works on plain `u8`/`f32` buffers; the trainer wraps batches into
 //! tensors. A reader's path: [`cifar`] or [`synthetic`] produce samples, [`longtail`]
-//! picks the long-tailed subset, [`augment`] turns a sample into normalised f32, and
-//! [`loader`] batches them in parallel ahead of the trainer.
+//! picks the long-tailed subset, [`augment`] turns a sample into normalised f32,
+//! [`loader`] batches them in parallel ahead of the trainer, and [`mixup`] mixes a batch.
 
 pub mod augment;
 pub mod cifar;
@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod error;
 pub mod loader;
 pub mod longtail;
+pub mod mixup;
 pub mod seed;
 pub mod synthetic;
 
@@ -20,5 +21,6 @@ pub use dataset::Dataset;
 pub use error::DataError;
 pub use loader::{Batch, Loader, LoaderConfig, LoaderState, SampleSource};
 pub use longtail::{longtail_counts, longtail_subset, LongTailSubset};
+pub use mixup::{mixup, Mixup};
 pub use seed::DataRng;
 pub use synthetic::{generate_synthetic, SyntheticConfig, SyntheticLt};
