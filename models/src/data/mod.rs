@@ -1,14 +1,16 @@
 //! The data pipeline: datasets, long-tailed subsets, augmentation and batching.
 //!
 //! Everything here works on plain `u8`/`f32` buffers; the trainer wraps batches into
-//! tensors. A reader's path: [`cifar`] or [`synthetic`] produce samples, [`longtail`]
-//! picks the long-tailed subset, [`augment`] turns a sample into normalised f32,
-//! [`loader`] batches them in parallel ahead of the trainer, and [`mixup`] mixes a batch.
+//! tensors. A reader's path: [`cifar`] or [`synthetic`] or [`imagefolder`] produce
+//! samples, [`longtail`] picks the long-tailed subset, [`augment`] (or the image-folder
+//! transforms) turn a sample into normalised f32, [`loader`] batches them in parallel
+//! ahead of the trainer, and [`mixup`] mixes a batch.
 
 pub mod augment;
 pub mod cifar;
 pub mod dataset;
 pub mod error;
+pub mod imagefolder;
 pub mod loader;
 pub mod longtail;
 pub mod mixup;
