@@ -107,12 +107,12 @@ impl ImageList {
         &self.list_file
     }
 
-    /// Full path of image `index`.
+    /// Full path of image `index`. Panics if `index >= len()`, like slice indexing.
     pub fn path(&self, index: usize) -> PathBuf {
         self.root.join(&self.entries[index].0)
     }
 
-    /// Label of image `index`.
+    /// Label of image `index`. Panics if `index >= len()`.
     pub fn label(&self, index: usize) -> u32 {
         self.entries[index].1
     }
@@ -136,6 +136,9 @@ impl ImageList {
             .map_err(|e| DataError::io(&path, e))?
             .decode()
             .map_err(|e| DataError::format(&path, format!("cannot decode image: {e}")))?;
+        if image.width() == 0 || image.height() == 0 {
+            return Err(DataError::format(&path, "image has no pixels"));
+        }
         Ok(image.into_rgb8())
     }
 }

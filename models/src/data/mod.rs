@@ -4,7 +4,7 @@
 //! tensors. A reader's path: [`cifar`] or [`synthetic`] or [`imagefolder`] produce
 //! samples, [`longtail`] picks the long-tailed subset, [`augment`] (or the image-folder
 //! transforms) turn a sample into normalised f32, [`loader`] batches them in parallel
-//! ahead of the trainer, and [`mixup`] mixes a batch.
+//! ahead of the trainer, and [`mod@mixup`] mixes a batch.
 
 pub mod augment;
 pub mod cifar;
