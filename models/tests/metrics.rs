@@ -51,6 +51,18 @@ fn ece_is_zero_for_a_calibrated_bin_only() {
 }
 
 #[test]
+fn ece_bins_are_one_fifteenth_wide() {
+    // Confidences 0.71 and 0.79 fall in (10/15, 11/15] and (11/15, 12/15]: separate bins,
+    // ECE (|0.71 - 1| + |0.79 - 0|) / 2 = 54%. Ten bins would put both in (0.7, 0.8] and
+    // give |1.5 - 1| / 2 = 25%.
+    let logit = |p: f32| (p / (1.0 - p)).ln();
+    let logits = [logit(0.71), 0.0, logit(0.79), 0.0];
+    let groups = ClassGroups::from_index_ranges(2, 2, 2).unwrap();
+    let eval = evaluate(&logits, &[0, 1], 2, &groups).unwrap();
+    assert!((eval.ece - 54.0).abs() < 1e-3, "ece {}", eval.ece);
+}
+
+#[test]
 fn top5_counts_rank_with_ties_to_the_lower_index() {
     let descending = [6.0f32, 5.0, 4.0, 3.0, 2.0, 1.0];
     let flat = [1.0f32; 6];

@@ -88,52 +88,51 @@ fn images_are_varied_and_not_blank() {
     }
 }
 
-/// Mean R, G, B of an image.
-fn mean_colour(image: &[u8]) -> [f64; 3] {
-    std::array::from_fn(|c| {
-        image[c * 1024..(c + 1) * 1024]
-            .iter()
-            .map(|&v| f64::from(v))
-            .sum::<f64>()
-            / 1024.0
-    })
+/// Normalised joint RGB histogram of an image, 4 levels per channel.
+fn colour_histogram(image: &[u8]) -> [f64; 64] {
+    let mut histogram = [0.0; 64];
+    for p in 0..1024 {
+        let level = |c: usize| usize::from(image[c * 1024 + p] / 64);
+        histogram[level(0) * 16 + level(1) * 4 + level(2)] += 1.0 / 1024.0;
+    }
+    histogram
 }
 
 #[test]
-fn mean_colour_does_not_reveal_the_class() {
-    // Nearest class-centroid on the mean colour, fitted on one balanced set, tested on
-    // another: if colour carried the class this would be far above chance (10%).
+fn colour_does_not_reveal_the_class() {
+    // Nearest class-centroid on colour histograms, fitted on one balanced set and tested
+    // on another: it scores chance (10%) here; class-specific hues lift it above 20%.
     let config = SyntheticConfig {
         imbalance: 1.0,
         n_max: 200,
         ..SyntheticConfig::default()
     };
     let data = generate_synthetic(&config).unwrap();
-    let mut centroids = [[0.0f64; 3]; 10];
+    let mut centroids = [[0.0f64; 64]; 10];
     for (i, &label) in data.train.labels().iter().enumerate() {
-        let colour = mean_colour(data.train.image(i));
-        for c in 0..3 {
-            centroids[label as usize][c] += colour[c] / 200.0;
+        let histogram = colour_histogram(data.train.image(i));
+        for (sum, h) in centroids[label as usize].iter_mut().zip(histogram) {
+            *sum += h / 200.0;
         }
     }
     let correct = (0..data.test.len())
         .filter(|&i| {
-            let colour = mean_colour(data.test.image(i));
-            let distance = |k: usize| {
-                (0..3)
-                    .map(|c| (colour[c] - centroids[k][c]).powi(2))
-                    .sum::<f64>()
+            let histogram = colour_histogram(data.test.image(i));
+            let distance = |k: usize| -> f64 {
+                histogram
+                    .iter()
+                    .zip(&centroids[k])
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum()
             };
-            let nearest = (0..10)
-                .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
-                .unwrap();
-            nearest == data.test.labels()[i] as usize
+            let nearest = (0..10).min_by(|&a, &b| distance(a).total_cmp(&distance(b)));
+            nearest == Some(data.test.labels()[i] as usize)
         })
         .count();
     let accuracy = correct as f64 / data.test.len() as f64;
     assert!(
-        accuracy < 0.2,
-        "mean colour predicts the class {:.0}% of the time",
+        accuracy < 0.15,
+        "colour predicts the class {:.0}% of the time",
         accuracy * 100.0
     );
 }
