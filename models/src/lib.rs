@@ -1,1 +1,4 @@
 //! ResNets, datasets, trainer and metrics.
+
+pub mod data;
+pub mod metrics;
