@@ -1,35 +1,184 @@
-//! Batch-norm kernels (to be written).
+//! Batch-norm kernels over NCHW viewed as `[n, c, hw]`: channel `c` owns the `n` runs
+//! `x[b, c, ..]` of `hw` contiguous values. One rayon task per channel reads its runs
+//! (to reduce) and then writes them (to normalise) while they are still in cache.
+//!
+//! Reductions use `LANES` partial sums within a run and add each run's total into an f64,
+//! so no f32 sum ever grows longer than `hw / LANES` terms.
+use super::simd::{with_simd, LANES};
 use crate::backend::{BatchNormDims, BatchNormStats};
 use crate::Float;
+use rayon::prelude::*;
 
-pub fn forward_train<T: Float>(
-    _x: &[T],
-    _g: &[T],
-    _b: &[T],
-    _d: &BatchNormDims,
-    _eps: f64,
-) -> (Vec<T>, BatchNormStats<Vec<T>>) {
-    todo!()
+/// The runs of channel `c` in a `[n, c, hw]` buffer.
+fn runs<T>(x: &[T], d: BatchNormDims, c: usize) -> impl Iterator<Item = &[T]> {
+    (0..d.n).map(move |b| &x[(b * d.c + c) * d.hw..(b * d.c + c + 1) * d.hw])
 }
+
+/// Splits `out` into each channel's runs, so one task per channel can write its own runs
+/// (disjoint, but not contiguous) without `unsafe`.
+fn runs_mut<'a, T>(out: &'a mut [T], d: &BatchNormDims) -> Vec<Vec<&'a mut [T]>> {
+    let mut by_channel: Vec<Vec<&mut [T]>> = (0..d.c).map(|_| Vec::with_capacity(d.n)).collect();
+    if d.hw > 0 {
+        for (i, run) in out.chunks_mut(d.hw).enumerate() {
+            by_channel[i % d.c].push(run);
+        }
+    }
+    by_channel
+}
+
+/// `(sum(g), sum(g * (x - center)))` of two runs with lane accumulators.
+#[inline(always)]
+fn sum_and_centered_dot<T: Float>(g: &[T], x: &[T], center: T) -> (T, T) {
+    let (mut s, mut p) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+    for (gc, xc) in g.chunks(LANES).zip(x.chunks(LANES)) {
+        for l in 0..gc.len() {
+            s[l] += gc[l];
+            p[l] += gc[l] * (xc[l] - center);
+        }
+    }
+    (s.into_iter().sum(), p.into_iter().sum())
+}
+
+/// `(sum(v - shift), sum((v - shift)^2))` of a run with lane accumulators.
+#[inline(always)]
+fn shifted_moments<T: Float>(x: &[T], shift: T) -> (T, T) {
+    let (mut s, mut q) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+    for xc in x.chunks(LANES) {
+        for l in 0..xc.len() {
+            let v = xc[l] - shift;
+            s[l] += v;
+            q[l] += v * v;
+        }
+    }
+    (s.into_iter().sum(), q.into_iter().sum())
+}
+
+/// `y = scale (x - center) + offset` over every run of one channel. Centring before scaling
+/// keeps f32 precise when |mean| >> std (folding `center` into `offset` would cancel).
+#[inline(always)]
+fn normalize_runs<'a, T: Float>(
+    out: Vec<&mut [T]>,
+    x: impl Iterator<Item = &'a [T]>,
+    center: T,
+    scale: T,
+    offset: T,
+) {
+    for (o, xr) in out.into_iter().zip(x) {
+        for (o, &v) in o.iter_mut().zip(xr) {
+            *o = scale * (v - center) + offset;
+        }
+    }
+}
+
+/// Training forward: per channel, `mean = E[x]`, `var = E[(x - mean)^2]` (biased),
+/// `y = gamma (x - mean) / sqrt(var + eps) + beta`. Returns `y` and the statistics.
+pub fn forward_train<T: Float>(
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    d: &BatchNormDims,
+    eps: f64,
+) -> (Vec<T>, BatchNormStats<Vec<T>>) {
+    let count = (d.n * d.hw).max(1) as f64;
+    let mut y = vec![T::ZERO; x.len()];
+    let stats: Vec<(T, T, T)> = runs_mut(&mut y, d)
+        .into_par_iter()
+        .enumerate()
+        .map(|(c, out)| {
+            with_simd(|| {
+                // Moments about the channel's first value rather than 0: the sum of squares
+                // then does not cancel catastrophically when |mean| >> std.
+                let shift = runs(x, *d, c).next().and_then(|r| r.first().copied());
+                let shift = shift.unwrap_or(T::ZERO);
+                let (mut s1, mut s2) = (0.0, 0.0);
+                for r in runs(x, *d, c) {
+                    let (a, b) = shifted_moments(r, shift);
+                    s1 += a.to_f64();
+                    s2 += b.to_f64();
+                }
+                let m = s1 / count;
+                let var = (s2 / count - m * m).max(0.0);
+                let mean = shift.to_f64() + m;
+                let inv_std = 1.0 / (var + eps).sqrt();
+                let (mean_t, scale) = (T::from_f64(mean), T::from_f64(gamma[c].to_f64() * inv_std));
+                normalize_runs(out, runs(x, *d, c), mean_t, scale, beta[c]);
+                (T::from_f64(mean), T::from_f64(var), T::from_f64(inv_std))
+            })
+        })
+        .collect();
+    let stats = BatchNormStats {
+        mean: stats.iter().map(|s| s.0).collect(),
+        var: stats.iter().map(|s| s.1).collect(),
+        inv_std: stats.iter().map(|s| s.2).collect(),
+    };
+    (y, stats)
+}
+
+/// Evaluation forward: `y = gamma (x - running_mean) / sqrt(running_var + eps) + beta`.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_eval<T: Float>(
-    _x: &[T],
-    _g: &[T],
-    _b: &[T],
-    _m: &[T],
-    _v: &[T],
-    _d: &BatchNormDims,
-    _eps: f64,
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &[T],
+    running_var: &[T],
+    d: &BatchNormDims,
+    eps: f64,
 ) -> Vec<T> {
-    todo!()
+    let mut y = vec![T::ZERO; x.len()];
+    runs_mut(&mut y, d)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(c, out)| {
+            let scale = T::from_f64(gamma[c].to_f64() / (running_var[c].to_f64() + eps).sqrt());
+            with_simd(|| normalize_runs(out, runs(x, *d, c), running_mean[c], scale, beta[c]));
+        });
+    y
 }
+
+/// Training backward from `dy`, with `xhat = (x - mean) inv_std` and `m = n*hw`:
+/// `dbeta = sum(dy)`, `dgamma = sum(dy xhat)`,
+/// `dx = gamma inv_std (dy - dbeta/m - xhat dgamma/m)`. One task per channel: a pass
+/// that reduces, then a pass that writes `dx`. Returns `(dx, dgamma, dbeta)`.
 pub fn backward<T: Float>(
-    _gy: &[T],
-    _x: &[T],
-    _g: &[T],
-    _m: &[T],
-    _s: &[T],
-    _d: &BatchNormDims,
+    dy: &[T],
+    x: &[T],
+    gamma: &[T],
+    mean: &[T],
+    inv_std: &[T],
+    d: &BatchNormDims,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
-    todo!()
+    let count = (d.n * d.hw).max(1) as f64;
+    let mut dx = vec![T::ZERO; x.len()];
+    let sums: Vec<(T, T)> = runs_mut(&mut dx, d)
+        .into_par_iter()
+        .enumerate()
+        .map(|(c, out)| {
+            with_simd(|| {
+                let (mut sum_dy, mut sum_dy_xc) = (0.0, 0.0);
+                for (g, xr) in runs(dy, *d, c).zip(runs(x, *d, c)) {
+                    let (a, b) = sum_and_centered_dot(g, xr, mean[c]);
+                    sum_dy += a.to_f64();
+                    sum_dy_xc += b.to_f64();
+                }
+                let (istd, gam) = (inv_std[c].to_f64(), gamma[c].to_f64());
+                let dbeta = sum_dy;
+                let dgamma = sum_dy_xc * istd;
+                // dx = a dy + b (x - mean) + k, expanding xhat = (x - mean) istd.
+                let a = gam * istd;
+                let b = -a * istd * dgamma / count;
+                let k = -a * dbeta / count;
+                let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[c]);
+                for ((o, g), xr) in out.into_iter().zip(runs(dy, *d, c)).zip(runs(x, *d, c)) {
+                    for ((o, &g), &v) in o.iter_mut().zip(g).zip(xr) {
+                        *o = a * g + b * (v - mu) + k;
+                    }
+                }
+                (T::from_f64(dgamma), T::from_f64(dbeta))
+            })
+        })
+        .collect();
+    let dgamma = sums.iter().map(|s| s.0).collect();
+    let dbeta = sums.iter().map(|s| s.1).collect();
+    (dx, dgamma, dbeta)
 }

@@ -1,13 +1,289 @@
-//! conv2d kernels (to be written: im2col + GEMM).
+//! conv2d kernels: im2col + GEMM, one image per rayon task.
+//!
+//! For one image, `im2col` unrolls every receptive field into a column of a matrix with
+//! `K = c_in*kh*kw` rows and `P = h_out*w_out` columns:
+//! `col[(ci, ky, kx), (oy, ox)] = x[ci, oy*sh + ky - ph, ox*sw + kx - pw]` (0 in the padding).
+//! A convolution is then a matrix product, and its two gradients are too:
+//!
+//! - forward: `y_b = W col_b` (`[c_out, K] x [K, P]`, written straight into NCHW),
+//! - input grad: `dcol = W^T dy_b`, then `col2im` adds each entry back onto the pixel it was
+//!   copied from (a pixel appears in up to `kh*kw` columns),
+//! - weight grad: `dW = sum_b dy_b col_b^T`.
+//!
+//! Each rayon task owns one image and a reused `col` buffer, and calls a single-threaded
+//! GEMM (matrixmultiply); the batch is what runs in parallel.
 use crate::backend::Conv2dParams;
 use crate::Float;
+use rayon::prelude::*;
 
-pub fn conv2d<T: Float>(_x: &[T], _w: &[T], _p: &Conv2dParams) -> Vec<T> {
-    todo!("conv2d forward")
+/// Images per partial sum in the weight gradient. Fixed (not derived from the thread
+/// count) so that the summation order, and therefore every bit of the result, is the same
+/// however many threads run.
+const WEIGHT_GRAD_GROUP: usize = 8;
+
+/// `K` and `P`: the im2col matrix of one image is `K x P`.
+fn col_dims(p: &Conv2dParams) -> (usize, usize) {
+    (p.c_in * p.kh * p.kw, p.h_out() * p.w_out())
 }
-pub fn conv2d_input_grad<T: Float>(_g: &[T], _w: &[T], _p: &Conv2dParams) -> Vec<T> {
-    todo!("conv2d input grad")
+
+/// A 1x1 kernel with stride 1 and no padding reads each pixel once, in order: the image
+/// already *is* its im2col matrix, so the copy is skipped.
+fn is_pointwise(p: &Conv2dParams) -> bool {
+    p.kh == 1 && p.kw == 1 && p.stride == (1, 1) && p.padding == (0, 0)
 }
-pub fn conv2d_weight_grad<T: Float>(_g: &[T], _x: &[T], _p: &Conv2dParams) -> Vec<T> {
-    todo!("conv2d weight grad")
+
+/// Output positions `[lo, hi)` along one axis whose input `o*stride + tap - pad` falls
+/// inside `0..n_in`; the others read padding.
+fn valid_range(tap: usize, pad: usize, stride: usize, n_in: usize, n_out: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(tap).div_ceil(stride);
+    let hi = (n_in + pad).saturating_sub(tap).div_ceil(stride).min(n_out);
+    (lo.min(hi), hi)
+}
+
+/// Calls `run(col_offset, x_offset, len)` for every run of consecutive output columns
+/// `ox` of one col row that reads inside the image: `col[col_offset + i]` pairs with
+/// `x[x_offset + i*sw]`. Padding positions are never visited; they are the same for every
+/// image, so im2col's buffer is zeroed once and col2im simply drops them.
+#[inline(always)]
+fn for_each_run(p: &Conv2dParams, mut run: impl FnMut(usize, usize, usize)) {
+    let (h, w, ho, wo) = (p.h_in, p.w_in, p.h_out(), p.w_out());
+    let ((sh, sw), (ph, pw)) = (p.stride, p.padding);
+    let mut row = 0;
+    for ci in 0..p.c_in {
+        for ky in 0..p.kh {
+            let (y_lo, y_hi) = valid_range(ky, ph, sh, h, ho);
+            for kx in 0..p.kw {
+                let (x_lo, x_hi) = valid_range(kx, pw, sw, w, wo);
+                if x_lo < x_hi {
+                    for oy in y_lo..y_hi {
+                        let iy = oy * sh + ky - ph;
+                        let ix = x_lo * sw + kx - pw;
+                        run(
+                            (row * ho + oy) * wo + x_lo,
+                            (ci * h + iy) * w + ix,
+                            x_hi - x_lo,
+                        );
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Copies one image `x: [c_in, h, w]` into `col: [K, P]`; `col`'s padding entries must
+/// already be zero.
+fn im2col<T: Float>(x: &[T], p: &Conv2dParams, col: &mut [T]) {
+    let sw = p.stride.1;
+    for_each_run(p, |c, xo, len| {
+        let dst = &mut col[c..c + len];
+        if sw == 1 {
+            dst.copy_from_slice(&x[xo..xo + len]);
+        } else {
+            for (d, s) in dst.iter_mut().zip(x[xo..].iter().step_by(sw)) {
+                *d = *s;
+            }
+        }
+    });
+}
+
+/// Adds `col: [K, P]` back onto the pixels its entries were copied from (`dx += ...`).
+fn col2im<T: Float>(col: &[T], p: &Conv2dParams, dx: &mut [T]) {
+    let sw = p.stride.1;
+    for_each_run(p, |c, xo, len| {
+        let src = &col[c..c + len];
+        if sw == 1 {
+            for (d, &s) in dx[xo..xo + len].iter_mut().zip(src) {
+                *d += s;
+            }
+        } else {
+            for (d, &s) in dx[xo..].iter_mut().step_by(sw).zip(src) {
+                *d += s;
+            }
+        }
+    });
+}
+
+/// A row-major `rows x cols` operand of a GEMM, possibly read transposed.
+#[derive(Clone, Copy)]
+struct Mat<T> {
+    ptr: *const T,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<T> Mat<T> {
+    fn of(m: &[T], cols: usize) -> Self {
+        Mat {
+            ptr: m.as_ptr(),
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+    /// The transpose of a row-major matrix with `cols` columns (swapped strides, no copy).
+    fn t(m: &[T], cols: usize) -> Self {
+        Mat {
+            ptr: m.as_ptr(),
+            row_stride: 1,
+            col_stride: cols as isize,
+        }
+    }
+}
+
+/// `c = a b + beta c` for `a: m x k`, `b: k x n`, row-major `c: m x n`.
+fn gemm<T: Float>(m: usize, k: usize, n: usize, a: Mat<T>, b: Mat<T>, beta: T, c: &mut [T]) {
+    debug_assert_eq!(c.len(), m * n);
+    // SAFETY: every caller builds `a` and `b` from slices holding at least `m*k` and `k*n`
+    // elements laid out as the strides say, and `c` is a distinct `m*n` slice.
+    unsafe {
+        T::gemm(
+            m,
+            k,
+            n,
+            T::ONE,
+            a.ptr,
+            a.row_stride,
+            a.col_stride,
+            b.ptr,
+            b.row_stride,
+            b.col_stride,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        )
+    }
+}
+
+/// Forward: `y[b] = W im2col(x[b])`, NCHW in and out.
+pub fn conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
+    let (k, pp) = col_dims(p);
+    let image = p.c_in * p.h_in * p.w_in;
+    let mut y = vec![T::ZERO; p.batch * p.c_out * pp];
+    if y.is_empty() {
+        return y;
+    }
+    let pointwise = is_pointwise(p);
+    y.par_chunks_mut(p.c_out * pp).enumerate().for_each_init(
+        || vec![T::ZERO; if pointwise { 0 } else { k * pp }],
+        |col, (b, yb)| {
+            let xb = &x[b * image..(b + 1) * image];
+            let col: &[T] = if pointwise {
+                xb
+            } else {
+                im2col(xb, p, col);
+                col
+            };
+            gemm(p.c_out, k, pp, Mat::of(w, k), Mat::of(col, pp), T::ZERO, yb);
+        },
+    );
+    y
+}
+
+/// Input gradient: `dx[b] = col2im(W^T dy[b])`.
+pub fn conv2d_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
+    let (k, pp) = col_dims(p);
+    let image = p.c_in * p.h_in * p.w_in;
+    let mut dx = vec![T::ZERO; p.batch * image];
+    if dx.is_empty() {
+        return dx;
+    }
+    let pointwise = is_pointwise(p);
+    dx.par_chunks_mut(image).enumerate().for_each_init(
+        || vec![T::ZERO; if pointwise { 0 } else { k * pp }],
+        |dcol, (b, dxb)| {
+            let gb = Mat::of(&g[b * p.c_out * pp..(b + 1) * p.c_out * pp], pp);
+            if pointwise {
+                gemm(k, p.c_out, pp, Mat::t(w, k), gb, T::ZERO, dxb);
+            } else {
+                gemm(k, p.c_out, pp, Mat::t(w, k), gb, T::ZERO, dcol);
+                super::simd::with_simd(|| col2im(dcol, p, dxb));
+            }
+        },
+    );
+    dx
+}
+
+/// Weight gradient: `dW = sum_b dy[b] im2col(x[b])^T`, summed per fixed group of images,
+/// then the group sums added in order.
+pub fn conv2d_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T> {
+    let (k, pp) = col_dims(p);
+    let image = p.c_in * p.h_in * p.w_in;
+    let out_image = p.c_out * pp;
+    let pointwise = is_pointwise(p);
+    let groups: Vec<Vec<T>> = (0..p.batch.div_ceil(WEIGHT_GRAD_GROUP))
+        .into_par_iter()
+        .map(|group| {
+            let mut dw = vec![T::ZERO; p.c_out * k];
+            let mut col = vec![T::ZERO; if pointwise { 0 } else { k * pp }];
+            let first = group * WEIGHT_GRAD_GROUP;
+            for b in first..(first + WEIGHT_GRAD_GROUP).min(p.batch) {
+                let xb = &x[b * image..(b + 1) * image];
+                let col: &[T] = if pointwise {
+                    xb
+                } else {
+                    im2col(xb, p, &mut col);
+                    &col
+                };
+                let gb = &g[b * out_image..(b + 1) * out_image];
+                let beta = if b == first { T::ZERO } else { T::ONE };
+                gemm(
+                    p.c_out,
+                    pp,
+                    k,
+                    Mat::of(gb, pp),
+                    Mat::t(col, pp),
+                    beta,
+                    &mut dw,
+                );
+            }
+            dw
+        })
+        .collect();
+    let mut total = vec![T::ZERO; p.c_out * k];
+    for part in &groups {
+        for (t, &v) in total.iter_mut().zip(part) {
+            *t += v;
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_range_skips_padding() {
+        // 5 inputs, pad 1, stride 1, 5 outputs: tap 0 reads x[-1] at o = 0.
+        assert_eq!(valid_range(0, 1, 1, 5, 5), (1, 5));
+        assert_eq!(valid_range(1, 1, 1, 5, 5), (0, 5));
+        assert_eq!(valid_range(2, 1, 1, 5, 5), (0, 4));
+        // stride 2, pad 2, 6 inputs, 4 outputs: o*2 + tap - 2 in 0..6.
+        assert_eq!(valid_range(0, 2, 2, 6, 4), (1, 4));
+        // A tap that only ever reads padding.
+        assert_eq!(valid_range(0, 3, 1, 1, 2), (2, 2));
+    }
+
+    #[test]
+    fn im2col_then_col2im_counts_uses() {
+        // col2im(im2col(1)) counts how many columns read each pixel.
+        let p = Conv2dParams {
+            batch: 1,
+            c_in: 1,
+            h_in: 3,
+            w_in: 3,
+            c_out: 1,
+            kh: 3,
+            kw: 3,
+            stride: (1, 1),
+            padding: (1, 1),
+        };
+        let (k, pp) = col_dims(&p);
+        let mut col = vec![0.0f64; k * pp];
+        im2col(&[1.0; 9], &p, &mut col);
+        let mut uses = vec![0.0; 9];
+        col2im(&col, &p, &mut uses);
+        assert_eq!(uses, vec![4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+    }
 }

@@ -1,9 +1,12 @@
 //! The public ops: each file holds an op family's API (as `Tensor` methods), its validation,
 //! and its backward rule right beside it. Kernels live in `cpu/` (and `cuda/`).
+pub mod batchnorm;
+pub mod conv;
 pub mod elementwise;
 pub mod index;
 pub mod matmul;
 pub mod nn;
+pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;

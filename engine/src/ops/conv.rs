@@ -1,0 +1,135 @@
+//! 2-D convolution over NCHW input (PyTorch's `conv2d`, cross-correlation, no dilation or
+//! groups).
+//!
+//! `y[b, co, oy, ox] = bias[co] + sum_{ci, ky, kx} W[co, ci, ky, kx] x[b, ci, oy*sh + ky - ph, ox*sw + kx - pw]`
+//! with `x` zero outside the image, `h_out = (h + 2 ph - kh) / sh + 1` (likewise `w_out`).
+//!
+//! Backward: `dx[b, ci, iy, ix] = sum W[co, ci, ky, kx] dy[b, co, oy, ox]` over the output
+//! positions that read `(iy, ix)`, and `dW[co, ci, ky, kx] = sum_b,oy,ox dy[b, co, oy, ox] x[b, ci, ..]`
+//! (the same reads as the forward). The bias is a broadcast add, differentiated as one.
+use super::check_same;
+use crate::backend::Conv2dParams;
+use crate::error::{invalid, shape_err, Result};
+use crate::tape::Backward;
+use crate::{Shape, Tensor};
+
+#[derive(Debug)]
+struct Conv2dBackward {
+    params: Conv2dParams,
+}
+
+impl Backward for Conv2dBackward {
+    fn backward(&self, g: &Tensor, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
+        let (x, w) = (&inputs[0], &inputs[1]);
+        let p = &self.params;
+        let dx = if x.requires_grad() {
+            let s = g.storage().conv2d_input_grad(&w.storage(), p)?;
+            Some(Tensor::from_storage(s, x.shape().clone())?)
+        } else {
+            None
+        };
+        let dw = if w.requires_grad() {
+            let s = g.storage().conv2d_weight_grad(&x.storage(), p)?;
+            Some(Tensor::from_storage(s, w.shape().clone())?)
+        } else {
+            None
+        };
+        Ok(vec![dx, dw])
+    }
+}
+
+impl Tensor {
+    /// 2-D convolution of NCHW `self` with `weight: [c_out, c_in, kh, kw]` and an optional
+    /// `bias: [c_out]`; `stride` and `padding` are `(rows, columns)`. The output is
+    /// `[n, c_out, (h + 2 ph - kh) / sh + 1, (w + 2 pw - kw) / sw + 1]` (see the module
+    /// docs for the formula).
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Result<Tensor> {
+        const OP: &str = "conv2d";
+        check_same(OP, self, weight)?;
+        if self.rank() != 4 || weight.rank() != 4 {
+            return shape_err(
+                OP,
+                format!(
+                    "input {:?} and weight {:?}: want [n, c_in, h, w] and [c_out, c_in, kh, kw]",
+                    self.shape(),
+                    weight.shape()
+                ),
+            );
+        }
+        let (xd, wd) = (self.dims(), weight.dims());
+        if xd[1] != wd[1] {
+            return shape_err(
+                OP,
+                format!(
+                    "input {:?} has {} channels, weight {:?} expects {}",
+                    self.shape(),
+                    xd[1],
+                    weight.shape(),
+                    wd[1]
+                ),
+            );
+        }
+        if stride.0 == 0 || stride.1 == 0 {
+            return invalid(OP, format!("stride {stride:?} must be positive"));
+        }
+        if wd[2] == 0 || wd[3] == 0 {
+            return invalid(
+                OP,
+                format!("weight {:?} has an empty kernel", weight.shape()),
+            );
+        }
+        let padded = (xd[2] + 2 * padding.0, xd[3] + 2 * padding.1);
+        if wd[2] > padded.0 || wd[3] > padded.1 {
+            return shape_err(
+                OP,
+                format!(
+                    "kernel {}x{} of weight {:?} is larger than input {:?} padded by {padding:?} ({}x{})",
+                    wd[2],
+                    wd[3],
+                    weight.shape(),
+                    self.shape(),
+                    padded.0,
+                    padded.1
+                ),
+            );
+        }
+        if let Some(b) = bias {
+            check_same(OP, self, b)?;
+            if b.dims() != [wd[0]] {
+                return shape_err(
+                    OP,
+                    format!(
+                        "bias {:?} for weight {:?}: want [{}]",
+                        b.shape(),
+                        weight.shape(),
+                        wd[0]
+                    ),
+                );
+            }
+        }
+        let params = Conv2dParams {
+            batch: xd[0],
+            c_in: xd[1],
+            h_in: xd[2],
+            w_in: xd[3],
+            c_out: wd[0],
+            kh: wd[2],
+            kw: wd[3],
+            stride,
+            padding,
+        };
+        let shape = Shape::new([params.batch, params.c_out, params.h_out(), params.w_out()]);
+        let s = self.storage().conv2d(&weight.storage(), &params)?;
+        let y = Tensor::from_op(s, shape, &[self, weight], |_| Conv2dBackward { params });
+        match bias {
+            Some(b) => y.add(&b.reshape([1, params.c_out, 1, 1])?),
+            None => Ok(y),
+        }
+    }
+}
