@@ -2,6 +2,7 @@
 //! and its backward rule right beside it. Kernels live in `cpu/` (and `cuda/`).
 pub mod elementwise;
 pub mod index;
+pub mod loss;
 pub mod matmul;
 pub mod nn;
 pub mod reduce;
