@@ -142,6 +142,49 @@ pub struct BatchNormStats<S> {
     pub inv_std: S,
 }
 
+/// What the fused loss kernel needs to know, in per-class and per-row terms (the op in
+/// `ops/loss` builds it from a loss configuration). For row `i` the kernel forms
+///
+///     u_ij = scale * clamp(z_ij) + offset_j          (offset_j = -inf drops class j)
+///
+/// and writes `grad_scale * dl_i/dz_i` once, where `l_i` is row `i`'s loss:
+/// - hard targets (`labels` non-empty): `per_row` components `(c, coef)` per row;
+///   component `k` is the cross-entropy of `u` with `margins[c]` (times `scale`) taken off
+///   the target logit, optionally focal (`(1 - p)^gamma`), and label smoothing `smoothing`
+///   mixes a uniform target in: `l_i = sum_k coef_k ((1 - eps) L_k + eps (lse(u) - mean_j u_j))`;
+/// - dense targets (`labels` empty, a `[rows, cols]` target storage given):
+///   `l_i = sum_j w_j t_ij (lse(u_i) - u_ij)`, `w` = `weights` (or 1).
+#[derive(Clone, Copy, Debug)]
+pub struct FusedLossParams<'a> {
+    pub rows: usize,
+    pub cols: usize,
+    /// Target classes, `per_row` per row, row-major (empty for dense targets).
+    pub labels: &'a [usize],
+    /// One coefficient per entry of `labels`.
+    pub coefs: &'a [f64],
+    pub per_row: usize,
+    /// Additive logit offset per class (`cols` values; `-inf` drops the class), or empty for 0.
+    pub offsets: &'a [f64],
+    /// Margin per class subtracted from the target logit (before `scale`), or empty.
+    pub margins: &'a [f64],
+    /// Per-class weight of a dense target, or empty for 1.
+    pub weights: &'a [f64],
+    pub scale: f64,
+    /// Logits are clamped into `[-clamp, clamp]`; no gradient flows from outside it.
+    pub clamp: Option<f64>,
+    pub gamma: f64,
+    pub smoothing: f64,
+    /// Multiplies the written gradient (so a mean's `1/B` costs no extra pass).
+    pub grad_scale: f64,
+}
+
+/// What the fused loss kernel returns: each row's loss (`[rows]`) and the gradient of
+/// the rows' losses w.r.t. the logits, times `grad_scale` (`[rows, cols]`).
+pub struct FusedLossOut<S> {
+    pub row_loss: S,
+    pub grad: S,
+}
+
 /// The primitive ops. `Self` is a device's flat storage.
 pub trait BackendStorage: Sized + Send + Sync {
     fn device(&self) -> Device;
@@ -248,6 +291,15 @@ pub trait BackendStorage: Sized + Send + Sync {
         cols: usize,
         log: bool,
     ) -> Result<Self>;
+
+    /// The fused classification loss (ARB-Loss and its baselines): loss and gradient of
+    /// every row in one pass over the `[rows, cols]` logits `self`; `dense_target` holds
+    /// soft-target rows when `p.labels` is empty. A non-finite logit is an error naming it.
+    fn fused_loss(
+        &self,
+        dense_target: Option<&Self>,
+        p: &FusedLossParams,
+    ) -> Result<FusedLossOut<Self>>;
 
     /// SGD with momentum and weight decay, PyTorch's rule, in place:
     /// `v = momentum*v + (g + wd*p); p -= lr*v`.

@@ -150,6 +150,13 @@ impl BackendStorage for CudaStorage {
     ) -> Result<Self> {
         match *self {}
     }
+    fn fused_loss(
+        &self,
+        _dense_target: Option<&Self>,
+        _p: &FusedLossParams,
+    ) -> Result<FusedLossOut<Self>> {
+        match *self {}
+    }
     fn sgd_update(
         &mut self,
         _grad: &Self,

@@ -235,6 +235,27 @@ impl Storage {
         forward2!("softmax", self, g, y, g => y.softmax_rows_backward(g, rows, cols, log))
     }
 
+    /// The fused loss; `dense_target` must live on the logits' device.
+    pub fn fused_loss(
+        &self,
+        dense_target: Option<&Self>,
+        p: &FusedLossParams,
+    ) -> Result<FusedLossOut<Self>> {
+        match (self, dense_target) {
+            (Storage::Cpu(z), None) => Ok(wrap_loss(z.fused_loss(None, p)?, Storage::Cpu)),
+            (Storage::Cpu(z), Some(Storage::Cpu(t))) => {
+                Ok(wrap_loss(z.fused_loss(Some(t), p)?, Storage::Cpu))
+            }
+            #[allow(unreachable_code)]
+            (Storage::Cuda(z), None) => Ok(wrap_loss(z.fused_loss(None, p)?, Storage::Cuda)),
+            #[allow(unreachable_code)]
+            (Storage::Cuda(z), Some(Storage::Cuda(t))) => {
+                Ok(wrap_loss(z.fused_loss(Some(t), p)?, Storage::Cuda))
+            }
+            (z, Some(t)) => Err(device_mismatch("fused_loss", z.device(), t.device())),
+        }
+    }
+
     /// Borrows the host storage, or explains that the tensor lives elsewhere.
     pub fn as_cpu(&self, op: &'static str) -> Result<&CpuStorage> {
         match self {
@@ -244,6 +265,13 @@ impl Storage {
                 msg: format!("needs host memory, the tensor is on {}", s.device()),
             }),
         }
+    }
+}
+
+fn wrap_loss<S>(out: FusedLossOut<S>, wrap: fn(S) -> Storage) -> FusedLossOut<Storage> {
+    FusedLossOut {
+        row_loss: wrap(out.row_loss),
+        grad: wrap(out.grad),
     }
 }
 

@@ -4,6 +4,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod layout;
+pub mod loss;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
@@ -250,6 +251,30 @@ impl BackendStorage for CpuStorage {
     }
     fn softmax_rows_backward(&self, g: &Self, rows: usize, cols: usize, log: bool) -> Result<Self> {
         Ok(map2!("softmax", self, g, y, g => softmax::softmax_rows_backward(y, g, rows, cols, log)))
+    }
+    fn fused_loss(
+        &self,
+        dense_target: Option<&Self>,
+        p: &FusedLossParams,
+    ) -> Result<FusedLossOut<Self>> {
+        macro_rules! go {
+            ($t:ty, $variant:ident) => {{
+                let z = typed::<$t>("fused_loss", &[self])?[0];
+                let dense = match dense_target {
+                    Some(t) => Some(typed::<$t>("fused_loss", &[t])?[0]),
+                    None => None,
+                };
+                let (row_loss, grad) = loss::fused_loss(z, dense, p)?;
+                FusedLossOut {
+                    row_loss: CpuStorage::$variant(row_loss),
+                    grad: CpuStorage::$variant(grad),
+                }
+            }};
+        }
+        Ok(match self.dtype() {
+            DType::F32 => go!(f32, F32),
+            DType::F64 => go!(f64, F64),
+        })
     }
     fn sgd_update(
         &mut self,

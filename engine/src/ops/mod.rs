@@ -4,6 +4,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod index;
+pub mod loss;
 pub mod matmul;
 pub mod nn;
 pub mod pool;
