@@ -2,11 +2,12 @@
 //! the modules loaded so far, and the cuBLAS handle. Plus explicit host <-> device copies.
 
 use crate::compile::{lock, ptx_for};
-use crate::dtype::DType;
 use crate::error::{shape_error, Error, Result};
 use crate::kernels::KernelFile;
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits,
+};
 use cudarc::nvrtc::Ptx;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,18 +149,19 @@ impl GpuDevice {
         Ok(blas)
     }
 
-    /// A new device buffer of `len` zeros.
-    pub fn alloc_zeros<T: DType>(&self, len: usize) -> Result<CudaSlice<T>> {
+    /// A new device buffer of `len` zeros. Copies below take any element type the device
+    /// can hold (labels and indices are `i32`).
+    pub fn alloc_zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Result<CudaSlice<T>> {
         Ok(self.stream.alloc_zeros(len)?)
     }
 
     /// Copies `host` into a new device buffer.
-    pub fn upload<T: DType>(&self, host: &[T]) -> Result<CudaSlice<T>> {
+    pub fn upload<T: DeviceRepr>(&self, host: &[T]) -> Result<CudaSlice<T>> {
         Ok(self.stream.clone_htod(host)?)
     }
 
     /// Copies `host` into the existing buffer `device`; the lengths must match.
-    pub fn upload_into<T: DType>(&self, host: &[T], device: &mut CudaSlice<T>) -> Result<()> {
+    pub fn upload_into<T: DeviceRepr>(&self, host: &[T], device: &mut CudaSlice<T>) -> Result<()> {
         if host.len() != device.len() {
             return Err(shape_error(format!(
                 "upload of {} elements into a buffer of {}",
@@ -171,14 +173,14 @@ impl GpuDevice {
     }
 
     /// Copies a device buffer to a new `Vec`, waiting for the work that writes it.
-    pub fn download<T: DType>(&self, device: &CudaSlice<T>) -> Result<Vec<T>> {
+    pub fn download<T: DeviceRepr>(&self, device: &CudaSlice<T>) -> Result<Vec<T>> {
         let host = self.stream.clone_dtoh(device)?;
         self.synchronize()?;
         Ok(host)
     }
 
     /// Copies `src` into `dst` on the device; the lengths must match.
-    pub fn copy<T: DType>(&self, src: &CudaSlice<T>, dst: &mut CudaSlice<T>) -> Result<()> {
+    pub fn copy<T: DeviceRepr>(&self, src: &CudaSlice<T>, dst: &mut CudaSlice<T>) -> Result<()> {
         if src.len() != dst.len() {
             return Err(shape_error(format!(
                 "copy of {} elements into a buffer of {}",

@@ -38,7 +38,11 @@ fn every_kernel_compiles_for_sm90_without_spills() {
             .arg(ptx_path.with_extension("cubin"))
             .output()
             .expect("run ptxas");
-        let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
         if !output.status.success() {
             failures.push(format!("ptxas failed on {file}:\n{log}"));
             continue;
@@ -50,7 +54,10 @@ fn every_kernel_compiles_for_sm90_without_spills() {
         kernels.extend(parsed.into_iter().map(|k| (file.clone(), k)));
     }
 
-    eprintln!("{:<14} {:<34} {:>5} {:>6} {:>6} {:>6}", "file", "kernel", "regs", "smem", "stack", "spill");
+    eprintln!(
+        "{:<14} {:<34} {:>5} {:>6} {:>6} {:>6}",
+        "file", "kernel", "regs", "smem", "stack", "spill"
+    );
     for (file, k) in &kernels {
         eprintln!(
             "{:<14} {:<34} {:>5} {:>6} {:>6} {:>6}",
@@ -65,7 +72,11 @@ fn every_kernel_compiles_for_sm90_without_spills() {
             failures.push(format!("{} in {file} spills registers", k.name));
         }
     }
-    eprintln!("{} kernels in {} files assembled for {SM}", kernels.len(), compiled.len());
+    eprintln!(
+        "{} kernels in {} files assembled for {SM}",
+        kernels.len(),
+        compiled.len()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -92,10 +103,15 @@ fn parse_ptxas_log(log: &str) -> Vec<KernelUsage> {
     for line in log.lines() {
         if let Some(rest) = line.split("Compiling entry function '").nth(1) {
             let name = rest.split('\'').next().unwrap_or_default().to_string();
-            kernels.push(KernelUsage { name, ..Default::default() });
+            kernels.push(KernelUsage {
+                name,
+                ..Default::default()
+            });
             continue;
         }
-        let Some(current) = kernels.last_mut() else { continue };
+        let Some(current) = kernels.last_mut() else {
+            continue;
+        };
         if line.contains("bytes stack frame") {
             current.stack_bytes = number_before(line, "bytes stack frame");
             current.spill_stores = number_before(line, "bytes spill stores");
@@ -113,7 +129,11 @@ fn number_before(line: &str, label: &str) -> u32 {
     line.split(label)
         .next()
         .filter(|_| line.contains(label))
-        .and_then(|before| before.split(|c: char| !c.is_ascii_digit()).rfind(|s| !s.is_empty()))
+        .and_then(|before| {
+            before
+                .split(|c: char| !c.is_ascii_digit())
+                .rfind(|s| !s.is_empty())
+        })
         .and_then(|digits| digits.parse().ok())
         .unwrap_or(0)
 }
@@ -124,10 +144,18 @@ fn find_ptxas() -> Option<PathBuf> {
         return path.is_file().then_some(path);
     }
     let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join("ptxas")).collect::<Vec<_>>())
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("ptxas"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
-    let beside_headers = arbor_cuda::compile::cuda_include_dir().map(|include| include.join("../bin/ptxas"));
-    on_path.into_iter().chain(beside_headers).find(|path: &PathBuf| Path::new(path).is_file())
+    let beside_headers =
+        arbor_cuda::compile::cuda_include_dir().map(|include| include.join("../bin/ptxas"));
+    on_path
+        .into_iter()
+        .chain(beside_headers)
+        .find(|path: &PathBuf| Path::new(path).is_file())
 }
 
 fn skip_or_fail(reason: &str) {
@@ -135,7 +163,9 @@ fn skip_or_fail(reason: &str) {
     if required {
         panic!("ARBOR_REQUIRE_NVRTC is set but the kernels cannot be checked: {reason}");
     }
-    eprintln!("SKIPPED kernels_compile: {reason} (set ARBOR_REQUIRE_NVRTC=1 to make this a failure)");
+    eprintln!(
+        "SKIPPED kernels_compile: {reason} (set ARBOR_REQUIRE_NVRTC=1 to make this a failure)"
+    );
 }
 
 #[test]
@@ -148,6 +178,9 @@ fn ptxas_log_is_parsed() {
     let kernels = parse_ptxas_log(log);
     assert_eq!(kernels.len(), 1);
     let k = &kernels[0];
-    assert_eq!((k.name.as_str(), k.registers, k.shared_bytes), ("relu_fwd_f32", 10, 256));
+    assert_eq!(
+        (k.name.as_str(), k.registers, k.shared_bytes),
+        ("relu_fwd_f32", 10, 256)
+    );
     assert_eq!((k.stack_bytes, k.spill_stores, k.spill_loads), (8, 4, 12));
 }

@@ -1,10 +1,10 @@
 //! conv2d as im2col + GEMM (`kernels/conv.cu`).
 //!
 //! Forward: `im2col` turns x [N, C, H, W] into col [N, C*KH*KW, OH*OW]; then
-//! out[n] = weight [OC, C*KH*KW] x col[n] for each image, one strided-batched
+//! `out[n] = weight [OC, C*KH*KW] x col[n]` for each image, one strided-batched
 //! [`crate::ops::gemm::gemm`] with the weight's batch stride 0.
-//! Backward: dcol[n] = weight^T x dout[n], then `col2im` sums dcol back into dx;
-//! dweight = sum_n dout[n] x col[n]^T.
+//! Backward: `dcol[n] = weight^T x dout[n]`, then `col2im` sums dcol back into dx;
+//! `dweight = sum_n dout[n] x col[n]^T`.
 
 use super::window::Window2d;
 use super::{check_len, grid_for, kernel_count};

@@ -13,7 +13,7 @@ use crate::error::{shape_error, Result};
 use crate::kernels::INDEX;
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
-/// y[o, k, i] = x[o, idx[k], i] for k in 0..idx.len().
+/// `y[o, k, i] = x[o, idx[k], i]` for `k in 0..idx.len()`.
 pub fn index_select_fwd<T: Real>(
     dev: &GpuDevice,
     x: &CudaSlice<T>,
@@ -27,7 +27,7 @@ pub fn index_select_fwd<T: Real>(
     launch("index_select_fwd", dev, x, idx, y, dims, count)
 }
 
-/// dx[o, idx[k], i] += dy[o, k, i]; the adjoint of [`index_select_fwd`].
+/// `dx[o, idx[k], i] += dy[o, k, i]`; the adjoint of [`index_select_fwd`].
 pub fn index_select_bwd<T: Real>(
     dev: &GpuDevice,
     dy: &CudaSlice<T>,

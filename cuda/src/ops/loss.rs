@@ -85,7 +85,7 @@ pub struct LossBatch<'a, T> {
     pub scale: f32,
 }
 
-/// loss[i] = scale * L_i and grad = d(sum_i loss[i]) / dz, in one pass over the logits.
+/// `loss[i] = scale * L_i` and `grad = d(sum_i loss[i]) / dz`, in one pass over the logits.
 ///
 /// A row whose logits include a non-finite value gets a NaN loss and gradient; a row with
 /// an out-of-range label gets a NaN loss and zero gradient. Validate labels and counts on

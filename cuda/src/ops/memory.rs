@@ -9,7 +9,7 @@ use crate::error::{shape_error, Result};
 use crate::kernels::MEMORY;
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
-/// y[i] = value for every element.
+/// `y[i] = value` for every element.
 pub fn fill<T: Real>(dev: &GpuDevice, y: &mut CudaSlice<T>, value: T) -> Result<()> {
     let n = kernel_count("y", y.len())?;
     if n == 0 {

@@ -35,7 +35,7 @@ pub fn max_pool2d_fwd<T: Real>(
     Ok(())
 }
 
-/// dx[p] = sum of dy over the windows whose argmax is p.
+/// `dx[p]` = sum of `dy` over the windows whose argmax is `p`.
 pub fn max_pool2d_bwd<T: Real>(
     dev: &GpuDevice,
     geometry: &Window2d,
@@ -81,7 +81,7 @@ pub fn avg_pool2d_fwd<T: Real>(
     Ok(())
 }
 
-/// dx[p] = sum of dy / (KH*KW) over the windows covering p.
+/// `dx[p]` = sum of `dy / (KH*KW)` over the windows covering `p`.
 pub fn avg_pool2d_bwd<T: Real>(
     dev: &GpuDevice,
     geometry: &Window2d,
@@ -103,7 +103,7 @@ pub fn avg_pool2d_bwd<T: Real>(
     Ok(())
 }
 
-/// y[p] = mean of x[p, :] for each of `planes` = N*C planes of `hw` = H*W elements.
+/// `y[p] = mean(x[p, :])` for each of `planes` = N*C planes of `hw` = H*W elements.
 pub fn global_avg_pool_fwd<T: Real>(
     dev: &GpuDevice,
     x: &CudaSlice<T>,
@@ -133,7 +133,7 @@ pub fn global_avg_pool_fwd<T: Real>(
     Ok(())
 }
 
-/// dx[p, :] = dy[p] / hw.
+/// `dx[p, :] = dy[p] / hw`.
 pub fn global_avg_pool_bwd<T: Real>(
     dev: &GpuDevice,
     dy: &CudaSlice<T>,
