@@ -191,3 +191,22 @@ impl GpuDevice {
         Ok(self.stream.memcpy_dtod(src, dst)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<GpuDevice>();
+    }
+
+    #[test]
+    fn no_gpu_reason_is_reported_without_panicking() {
+        if let Err(reason) = gpu_available() {
+            assert!(!reason.is_empty());
+            assert!(matches!(GpuDevice::new(0), Err(Error::NoGpu(_))));
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! deterministic random source, and tolerance checks.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod window;
+
 use arbor_cuda::{gpu_available, GpuDevice};
 
 /// The first GPU, or None after printing why the calling test is skipped. With a GPU
