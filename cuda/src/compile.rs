@@ -263,6 +263,17 @@ mod tests {
     }
 
     #[test]
+    fn cache_files_are_written_whole() {
+        let dir = std::env::temp_dir().join(format!("arbor-cache-test-{}", std::process::id()));
+        let path = dir.join("nested/unary-0123.ptx");
+        write_cache(&path, "// ptx");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "// ptx");
+        let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "the temporary file was renamed away");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn every_kernel_file_includes_only_known_headers() {
         for file in ALL {
             let source = spliced_source(file);
