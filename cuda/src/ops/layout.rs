@@ -11,7 +11,7 @@ pub(crate) const MAX_RANK: usize = 6;
 pub(crate) type Dims6 = [u32; MAX_RANK];
 
 /// Row-major strides of `shape`, in elements.
-pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+pub(crate) fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];
     for d in (0..shape.len().saturating_sub(1)).rev() {
         strides[d] = strides[d + 1] * shape[d + 1];
@@ -20,7 +20,7 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 }
 
 /// NumPy broadcast of two shapes.
-pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());
     let dim = |shape: &[usize], d: usize| {
         if d + shape.len() >= rank {
