@@ -1,0 +1,74 @@
+//! Elementwise binary ops with NumPy broadcasting (`kernels/binary.cu`).
+
+use super::layout::{broadcast_shape, broadcast_strides, contiguous_strides, kernel_layout};
+use super::{check_len, grid_for, product};
+use crate::device::GpuDevice;
+use crate::dtype::Real;
+use crate::error::Result;
+use crate::kernels::BINARY;
+use cudarc::driver::{CudaSlice, PushKernelArg};
+
+/// The binary ops; kernel `<op>_<dtype>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// a + b
+    Add,
+    /// a - b
+    Sub,
+    /// a * b
+    Mul,
+    /// a / b
+    Div,
+}
+
+impl BinaryOp {
+    fn kernel(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+        }
+    }
+}
+
+/// out = a op b, with `a` of shape `a_shape` and `b` of shape `b_shape` broadcast to
+/// their common shape, which `out` must have.
+pub fn binary<T: Real>(
+    dev: &GpuDevice,
+    op: BinaryOp,
+    a: &CudaSlice<T>,
+    a_shape: &[usize],
+    b: &CudaSlice<T>,
+    b_shape: &[usize],
+    out: &mut CudaSlice<T>,
+) -> Result<()> {
+    check_len("a", a.len(), a_shape.iter().product())?;
+    check_len("b", b.len(), b_shape.iter().product())?;
+    let out_shape = broadcast_shape(a_shape, b_shape)?;
+    let n = product("out", &out_shape)?;
+    check_len("out", out.len(), n as usize)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let a_strides = broadcast_strides(a_shape, &out_shape)?;
+    let b_strides = broadcast_strides(b_shape, &out_shape)?;
+    let out_strides = contiguous_strides(&out_shape);
+    // The output's strides join the merge so that merged dims stay row-major for it too.
+    let (dims, [a_strides, b_strides, _]) =
+        kernel_layout(&out_shape, [&a_strides, &b_strides, &out_strides])?;
+    let function = dev.function(&BINARY, op.kernel(), "", T::SUFFIX)?;
+    let mut launch = dev.stream().launch_builder(&function);
+    launch
+        .arg(a)
+        .arg(&a_strides)
+        .arg(b)
+        .arg(&b_strides)
+        .arg(out)
+        .arg(&dims)
+        .arg(&n);
+    // SAFETY: the arguments match the kernel's parameter list; every offset the strides
+    // produce for an index below n lies inside its buffer (checked by the broadcast).
+    unsafe { launch.launch(grid_for(n)) }?;
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The host reference for the fused-loss tests: each loss written straight from its
+//! definition (shared/spec/arb-loss.md and the baselines' papers) in f64, with the
+//! reference gradient taken by central finite differences of that loss, so the kernels'
+//! analytic gradients are checked against nothing derived the same way.
+#![allow(dead_code)] // compiled into the test binary that uses it; not every item is used
+
+use crate::common::Rng;
+use arbor_cuda::Logit;
+
+/// A loss on the host, with its per-class arrays as plain vectors (fields as in
+/// `arbor_cuda::ops::loss::LossKind`).
+#[derive(Clone, Debug)]
+pub enum HostLoss {
+    Arb {
+        counts: Vec<f64>,
+    },
+    Bsm {
+        counts: Vec<f64>,
+        tau: f64,
+    },
+    Ce {
+        smoothing: f64,
+    },
+    Cb {
+        weights: Vec<f64>,
+    },
+    Focal {
+        gamma: f64,
+    },
+    Ldam {
+        margins: Vec<f64>,
+        s: f64,
+        weights: Option<Vec<f64>>,
+    },
+}
+
+pub fn logsumexp(values: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = values.filter(|x| *x > f64::NEG_INFINITY).collect();
+    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+impl HostLoss {
+    /// The loss of one row `z` for the single target `y`, straight from the definitions.
+    pub fn single(&self, z: &[f64], y: usize) -> f64 {
+        let c = z.len();
+        match self {
+            HostLoss::Arb { counts } => {
+                let a: Vec<f64> = (0..c)
+                    .map(|j| z[j].clamp(-30.0, 30.0) + counts[j].ln())
+                    .collect();
+                logsumexp(a.iter().cloned()) - a[y]
+            }
+            HostLoss::Bsm { counts, tau } => {
+                let a: Vec<f64> = (0..c).map(|j| z[j] + tau * counts[j].ln()).collect();
+                logsumexp(a.iter().cloned()) - a[y]
+            }
+            HostLoss::Ce { smoothing } => {
+                let lse = logsumexp(z.iter().cloned());
+                (0..c)
+                    .map(|j| {
+                        let t = if j == y { 1.0 - smoothing } else { 0.0 } + smoothing / c as f64;
+                        -t * (z[j] - lse)
+                    })
+                    .sum()
+            }
+            HostLoss::Cb { weights } => weights[y] * (logsumexp(z.iter().cloned()) - z[y]),
+            HostLoss::Focal { gamma } => {
+                let log_p = z[y] - logsumexp(z.iter().cloned());
+                -(1.0 - log_p.exp()).powf(*gamma) * log_p
+            }
+            HostLoss::Ldam {
+                margins,
+                s,
+                weights,
+            } => {
+                let a: Vec<f64> = (0..c)
+                    .map(|j| s * if j == y { z[j] - margins[j] } else { z[j] })
+                    .collect();
+                weights.as_ref().map_or(1.0, |w| w[y]) * (logsumexp(a.iter().cloned()) - a[y])
+            }
+        }
+    }
+
+    /// The row's loss under hard or mixup targets.
+    pub fn row(&self, z: &[f64], a: usize, mix: Option<(usize, f64)>) -> f64 {
+        match mix {
+            None => self.single(z, a),
+            Some((b, lam)) => lam * self.single(z, a) + (1.0 - lam) * self.single(z, b),
+        }
+    }
+
+    /// Largest logit magnitude after the loss's own scaling: the size of the terms whose
+    /// difference is the loss, which sets the absolute rounding floor.
+    pub fn magnitude(&self, z: &[f64]) -> f64 {
+        let zmax = z.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        match self {
+            HostLoss::Arb { .. } => zmax.min(30.0) + 10.0,
+            HostLoss::Bsm { tau, .. } => zmax + tau * 10.0,
+            HostLoss::Ldam { s, .. } => s * (zmax + 1.0),
+            _ => zmax + 1.0,
+        }
+    }
+}
+
+/// Data for one case: logits (already rounded to the logit type), labels, counts.
+pub struct Case {
+    pub rows: usize,
+    pub classes: usize,
+    pub z: Vec<f64>,
+    pub a: Vec<i32>,
+    pub b: Option<(Vec<i32>, f64)>,
+    pub scale: f64,
+}
+
+impl Case {
+    pub fn new<T: Logit + HalfLike>(
+        rows: usize,
+        classes: usize,
+        z_range: f64,
+        mixup: bool,
+        seed: u64,
+    ) -> Self {
+        let mut rng = Rng::new(seed);
+        let z = rng
+            .vec(rows * classes, -z_range, z_range)
+            .into_iter()
+            .map(|v| T::round(v))
+            .collect();
+        let a: Vec<i32> = (0..rows).map(|_| rng.below(classes) as i32).collect();
+        // Mixup pairs each sample with another of the batch: b is a rotation of a.
+        let b = mixup.then(|| ((0..rows).map(|i| a[(i + 1) % rows]).collect(), 0.3));
+        Self {
+            rows,
+            classes,
+            z,
+            a,
+            b,
+            scale: 1.0 / rows as f64,
+        }
+    }
+
+    /// Per-class counts of the batch's labels (ARB's `--counts batch`).
+    pub fn batch_counts(&self) -> Vec<f64> {
+        let mut counts = vec![0.0; self.classes];
+        for &y in &self.a {
+            counts[y as usize] += 1.0;
+        }
+        counts
+    }
+
+    pub fn mix(&self, i: usize) -> Option<(usize, f64)> {
+        self.b.as_ref().map(|(b, lam)| (b[i] as usize, *lam))
+    }
+
+    /// Reference per-row losses (scaled), gradient by central differences, and the
+    /// absolute tolerance floor of each row.
+    pub fn reference(&self, loss: &HostLoss) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (c, h) = (self.classes, 1e-6);
+        let (mut losses, mut grad, mut floors) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..self.rows {
+            let mut z = self.z[i * c..(i + 1) * c].to_vec();
+            let a = self.a[i] as usize;
+            losses.push(self.scale * loss.row(&z, a, self.mix(i)));
+            floors.push(1e-6 * self.scale * loss.magnitude(&z));
+            for j in 0..c {
+                let zj = z[j];
+                z[j] = zj + h;
+                let up = loss.row(&z, a, self.mix(i));
+                z[j] = zj - h;
+                let down = loss.row(&z, a, self.mix(i));
+                z[j] = zj;
+                grad.push(self.scale * (up - down) / (2.0 * h));
+            }
+        }
+        (losses, grad, floors)
+    }
+}
+
+/// Logit types as host values: rounding an f64 to the type and back.
+pub trait HalfLike: Copy {
+    fn round(v: f64) -> f64;
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    /// Relative tolerance of a gradient stored in this type.
+    const GRAD_REL: f64;
+}
+
+impl HalfLike for f32 {
+    fn round(v: f64) -> f64 {
+        v as f32 as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    const GRAD_REL: f64 = 1e-5;
+}
+
+impl HalfLike for half::f16 {
+    fn round(v: f64) -> f64 {
+        half::f16::from_f64(v).to_f64()
+    }
+    fn from_f64(v: f64) -> Self {
+        half::f16::from_f64(v)
+    }
+    fn to_f64(self) -> f64 {
+        half::f16::to_f64(self)
+    }
+    const GRAD_REL: f64 = 1e-3;
+}
+
+impl HalfLike for half::bf16 {
+    fn round(v: f64) -> f64 {
+        half::bf16::from_f64(v).to_f64()
+    }
+    fn from_f64(v: f64) -> Self {
+        half::bf16::from_f64(v)
+    }
+    fn to_f64(self) -> f64 {
+        half::bf16::to_f64(self)
+    }
+    const GRAD_REL: f64 = 8e-3;
+}
+
+/// Long-tailed global counts: n_j = 5000 * 0.01^(j / (C-1)), at least 1.
+pub fn long_tail(classes: usize) -> Vec<f64> {
+    (0..classes)
+        .map(|j| {
+            (5000.0 * 0.01f64.powf(j as f64 / (classes - 1) as f64))
+                .round()
+                .max(1.0)
+        })
+        .collect()
+}
+
+/// LDAM margins m_j proportional to n_j^(-1/4), the largest 0.5.
+pub fn ldam_margins(counts: &[f64]) -> Vec<f64> {
+    let raw: Vec<f64> = counts.iter().map(|n| n.powf(-0.25)).collect();
+    let max = raw.iter().cloned().fold(0.0, f64::max);
+    raw.iter().map(|m| 0.5 * m / max).collect()
+}
+
+pub fn class_balanced_weights(counts: &[f64], beta: f64) -> Vec<f64> {
+    let raw: Vec<f64> = counts
+        .iter()
+        .map(|n| (1.0 - beta) / (1.0 - beta.powf(*n)))
+        .collect();
+    let sum: f64 = raw.iter().sum();
+    raw.iter().map(|w| w * counts.len() as f64 / sum).collect()
+}
