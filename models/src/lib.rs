@@ -1,4 +1,9 @@
 //! ResNets, datasets, trainer and metrics.
-
+pub mod config;
 pub mod data;
+pub mod error;
+pub mod layers;
 pub mod metrics;
+pub mod presets;
+pub mod resnet;
+pub mod train;

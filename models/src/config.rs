@@ -1,0 +1,223 @@
+//! What one training run is: every knob of the protocol, serialisable so a run folder
+//! records exactly what produced it.
+use crate::resnet::Arch;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The datasets of the paper, and the embedded synthetic one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatasetKind {
+    SyntheticLt,
+    Cifar10Lt,
+    Cifar100Lt,
+    ImageNetLt,
+    INat2018,
+    PlacesLt,
+}
+
+impl DatasetKind {
+    pub const ALL: [DatasetKind; 6] = [
+        DatasetKind::SyntheticLt,
+        DatasetKind::Cifar10Lt,
+        DatasetKind::Cifar100Lt,
+        DatasetKind::ImageNetLt,
+        DatasetKind::INat2018,
+        DatasetKind::PlacesLt,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::SyntheticLt => "synthetic-lt",
+            DatasetKind::Cifar10Lt => "cifar10-lt",
+            DatasetKind::Cifar100Lt => "cifar100-lt",
+            DatasetKind::ImageNetLt => "imagenet-lt",
+            DatasetKind::INat2018 => "inat2018",
+            DatasetKind::PlacesLt => "places-lt",
+        }
+    }
+    /// Whether the data comes as list files + JPEGs (the large-scale sets).
+    pub fn is_large_scale(self) -> bool {
+        matches!(
+            self,
+            DatasetKind::ImageNetLt | DatasetKind::INat2018 | DatasetKind::PlacesLt
+        )
+    }
+}
+
+impl FromStr for DatasetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|d| d.name()).collect();
+                format!(
+                    "unknown dataset `{s}` (expected one of {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where ARB-Loss's class counts come from (spec: "Notation").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CountsMode {
+    /// Each mini-batch's label counts (the reference default).
+    Batch,
+    /// The training set's per-class counts (the reference's "ugcc" configs).
+    Global,
+}
+
+impl FromStr for CountsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "batch" => Ok(CountsMode::Batch),
+            "global" => Ok(CountsMode::Global),
+            other => Err(format!(
+                "unknown counts mode `{other}` (expected batch or global)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for CountsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CountsMode::Batch => "batch",
+            CountsMode::Global => "global",
+        })
+    }
+}
+
+/// One training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub dataset: DatasetKind,
+    /// Data folder (not needed for `synthetic-lt`).
+    pub data: Option<PathBuf>,
+    /// Imbalance factor `n_max / n_min`.
+    pub imb: u32,
+    pub arch: Arch,
+    /// Loss name (`ce`, `focal`, `cb`, `ldam`, `ldam-drw`, `bsm`, `arb`).
+    pub loss: String,
+    pub counts: CountsMode,
+    /// Mixup's Beta(alpha, alpha); 0 disables mixup.
+    pub mixup: f64,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub wd: f64,
+    pub momentum: f64,
+    /// `arb`, `mislas` or `cosine`.
+    pub schedule: String,
+    pub seed: u64,
+    /// Worker threads (0: all cores).
+    pub threads: usize,
+    /// `cpu` or `cuda`.
+    pub device: String,
+    pub eval_every: usize,
+    /// Synthetic-LT: images of the largest class (CIFAR uses the protocol's 5000 / 500).
+    pub synthetic_max: usize,
+    pub num_classes_synthetic: usize,
+    /// Record the gradient-balance diagnostic each epoch.
+    pub diagnostic: bool,
+}
+
+impl Default for RunConfig {
+    /// The CIFAR protocol's defaults (ResNet-32, 200 epochs, batch 128, lr 0.1, wd 2e-4,
+    /// momentum 0.9, the ARB reference's schedule) on CIFAR-10-LT IF 100 with ARB-Loss.
+    fn default() -> Self {
+        RunConfig {
+            dataset: DatasetKind::Cifar10Lt,
+            data: None,
+            imb: 100,
+            arch: Arch::ResNet32,
+            loss: "arb".into(),
+            counts: CountsMode::Batch,
+            mixup: 0.0,
+            epochs: 200,
+            batch: 128,
+            lr: 0.1,
+            wd: 2e-4,
+            momentum: 0.9,
+            schedule: "arb".into(),
+            seed: 0,
+            threads: 0,
+            device: "cpu".into(),
+            eval_every: 1,
+            synthetic_max: 500,
+            num_classes_synthetic: 10,
+            diagnostic: false,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Rejects settings that cannot make sense, naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if self.imb < 1 {
+            return Err(format!("--imb must be >= 1, got {}", self.imb));
+        }
+        if self.epochs == 0 {
+            return Err("--epochs must be at least 1".into());
+        }
+        if self.batch == 0 {
+            return Err("--batch must be at least 1".into());
+        }
+        if !positive(self.lr) {
+            return Err(format!("--lr must be a positive number, got {}", self.lr));
+        }
+        if !non_negative(self.wd) {
+            return Err(format!("--wd must be >= 0, got {}", self.wd));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!(
+                "--momentum must be in [0, 1), got {}",
+                self.momentum
+            ));
+        }
+        if !non_negative(self.mixup) {
+            return Err(format!(
+                "--mixup must be >= 0 (0 disables it), got {}",
+                self.mixup
+            ));
+        }
+        if self.eval_every == 0 {
+            return Err("--eval-every must be at least 1".into());
+        }
+        if !["arb", "mislas", "cosine"].contains(&self.schedule.as_str()) {
+            return Err(format!(
+                "unknown --schedule `{}` (expected arb, mislas or cosine)",
+                self.schedule
+            ));
+        }
+        if !["cpu", "cuda"].contains(&self.device.as_str()) {
+            return Err(format!(
+                "unknown --device `{}` (expected cpu or cuda)",
+                self.device
+            ));
+        }
+        if self.dataset != DatasetKind::SyntheticLt && self.data.is_none() {
+            return Err(format!(
+                "--data DIR is required for {} (only synthetic-lt is built in)",
+                self.dataset
+            ));
+        }
+        if self.dataset == DatasetKind::SyntheticLt
+            && (self.num_classes_synthetic < 2 || self.synthetic_max < 1)
+        {
+            return Err("synthetic-lt needs at least 2 classes and 1 image per class".into());
+        }
+        Ok(())
+    }
+}

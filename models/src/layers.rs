@@ -1,0 +1,206 @@
+//! The layers ResNets are made of. Each holds its tensors and applies the engine's ops;
+//! initialisation follows PyTorch's so that a run here starts where a PyTorch run starts.
+use arbor_engine::{DType, Result, Tensor};
+use rand::Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+
+/// A named tensor, for checkpoints and parameter listings.
+#[derive(Clone, Debug)]
+pub struct Named {
+    pub name: String,
+    pub tensor: Tensor,
+}
+
+/// A tensor of `shape` from values drawn by `sample`.
+fn init(shape: &[usize], dtype: DType, mut sample: impl FnMut() -> f64) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| sample()).collect();
+    Tensor::from_vec(v, shape.to_vec())?.to_dtype(dtype)
+}
+
+/// Kaiming-normal: `N(0, 2 / fan)` (PyTorch's `kaiming_normal_` with the ReLU gain).
+pub fn kaiming_normal(
+    shape: &[usize],
+    fan: usize,
+    dtype: DType,
+    rng: &mut impl Rng,
+) -> Result<Tensor> {
+    let normal = Normal::new(0.0, (2.0 / fan as f64).sqrt()).expect("positive std");
+    init(shape, dtype, || normal.sample(rng))
+}
+
+/// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`: PyTorch's default for `nn.Linear` weights and biases.
+pub fn uniform_fan_in(
+    shape: &[usize],
+    fan_in: usize,
+    dtype: DType,
+    rng: &mut impl Rng,
+) -> Result<Tensor> {
+    let b = 1.0 / (fan_in as f64).sqrt();
+    let u = Uniform::new(-b, b);
+    init(shape, dtype, || u.sample(rng))
+}
+
+/// Which fan Kaiming init divides by: the CIFAR ResNets use fan-in (`kaiming_normal_`'s
+/// default), torchvision's ResNet-50 fan-out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fan {
+    In,
+    Out,
+}
+
+/// 2-D convolution without bias (every ResNet conv is followed by batch norm).
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Conv2d {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        fan: Fan,
+        dtype: DType,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let fan_n = match fan {
+            Fan::In => c_in * k * k,
+            Fan::Out => c_out * k * k,
+        };
+        let weight = kaiming_normal(&[c_out, c_in, k, k], fan_n, dtype, rng)?.into_parameter();
+        Ok(Conv2d {
+            weight,
+            stride,
+            padding: k / 2,
+        })
+    }
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.conv2d(
+            &self.weight,
+            None,
+            (self.stride, self.stride),
+            (self.padding, self.padding),
+        )
+    }
+}
+
+/// Batch norm over NCHW channels, PyTorch's defaults (momentum 0.1, eps 1e-5).
+pub struct BatchNorm2d {
+    pub gamma: Tensor,
+    pub beta: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+}
+
+impl BatchNorm2d {
+    pub const MOMENTUM: f64 = 0.1;
+    pub const EPS: f64 = 1e-5;
+
+    pub fn new(c: usize, dtype: DType) -> Self {
+        BatchNorm2d {
+            gamma: Tensor::ones([c], dtype).into_parameter(),
+            beta: Tensor::zeros([c], dtype).into_parameter(),
+            running_mean: Tensor::zeros([c], dtype),
+            running_var: Tensor::ones([c], dtype),
+        }
+    }
+    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        x.batch_norm2d(
+            &self.gamma,
+            &self.beta,
+            &self.running_mean,
+            &self.running_var,
+            training,
+            Self::MOMENTUM,
+            Self::EPS,
+        )
+    }
+    fn named(&self, prefix: &str, params: &mut Vec<Named>, buffers: &mut Vec<Named>) {
+        push(params, prefix, "weight", &self.gamma);
+        push(params, prefix, "bias", &self.beta);
+        push(buffers, prefix, "running_mean", &self.running_mean);
+        push(buffers, prefix, "running_var", &self.running_var);
+    }
+}
+
+/// A fully connected layer `y = x W^T + b`.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    /// Kaiming-normal weight (the CIFAR reference's init) and PyTorch's default bias.
+    pub fn kaiming(d_in: usize, d_out: usize, dtype: DType, rng: &mut impl Rng) -> Result<Self> {
+        Ok(Linear {
+            weight: kaiming_normal(&[d_out, d_in], d_in, dtype, rng)?.into_parameter(),
+            bias: uniform_fan_in(&[d_out], d_in, dtype, rng)?.into_parameter(),
+        })
+    }
+    /// PyTorch's default `nn.Linear` init (torchvision ResNet-50's classifier).
+    pub fn default_init(
+        d_in: usize,
+        d_out: usize,
+        dtype: DType,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        Ok(Linear {
+            weight: uniform_fan_in(&[d_out, d_in], d_in, dtype, rng)?.into_parameter(),
+            bias: uniform_fan_in(&[d_out], d_in, dtype, rng)?.into_parameter(),
+        })
+    }
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.linear(&self.weight, Some(&self.bias))
+    }
+    pub(crate) fn named(&self, prefix: &str, params: &mut Vec<Named>) {
+        push(params, prefix, "weight", &self.weight);
+        push(params, prefix, "bias", &self.bias);
+    }
+}
+
+pub(crate) fn push(list: &mut Vec<Named>, prefix: &str, name: &str, t: &Tensor) {
+    list.push(Named {
+        name: format!("{prefix}.{name}"),
+        tensor: t.clone(),
+    });
+}
+
+/// conv -> bn, the pair every block repeats.
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm2d,
+}
+
+impl ConvBn {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        fan: Fan,
+        dtype: DType,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        Ok(ConvBn {
+            conv: Conv2d::new(c_in, c_out, k, stride, fan, dtype, rng)?,
+            bn: BatchNorm2d::new(c_out, dtype),
+        })
+    }
+    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        self.bn.forward(&self.conv.forward(x)?, training)
+    }
+    /// Names in PyTorch's style: `{prefix}conv{i}.weight`, `{prefix}bn{i}.weight`...
+    pub(crate) fn named(
+        &self,
+        conv: &str,
+        bn: &str,
+        params: &mut Vec<Named>,
+        buffers: &mut Vec<Named>,
+    ) {
+        push(params, conv, "weight", &self.conv.weight);
+        self.bn.named(bn, params, buffers);
+    }
+}

@@ -1,0 +1,424 @@
+//! The trainer: the protocol's SGD and schedule, evaluation every N epochs, a JSON line
+//! per epoch, a checkpoint per epoch, exact resumption, and `results.json`.
+//!
+//! Reproducibility: the weights come from `seed`, the loader's order and augmentation from
+//! `(seed, epoch, index)`, mixup from `(seed, epoch, step)`, and every CPU kernel is
+//! deterministic for a given thread count, so the same seed and threads give the same
+//! numbers, and a resumed run continues exactly where it stopped.
+pub mod checkpoint;
+pub mod report;
+pub mod source;
+
+use crate::config::{CountsMode, RunConfig};
+use crate::data::seed::derived_rng;
+use crate::data::{mixup, Loader, LoaderConfig, SampleSource};
+use crate::error::{write_atomic, Error, Result};
+use crate::metrics::{Accumulator, ClassGroups, Evaluation};
+use crate::resnet::ResNet;
+use arbor_engine::ops::loss::{
+    CountMode, Criterion, GradientBalance, GradientBalanceAccumulator, LossKind, Reduction, Target,
+};
+use arbor_engine::optim::{LrSchedule, Sgd};
+use arbor_engine::{no_grad, tape, DType, Tensor};
+use checkpoint::Checkpoint;
+use indicatif::{ProgressBar, ProgressStyle};
+use report::{BalanceRow, EpochLog, EvalSummary, RunResult};
+use source::{prepare, AnySource};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How a run treats its output folder, and how chatty it is.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Continue from `OUT/checkpoint.bin`.
+    pub resume: bool,
+    /// Replace an existing output folder.
+    pub force: bool,
+    /// Stop after this epoch (the checkpoint allows `--resume` later).
+    pub stop_after: Option<usize>,
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+/// File names inside a run folder.
+pub const CONFIG_FILE: &str = "config.json";
+pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
+pub const LOG_FILE: &str = "log.jsonl";
+pub const RESULTS_FILE: &str = "results.json";
+
+/// The loss of `cfg`, with ARB's count mode and LDAM-DRW's re-weighting epoch set from it.
+pub fn criterion_for(cfg: &RunConfig, class_counts: &[usize]) -> Result<Criterion> {
+    let mut kind: LossKind = cfg
+        .loss
+        .parse()
+        .map_err(|e: arbor_engine::Error| Error::Config(format!("--loss: {e}")))?;
+    match &mut kind {
+        LossKind::Arb { counts, .. } => {
+            *counts = match cfg.counts {
+                CountsMode::Batch => CountMode::Batch,
+                CountsMode::Global => CountMode::Global,
+            }
+        }
+        LossKind::Ldam { drw: Some(drw), .. } => {
+            // The reference re-weights from epoch 160 of 200: keep that proportion.
+            drw.after_epoch = (cfg.epochs * 4).div_ceil(5);
+        }
+        _ => {}
+    }
+    let counts: Vec<f64> = class_counts.iter().map(|&c| c as f64).collect();
+    Ok(Criterion::new(kind, Reduction::Mean, &counts)?)
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// All epochs done; the results are also in `OUT/results.json`.
+    Finished(Box<RunResult>),
+    /// Stopped after this epoch as asked (`stop_after`); `resume` continues it.
+    Stopped { epoch: usize },
+}
+
+/// Trains `cfg` into `out`.
+pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
+    cfg.validate().map_err(Error::Config)?;
+    if cfg.device == "cuda" {
+        return Err(Error::Config(
+            "--device cuda: this build has no CUDA backend for training yet (the CUDA issue); use --device cpu".into(),
+        ));
+    }
+    let resume_from = prepare_out_dir(cfg, out, opts)?;
+    let started = Instant::now();
+    let data = prepare(cfg, out)?;
+    let criterion = criterion_for(cfg, &data.class_counts)?;
+    if cfg.batch > data.train.len() {
+        return Err(Error::Config(format!(
+            "--batch {} is larger than the training set ({} images)",
+            cfg.batch,
+            data.train.len()
+        )));
+    }
+    let mut model = ResNet::new(cfg.arch, data.num_classes, DType::F32, cfg.seed)?;
+    let mut sgd = Sgd::new(model.parameters(), cfg.lr, cfg.momentum, cfg.wd)?;
+    let schedule = LrSchedule::by_name(&cfg.schedule, cfg.lr, cfg.epochs)?;
+
+    let mut state = RunState {
+        first_epoch: 1,
+        ..RunState::default()
+    };
+    let mut loader_state = Default::default();
+    if let Some(ck) = &resume_from {
+        let path = out.join(CHECKPOINT_FILE);
+        let (params, buffers) = model.named();
+        ck.restore(&[params, buffers].concat(), &path)?;
+        sgd.load_state(&ck.sgd)?;
+        loader_state = ck.loader;
+        state = RunState {
+            first_epoch: ck.epoch + 1,
+            history: ck.history.clone(),
+            wall_s: ck.wall_s,
+            train_images: ck.train_images,
+            train_s: ck.train_s,
+        };
+    }
+    let loader_cfg = LoaderConfig::train(cfg.batch, cfg.seed);
+    let mut loader = Loader::resume(data.train.clone(), loader_cfg, loader_state)?;
+    let wall_before = state.wall_s;
+
+    let last = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
+    for epoch in state.first_epoch..=last {
+        sgd.lr = schedule.lr_at(epoch);
+        model.set_training(true);
+        let bar = progress_bar(
+            opts.quiet,
+            loader.batches_per_epoch() as u64,
+            epoch,
+            cfg.epochs,
+        );
+        let t0 = Instant::now();
+        let mut balance = cfg
+            .diagnostic
+            .then(|| GradientBalanceAccumulator::new(data.num_classes));
+        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        for (step, batch) in loader.epoch().enumerate() {
+            let mut batch = batch?;
+            let labels: Vec<usize> = batch.labels.iter().map(|&l| l as usize).collect();
+            let target = if cfg.mixup > 0.0 {
+                let mut rng = derived_rng(&[cfg.seed, epoch as u64, step as u64, 0x6d69_7875]);
+                let m = mixup(&mut batch, cfg.mixup, &mut rng)?;
+                let to_usize = |v: &[u32]| v.iter().map(|&l| l as usize).collect();
+                Target::Mixup {
+                    a: to_usize(&m.labels_a),
+                    b: to_usize(&m.labels_b),
+                    lam: m.lam as f64,
+                }
+            } else {
+                Target::Hard(labels.clone())
+            };
+            let x = Tensor::from_vec(batch.images, batch.shape.to_vec())?;
+            let features = model.features(&x)?;
+            let logits = model.classifier.forward(&features)?;
+            let loss = match balance.as_mut() {
+                Some(acc) => {
+                    let (loss, dlogits) = criterion.loss_with_grad(&logits, &target, epoch)?;
+                    acc.add(&GradientBalance::compute(
+                        &features.detach(),
+                        &dlogits,
+                        &labels,
+                    )?)?;
+                    loss
+                }
+                None => criterion.loss(&logits, &target, epoch)?,
+            };
+            let value = loss.item()?;
+            if !value.is_finite() {
+                tape::clear();
+                return Err(Error::Diverged(format!(
+                    "loss {value} at epoch {epoch}, step {}",
+                    step + 1
+                )));
+            }
+            sgd.zero_grad();
+            loss.backward()?;
+            sgd.step()?;
+            loss_sum += value * labels.len() as f64;
+            seen += labels.len();
+            let rate = seen as f64 / t0.elapsed().as_secs_f64();
+            bar.set_message(format!(
+                "loss {:.4} · {rate:.0} img/s",
+                loss_sum / seen as f64
+            ));
+            bar.inc(1);
+        }
+        let epoch_train_s = t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        state.train_images += seen as u64;
+        state.train_s += epoch_train_s;
+
+        let eval = if epoch % cfg.eval_every == 0 || epoch == cfg.epochs {
+            Some(EvalSummary::from(&evaluate(
+                &mut model,
+                &data.test,
+                data.num_classes,
+                &data.groups,
+                cfg.batch,
+            )?))
+        } else {
+            None
+        };
+        let log = EpochLog {
+            epoch,
+            lr: sgd.lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            img_per_s: seen as f64 / epoch_train_s,
+            epoch_s: t0.elapsed().as_secs_f64(),
+            eval,
+            balance: balance.and_then(|acc| acc.mean()).map(|m| balance_rows(&m)),
+        };
+        if !opts.quiet {
+            eprintln!("{}", epoch_line(&log, cfg.epochs));
+        }
+        append_log(&out.join(LOG_FILE), &log)?;
+        state.history.push(log);
+        state.wall_s = wall_before + started.elapsed().as_secs_f64();
+        let (params, buffers) = model.named();
+        Checkpoint::capture(
+            cfg,
+            epoch,
+            &[params, buffers].concat(),
+            sgd.state()?,
+            loader.state(),
+            &state.history,
+            state.wall_s,
+            state.train_images,
+            state.train_s,
+        )?
+        .save(&out.join(CHECKPOINT_FILE))?;
+    }
+    if last < cfg.epochs {
+        return Ok(Outcome::Stopped { epoch: last });
+    }
+    let result = summarise(cfg, &data.class_counts, &state)?;
+    let json = serde_json::to_vec_pretty(&result).expect("results serialise");
+    write_atomic(&out.join(RESULTS_FILE), &json)?;
+    Ok(Outcome::Finished(Box::new(result)))
+}
+
+#[derive(Default)]
+struct RunState {
+    first_epoch: usize,
+    history: Vec<EpochLog>,
+    wall_s: f64,
+    train_images: u64,
+    train_s: f64,
+}
+
+/// Creates (or checks) the output folder and returns the checkpoint to resume from.
+fn prepare_out_dir(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Option<Checkpoint>> {
+    let occupied = out.exists()
+        && std::fs::read_dir(out)
+            .map_err(|e| Error::io(out, e))?
+            .next()
+            .is_some();
+    if opts.resume {
+        let path = out.join(CHECKPOINT_FILE);
+        if !path.exists() {
+            return Err(Error::Config(format!(
+                "--resume: no checkpoint at {}",
+                path.display()
+            )));
+        }
+        let ck = Checkpoint::load(&path)?;
+        let mut saved = ck.config.clone();
+        saved.epochs = cfg.epochs;
+        if &saved != cfg {
+            return Err(Error::Config(format!(
+                "--resume: the flags differ from the run in {} (only --epochs may change); saved: {}",
+                out.display(),
+                serde_json::to_string(&ck.config).unwrap_or_default()
+            )));
+        }
+        return Ok(Some(ck));
+    }
+    if occupied {
+        if !opts.force {
+            return Err(Error::Config(format!(
+                "output folder {} already holds a run; pass --resume to continue it or --force to replace it",
+                out.display()
+            )));
+        }
+        std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let json = serde_json::to_vec_pretty(cfg).expect("config serialises");
+    write_atomic(&out.join(CONFIG_FILE), &json)?;
+    Ok(None)
+}
+
+/// Top-1/top-5/many/medium/few/ECE of `model` on `test`, in evaluation mode, no tape.
+pub fn evaluate(
+    model: &mut ResNet,
+    test: &Arc<AnySource>,
+    num_classes: usize,
+    groups: &ClassGroups,
+    batch: usize,
+) -> Result<Evaluation> {
+    model.set_training(false);
+    let mut cfg = LoaderConfig::eval(batch.max(256));
+    cfg.prefetch = 1;
+    let mut loader = Loader::new(test.clone(), cfg)?;
+    let mut acc = Accumulator::new(num_classes);
+    let outcome = no_grad(|| -> Result<()> {
+        for b in loader.epoch() {
+            let b = b?;
+            let logits = model.forward(&Tensor::from_vec(b.images, b.shape.to_vec())?)?;
+            acc.add(&logits.to_vec::<f32>()?, &b.labels)
+                .map_err(Error::Config)?;
+        }
+        Ok(())
+    });
+    model.set_training(true);
+    outcome?;
+    acc.finish(groups).map_err(Error::Config)
+}
+
+fn balance_rows(m: &GradientBalance) -> Vec<BalanceRow> {
+    m.per_class()
+        .into_iter()
+        .enumerate()
+        .map(|(class, b)| BalanceRow {
+            class,
+            attraction: b.attraction,
+            repulsion: b.repulsion,
+            ratio: b.ratio,
+        })
+        .collect()
+}
+
+fn summarise(cfg: &RunConfig, class_counts: &[usize], s: &RunState) -> Result<RunResult> {
+    let evaluated: Vec<(usize, &EvalSummary)> = s
+        .history
+        .iter()
+        .filter_map(|l| l.eval.as_ref().map(|e| (l.epoch, e)))
+        .collect();
+    let (_, last) = *evaluated
+        .last()
+        .ok_or_else(|| Error::Config("the run evaluated no epoch".into()))?;
+    // Best = highest top-1; the earliest such epoch on ties.
+    let (best_epoch, best) = evaluated
+        .iter()
+        .copied()
+        .fold(None::<(usize, &EvalSummary)>, |acc, (e, ev)| match acc {
+            Some((_, b)) if b.top1 >= ev.top1 => acc,
+            _ => Some((e, ev)),
+        })
+        .expect("non-empty");
+    Ok(RunResult {
+        dataset: cfg.dataset.to_string(),
+        imb: cfg.imb,
+        arch: cfg.arch.to_string(),
+        loss: cfg.loss.clone(),
+        counts: cfg.counts.to_string(),
+        mixup: cfg.mixup,
+        epochs: cfg.epochs,
+        seed: cfg.seed,
+        threads: rayon::current_num_threads(),
+        top1_final: last.top1,
+        top1_best: best.top1,
+        best_epoch,
+        top5_final: last.top5,
+        many: last.many,
+        medium: last.medium,
+        few: last.few,
+        ece: last.ece,
+        per_class_acc: last.per_class_acc.clone(),
+        best: best.clone(),
+        class_counts: class_counts.to_vec(),
+        wall_s: s.wall_s,
+        img_per_s: s.train_images as f64 / s.train_s.max(1e-9),
+    })
+}
+
+fn append_log(path: &PathBuf, log: &EpochLog) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let line = serde_json::to_string(log).expect("log serialises");
+    writeln!(f, "{line}").map_err(|e| Error::io(path, e))
+}
+
+fn progress_bar(quiet: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:28}] {pos}/{len} {msg} · ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+fn epoch_line(l: &EpochLog, epochs: usize) -> String {
+    let mut s = format!(
+        "epoch {:>3}/{epochs}  lr {:.4}  loss {:.4}  {:.0} img/s  {:.1}s",
+        l.epoch, l.lr, l.train_loss, l.img_per_s, l.epoch_s
+    );
+    if let Some(e) = &l.eval {
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        s += &format!(
+            "  | top1 {:.2}  many {}  med {}  few {}  ECE {:.2}",
+            e.top1,
+            pct(e.many),
+            pct(e.medium),
+            pct(e.few),
+            e.ece
+        );
+    }
+    s
+}

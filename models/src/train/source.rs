@@ -1,0 +1,162 @@
+//! Turns a [`RunConfig`] into training and test sample sources: the long-tailed subset for
+//! CIFAR (indices written to the run folder), the generated synthetic set, or list files
+//! of JPEGs for the large-scale sets.
+use crate::config::{DatasetKind, RunConfig};
+use crate::data::imagefolder::{ImageFolderSamples, ImageList, ImageTransform};
+use crate::data::{
+    generate_synthetic, load_cifar, longtail_subset, CifarKind, CifarSamples, CifarTransform,
+    DataError, DataRng, Dataset, SampleSource, Split, SyntheticConfig,
+};
+use crate::error::{Error, Result};
+use crate::metrics::ClassGroups;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Either kind of sample source, so one loader type serves every dataset.
+pub enum AnySource {
+    Cifar(CifarSamples),
+    Folder(ImageFolderSamples),
+}
+
+impl SampleSource for AnySource {
+    fn len(&self) -> usize {
+        match self {
+            AnySource::Cifar(s) => s.len(),
+            AnySource::Folder(s) => s.len(),
+        }
+    }
+    fn sample_shape(&self) -> [usize; 3] {
+        match self {
+            AnySource::Cifar(s) => s.sample_shape(),
+            AnySource::Folder(s) => s.sample_shape(),
+        }
+    }
+    fn label(&self, index: usize) -> u32 {
+        match self {
+            AnySource::Cifar(s) => s.label(index),
+            AnySource::Folder(s) => s.label(index),
+        }
+    }
+    fn write_sample(
+        &self,
+        index: usize,
+        rng: &mut DataRng,
+        out: &mut [f32],
+    ) -> std::result::Result<(), DataError> {
+        match self {
+            AnySource::Cifar(s) => s.write_sample(index, rng, out),
+            AnySource::Folder(s) => s.write_sample(index, rng, out),
+        }
+    }
+}
+
+/// Everything the trainer needs to know about the data.
+pub struct Prepared {
+    pub train: Arc<AnySource>,
+    pub test: Arc<AnySource>,
+    pub num_classes: usize,
+    /// Training images per class.
+    pub class_counts: Vec<usize>,
+    /// Many/medium/few class groups for the metrics.
+    pub groups: ClassGroups,
+}
+
+/// Loads (or generates) the data of `cfg`; writes the chosen long-tail indices to `out`.
+pub fn prepare(cfg: &RunConfig, out: &Path) -> Result<Prepared> {
+    match cfg.dataset {
+        DatasetKind::SyntheticLt => {
+            let s = generate_synthetic(&SyntheticConfig {
+                num_classes: cfg.num_classes_synthetic,
+                n_max: cfg.synthetic_max,
+                imbalance: cfg.imb as f64,
+                test_per_class: 100,
+                seed: cfg.seed,
+            })?;
+            let counts = s.train.class_counts();
+            let groups = ClassGroups::from_train_counts(&counts);
+            cifar_like(s.train, s.test, counts, groups)
+        }
+        DatasetKind::Cifar10Lt | DatasetKind::Cifar100Lt => {
+            let kind = if cfg.dataset == DatasetKind::Cifar10Lt {
+                CifarKind::Cifar10
+            } else {
+                CifarKind::Cifar100
+            };
+            let dir = data_dir(cfg)?;
+            let full = load_cifar(kind, &dir, Split::Train)?;
+            let test = load_cifar(kind, &dir, Split::Test)?;
+            let subset =
+                longtail_subset(full.labels(), kind.num_classes(), cfg.imb as f64, cfg.seed)?;
+            subset.save(&out.join("indices.json"))?;
+            let train = full.subset(&subset.indices)?;
+            let groups = ClassGroups::cifar(kind.num_classes()).map_err(Error::Config)?;
+            cifar_like(train, test, subset.counts.clone(), groups)
+        }
+        kind => {
+            let dir = data_dir(cfg)?;
+            let (train_list, test_list, classes) = list_files(kind);
+            let train = ImageList::read(&dir.join(train_list), &dir, Some(classes))?;
+            let test = ImageList::read(&dir.join(test_list), &dir, Some(classes))?;
+            let counts = train.class_counts();
+            let groups = ClassGroups::from_train_counts(&counts);
+            Ok(Prepared {
+                train: Arc::new(AnySource::Folder(ImageFolderSamples::new(
+                    train,
+                    ImageTransform::Train,
+                ))),
+                test: Arc::new(AnySource::Folder(ImageFolderSamples::new(
+                    test,
+                    ImageTransform::Test,
+                ))),
+                num_classes: classes,
+                class_counts: counts,
+                groups,
+            })
+        }
+    }
+}
+
+fn cifar_like(
+    train: Dataset,
+    test: Dataset,
+    class_counts: Vec<usize>,
+    groups: ClassGroups,
+) -> Result<Prepared> {
+    let num_classes = train.num_classes();
+    Ok(Prepared {
+        train: Arc::new(AnySource::Cifar(CifarSamples::new(
+            Arc::new(train),
+            CifarTransform::Train,
+        )?)),
+        test: Arc::new(AnySource::Cifar(CifarSamples::new(
+            Arc::new(test),
+            CifarTransform::Test,
+        )?)),
+        num_classes,
+        class_counts,
+        groups,
+    })
+}
+
+fn data_dir(cfg: &RunConfig) -> Result<PathBuf> {
+    let dir = cfg
+        .data
+        .clone()
+        .ok_or_else(|| Error::Config(format!("--data DIR is required for {}", cfg.dataset)))?;
+    if !dir.is_dir() {
+        return Err(Error::Config(format!(
+            "data folder {} does not exist (--data)",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
+/// The list files the ImageNet-LT / iNaturalist / Places-LT releases ship, and class counts.
+fn list_files(kind: DatasetKind) -> (&'static str, &'static str, usize) {
+    match kind {
+        DatasetKind::ImageNetLt => ("ImageNet_LT_train.txt", "ImageNet_LT_test.txt", 1000),
+        DatasetKind::INat2018 => ("iNaturalist18_train.txt", "iNaturalist18_val.txt", 8142),
+        _ => ("Places_LT_train.txt", "Places_LT_test.txt", 365),
+    }
+}
