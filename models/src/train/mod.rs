@@ -88,9 +88,9 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             "--device cuda: this build has no CUDA backend for training yet (the CUDA issue); use --device cpu".into(),
         ));
     }
-    let resume_from = prepare_out_dir(cfg, out, opts)?;
+    // Everything that can fail on bad input is checked before the output folder is touched.
     let started = Instant::now();
-    let data = prepare(cfg, out)?;
+    let data = prepare(cfg)?;
     let criterion = criterion_for(cfg, &data.class_counts)?;
     if cfg.batch > data.train.len() {
         return Err(Error::Config(format!(
@@ -98,6 +98,10 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             cfg.batch,
             data.train.len()
         )));
+    }
+    let resume_from = prepare_out_dir(cfg, out, opts)?;
+    if resume_from.is_none() {
+        data.save_indices(out)?;
     }
     let mut model = ResNet::new(cfg.arch, data.num_classes, DType::F32, cfg.seed)?;
     let mut sgd = Sgd::new(model.parameters(), cfg.lr, cfg.momentum, cfg.wd)?;

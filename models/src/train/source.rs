@@ -5,7 +5,7 @@ use crate::config::{DatasetKind, RunConfig};
 use crate::data::imagefolder::{ImageFolderSamples, ImageList, ImageTransform};
 use crate::data::{
     generate_synthetic, load_cifar, longtail_subset, CifarKind, CifarSamples, CifarTransform,
-    DataError, DataRng, Dataset, SampleSource, Split, SyntheticConfig,
+    DataError, DataRng, Dataset, LongTailSubset, SampleSource, Split, SyntheticConfig,
 };
 use crate::error::{Error, Result};
 use crate::metrics::ClassGroups;
@@ -59,10 +59,22 @@ pub struct Prepared {
     pub class_counts: Vec<usize>,
     /// Many/medium/few class groups for the metrics.
     pub groups: ClassGroups,
+    /// CIFAR's chosen long-tail indices, to be written into the run folder.
+    pub subset: Option<LongTailSubset>,
 }
 
-/// Loads (or generates) the data of `cfg`; writes the chosen long-tail indices to `out`.
-pub fn prepare(cfg: &RunConfig, out: &Path) -> Result<Prepared> {
+impl Prepared {
+    /// Writes the chosen indices (`indices.json`) into the run folder.
+    pub fn save_indices(&self, out: &Path) -> Result<()> {
+        if let Some(s) = &self.subset {
+            s.save(&out.join("indices.json"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads (or generates) the data of `cfg`.
+pub fn prepare(cfg: &RunConfig) -> Result<Prepared> {
     match cfg.dataset {
         DatasetKind::SyntheticLt => {
             let s = generate_synthetic(&SyntheticConfig {
@@ -87,10 +99,11 @@ pub fn prepare(cfg: &RunConfig, out: &Path) -> Result<Prepared> {
             let test = load_cifar(kind, &dir, Split::Test)?;
             let subset =
                 longtail_subset(full.labels(), kind.num_classes(), cfg.imb as f64, cfg.seed)?;
-            subset.save(&out.join("indices.json"))?;
             let train = full.subset(&subset.indices)?;
             let groups = ClassGroups::cifar(kind.num_classes()).map_err(Error::Config)?;
-            cifar_like(train, test, subset.counts.clone(), groups)
+            let mut prepared = cifar_like(train, test, subset.counts.clone(), groups)?;
+            prepared.subset = Some(subset);
+            Ok(prepared)
         }
         kind => {
             let dir = data_dir(cfg)?;
@@ -111,6 +124,7 @@ pub fn prepare(cfg: &RunConfig, out: &Path) -> Result<Prepared> {
                 num_classes: classes,
                 class_counts: counts,
                 groups,
+                subset: None,
             })
         }
     }
@@ -135,6 +149,7 @@ fn cifar_like(
         num_classes,
         class_counts,
         groups,
+        subset: None,
     })
 }
 

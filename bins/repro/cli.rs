@@ -1,0 +1,168 @@
+//! Command-line flags. Every run flag is optional so that presets and the demo can supply
+//! defaults and a flag given on the command line overrides them.
+use arbor_models::config::RunConfig;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "repro",
+    about = "Reproduce the ARB-Loss long-tailed classification experiments",
+    long_about = "Reproduce the ARB-Loss long-tailed classification experiments.\n\nWith no command: a demo on the embedded synthetic-lt dataset comparing cross-entropy with ARB-Loss (batch and global counts) on a small ResNet, in a few minutes on a laptop CPU."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train one configuration.
+    Train(RunArgs),
+    /// Train several losses on the same split and seed; write a comparison table and plots.
+    Compare {
+        /// Comma-separated losses; `arb:global` / `arb:batch` pick ARB's count mode.
+        #[arg(long, value_delimiter = ',', default_value = "ce,arb")]
+        losses: Vec<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run a reference configuration by name (`repro presets` lists them).
+    Preset {
+        name: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// List the reference configurations.
+    Presets,
+    /// Run the whole CIFAR-LT grid and write a paper-style table beside published numbers.
+    Paper {
+        /// Folder holding `cifar-10-batches-bin/` and `cifar-100-binary/`.
+        #[arg(long)]
+        data_root: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// The demo (also what `repro` with no command runs).
+    Demo(RunArgs),
+}
+
+/// Flags of a run. Unset flags keep the preset's (or the protocol's) value.
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// synthetic-lt, cifar10-lt, cifar100-lt, imagenet-lt, inat2018 or places-lt
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Data folder (CIFAR binary folder, or the folder of the list files and images).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Imbalance factor (100, 50, 10).
+    #[arg(long)]
+    pub imb: Option<u32>,
+    /// resnet8, resnet20, resnet32 or resnet50
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// ce, focal, cb, ldam, ldam-drw, bsm or arb
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// ARB's class counts: batch or global
+    #[arg(long)]
+    pub counts: Option<String>,
+    /// Mixup alpha (0 disables).
+    #[arg(long)]
+    pub mixup: Option<f64>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub wd: Option<f64>,
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// arb, mislas or cosine
+    #[arg(long)]
+    pub schedule: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads (default: RAYON_NUM_THREADS, else all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// cpu or cuda
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Evaluate on the test set every N epochs (and after the last).
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// synthetic-lt: number of classes.
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// synthetic-lt: training images of the largest class.
+    #[arg(long)]
+    pub synthetic_max: Option<usize>,
+    /// Record the gradient-balance diagnostic (attraction vs repulsion per class).
+    #[arg(long)]
+    pub diagnostic: bool,
+    /// Output folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Replace an existing --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Stop after this epoch (continue later with --resume).
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// No progress bars or per-epoch lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse::<T>().map_err(|e| format!("--{flag}: {e}"))
+}
+
+impl RunArgs {
+    /// `base` with every given flag applied.
+    pub fn apply(&self, mut c: RunConfig) -> Result<RunConfig, String> {
+        if let Some(v) = &self.dataset {
+            c.dataset = parse("dataset", v)?;
+        }
+        if let Some(v) = &self.data {
+            c.data = Some(v.clone());
+        }
+        if let Some(v) = self.imb {
+            c.imb = v;
+        }
+        if let Some(v) = &self.arch {
+            c.arch = parse("arch", v)?;
+        }
+        if let Some(v) = &self.loss {
+            v.parse::<arbor_engine::ops::loss::LossKind>()
+                .map_err(|e| format!("--{e}"))?;
+            c.loss = v.clone();
+        }
+        if let Some(v) = &self.counts {
+            c.counts = parse("counts", v)?;
+        }
+        macro_rules! copy {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        copy!(mixup, epochs, batch, lr, wd, momentum, schedule, seed, threads, device, eval_every);
+        if let Some(v) = self.classes {
+            c.num_classes_synthetic = v;
+        }
+        if let Some(v) = self.synthetic_max {
+            c.synthetic_max = v;
+        }
+        c.diagnostic |= self.diagnostic;
+        c.validate()?;
+        Ok(c)
+    }
+}

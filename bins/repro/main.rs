@@ -1,0 +1,273 @@
+//! `repro`: reproduce the ARB-Loss paper's long-tailed experiments.
+//!
+//! `repro` alone runs the synthetic demo; `repro train|compare|preset|presets|paper` are
+//! described by `repro --help`. Errors print one line naming what is wrong and exit 1.
+mod cli;
+mod report;
+
+use arbor_models::config::{CountsMode, DatasetKind, RunConfig};
+use arbor_models::presets;
+use arbor_models::resnet::Arch;
+use arbor_models::train::{self, report::RunResult, Outcome, RunOptions};
+use clap::Parser;
+use cli::{Cli, Command, RunArgs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command.unwrap_or(Command::Demo(RunArgs::default()))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<(), String> {
+    match cmd {
+        Command::Presets => {
+            for p in presets::all() {
+                println!("{:<28} {}", p.name, p.description);
+            }
+            Ok(())
+        }
+        Command::Train(args) => {
+            let cfg = args.apply(RunConfig::default())?;
+            set_threads(cfg.threads)?;
+            let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
+            train_one(&cfg, &out, &args).map(|_| ())
+        }
+        Command::Preset { name, run } => {
+            let preset = presets::find(&name)?;
+            let cfg = run.apply(preset.config)?;
+            set_threads(cfg.threads)?;
+            let out = run
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(&name));
+            train_one(&cfg, &out, &run).map(|_| ())
+        }
+        Command::Compare { losses, run } => {
+            let base = run.apply(RunConfig::default())?;
+            set_threads(base.threads)?;
+            let out = run
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(format!("compare-{}", base.dataset)));
+            compare(&base, &losses, &out, &run)
+        }
+        Command::Demo(run) => demo(&run),
+        Command::Paper { data_root, run } => paper(&data_root, &run),
+    }
+}
+
+/// Builds rayon's global pool once; `0` keeps rayon's default (RAYON_NUM_THREADS or all cores).
+fn set_threads(threads: usize) -> Result<(), String> {
+    if threads == 0 {
+        return Ok(());
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| format!("--threads {threads}: {e}"))
+}
+
+fn default_out(c: &RunConfig) -> PathBuf {
+    PathBuf::from("runs").join(format!(
+        "{}-if{}-{}-{}-{}-s{}",
+        c.dataset, c.imb, c.arch, c.loss, c.counts, c.seed
+    ))
+}
+
+fn options(args: &RunArgs) -> RunOptions {
+    RunOptions {
+        resume: args.resume,
+        force: args.force,
+        stop_after: args.stop_after,
+        quiet: args.quiet,
+    }
+}
+
+/// Trains one run and prints where its files are; `None` when stopped early on request.
+fn train_one(cfg: &RunConfig, out: &Path, args: &RunArgs) -> Result<Option<RunResult>, String> {
+    eprintln!(
+        "training {} IF{} {} with {} ({} counts{}) for {} epochs -> {}",
+        cfg.dataset,
+        cfg.imb,
+        cfg.arch,
+        cfg.loss,
+        cfg.counts,
+        if cfg.mixup > 0.0 {
+            format!(", mixup {}", cfg.mixup)
+        } else {
+            String::new()
+        },
+        cfg.epochs,
+        out.display()
+    );
+    match train::run(cfg, out, &options(args)).map_err(|e| e.to_string())? {
+        Outcome::Stopped { epoch } => {
+            eprintln!(
+                "stopped after epoch {epoch}; continue with --resume --out {}",
+                out.display()
+            );
+            Ok(None)
+        }
+        Outcome::Finished(r) => {
+            println!("{}", report::one_line(&r));
+            println!("results: {}", out.join(train::RESULTS_FILE).display());
+            Ok(Some(*r))
+        }
+    }
+}
+
+/// `loss` or `loss:counts` -> (label, config).
+fn variant(base: &RunConfig, spec: &str) -> Result<(String, RunConfig), String> {
+    let (loss, counts) = match spec.split_once(':') {
+        Some((l, c)) => (
+            l,
+            Some(
+                c.parse::<CountsMode>()
+                    .map_err(|e| format!("--losses {spec}: {e}"))?,
+            ),
+        ),
+        None => (spec, None),
+    };
+    let mut cfg = RunArgs {
+        loss: Some(loss.to_string()),
+        ..RunArgs::default()
+    }
+    .apply(base.clone())?;
+    if let Some(c) = counts {
+        cfg.counts = c;
+    }
+    let label = match (loss, counts) {
+        ("arb", _) => format!("arb-{}", cfg.counts),
+        _ => loss.to_string(),
+    };
+    Ok((label, cfg))
+}
+
+fn compare(base: &RunConfig, losses: &[String], out: &Path, args: &RunArgs) -> Result<(), String> {
+    if losses.is_empty() {
+        return Err("--losses: give at least one loss".into());
+    }
+    let variants = losses
+        .iter()
+        .map(|l| variant(base, l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    for (label, cfg) in &variants {
+        let dir = out.join(label);
+        if let Some(r) = train_one(cfg, &dir, args)? {
+            rows.push(report::Row {
+                label: label.clone(),
+                dir,
+                result: r,
+            });
+        }
+    }
+    if rows.len() < variants.len() {
+        return Ok(());
+    }
+    let files = report::write_comparison(out, &rows)?;
+    println!("\n{}", report::markdown(&rows));
+    println!("comparison written to:");
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(())
+}
+
+/// The default command: synthetic-lt, CE vs ARB (batch) vs ARB (global), a short schedule on
+/// ResNet-8, into a fresh time-stamped folder (so a second demo never overwrites the first).
+fn demo(args: &RunArgs) -> Result<(), String> {
+    let base = RunConfig {
+        dataset: DatasetKind::SyntheticLt,
+        arch: Arch::ResNet8,
+        imb: 100,
+        epochs: 30,
+        batch: 128,
+        lr: 0.1,
+        wd: 5e-4,
+        schedule: "cosine".into(),
+        synthetic_max: 500,
+        num_classes_synthetic: 10,
+        eval_every: 5,
+        ..RunConfig::default()
+    };
+    let base = args.apply(base)?;
+    set_threads(base.threads)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("demo-{stamp}")));
+    eprintln!(
+        "demo: synthetic-lt ({} classes, IF {}), {} for {} epochs; cross-entropy vs ARB-Loss (batch and global counts)",
+        base.num_classes_synthetic, base.imb, base.arch, base.epochs
+    );
+    compare(
+        &base,
+        &["ce".into(), "arb:batch".into(), "arb:global".into()],
+        &out,
+        args,
+    )
+}
+
+/// The CIFAR grid: every CIFAR preset, then one table beside the published numbers.
+fn paper(root: &Path, args: &RunArgs) -> Result<(), String> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join("paper"));
+    let mut rows = Vec::new();
+    for p in presets::all()
+        .into_iter()
+        .filter(|p| !p.config.dataset.is_large_scale())
+    {
+        let folder = match p.config.dataset {
+            DatasetKind::Cifar10Lt => "cifar-10-batches-bin",
+            _ => "cifar-100-binary",
+        };
+        let run_args = RunArgs {
+            data: Some(root.join(folder)),
+            ..args.clone()
+        };
+        let cfg = run_args.apply(p.config.clone())?;
+        set_threads_once(cfg.threads)?;
+        let dir = out.join(&p.name);
+        // A finished run is reused; an interrupted one continues from its checkpoint.
+        let result = match std::fs::read(dir.join(train::RESULTS_FILE)) {
+            Ok(bytes) => serde_json::from_slice::<RunResult>(&bytes)
+                .map_err(|e| format!("{}: {e}", dir.display()))?,
+            Err(_) => {
+                let resume = dir.join(train::CHECKPOINT_FILE).exists();
+                let a = RunArgs {
+                    resume,
+                    ..run_args.clone()
+                };
+                match train_one(&cfg, &dir, &a)? {
+                    Some(r) => r,
+                    None => return Ok(()),
+                }
+            }
+        };
+        rows.push((p.name.clone(), result));
+    }
+    let path = report::write_paper_table(&out, &rows)?;
+    println!("{}", std::fs::read_to_string(&path).unwrap_or_default());
+    println!("paper table: {}", path.display());
+    Ok(())
+}
+
+/// `paper` applies the thread count once for the whole grid.
+fn set_threads_once(threads: usize) -> Result<(), String> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| set_threads(threads)).clone()
+}
