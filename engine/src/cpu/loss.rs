@@ -2,9 +2,8 @@
 //!
 //! Each row is handled by one task with three sweeps over its gradient row, which stays in
 //! L1/L2 between them:
-//! 1. `g_j = u_j = scale * clamp(z_j) + offset_j`, then `m = max_j u_j` and `sum_j u_j`
-//!    (which also flags a non-finite logit);
-//! 2. `g_j = exp(g_j - m)` in place, and `S = sum_j g_j`;
+//! 1. `g_j = u_j = scale * clamp(z_j) + offset_j`, then `m = max_j u_j`;
+//! 2. `g_j = exp(g_j - m)` in place, and `S = sum_j g_j` (NaN flags a non-finite logit);
 //! 3. `g_j = mask_j (a g_j - b)` (hard targets) or `mask_j (a g_j - b w_j t_j)` (dense
 //!    targets), with per-row scalars `a, b`; at most two target entries are then fixed up.
 //!
@@ -102,40 +101,41 @@ impl<T: Float> Logits<T> {
     }
 }
 
-/// Sweep 1: writes `u_j` to every entry of `g` and returns `(max_j u_j, sum_j u_j)`, or the
-/// column of the first non-finite logit. `z * 0` (0 for a finite `z`, NaN otherwise) is
-/// added so that a non-finite logit surfaces as a NaN sum even where the clamp hides it.
+/// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j`. `z * 0` (0 for a
+/// finite `z`, NaN otherwise) is added so that a non-finite logit becomes a NaN `u` even
+/// where the clamp would hide it; sweep 2 turns that into a NaN sum.
 #[inline(always)]
 fn sweep_logits<'g, T: Float>(
     z: &[T],
     g: &'g mut [MaybeUninit<T>],
     k: &Consts<T>,
-) -> std::result::Result<(&'g mut [T], T, T), usize> {
+) -> (&'g mut [T], T) {
     let u = k.logits();
     for ((gv, &zv), &o) in g.iter_mut().zip(z).zip(&k.offsets) {
         gv.write(u.of(zv, o) + zv * T::ZERO);
     }
     // SAFETY: the loop above wrote every entry of `g` (all three have the row's length).
     let g = unsafe { assume_init(g) };
-    let sum = simd::sum(g);
-    if sum.to_f64().is_nan() {
-        // NaN can also come from +inf + -inf logits of finite but huge inputs; then there is
-        // nothing to report and the row goes on.
+    let m = simd::max(g);
+    (g, m)
+}
+
+/// Sweep 2: `g_j <- exp(g_j - m)`; returns their sum, or the column of the first
+/// non-finite logit when the sum is NaN.
+#[inline(always)]
+fn sweep_exp<T: Float>(z: &[T], g: &mut [T], m: T) -> std::result::Result<T, usize> {
+    for gv in g.iter_mut() {
+        *gv = (*gv - m).fast_exp();
+    }
+    let s = simd::sum(g);
+    if s.to_f64().is_nan() {
+        // A NaN can also come from huge finite logits (inf - inf); then there is nothing to
+        // name and the row's result is what it is.
         if let Some(c) = z.iter().position(|v| !v.is_finite()) {
             return Err(c);
         }
     }
-    let m = simd::max(g);
-    Ok((g, m, sum))
-}
-
-/// Sweep 2: `g_j <- exp(g_j - m)`; returns their sum.
-#[inline(always)]
-fn sweep_exp<T: Float>(g: &mut [T], m: T) -> T {
-    for gv in g.iter_mut() {
-        *gv = (*gv - m).fast_exp();
-    }
-    simd::sum(g)
+    Ok(s)
 }
 
 /// `sum_j w_j t_j u_j` over the classes with `t_j > 0` (elsewhere `u_j` may be `-inf`).
@@ -196,8 +196,14 @@ fn hard_row<T: Float>(
     coefs: &[f64],
     k: &Consts<T>,
 ) -> std::result::Result<f64, usize> {
-    let (g, m, sum_u) = sweep_logits(z, g, k)?;
-    let s_lanes = sweep_exp(g, m);
+    let (g, m) = sweep_logits(z, g, k);
+    // Label smoothing needs `mean_j u_j`, read before sweep 2 overwrites `u`.
+    let sum_u = if k.p.smoothing != 0.0 {
+        simd::sum(g).to_f64()
+    } else {
+        0.0
+    };
+    let s_lanes = sweep_exp(z, g, m)?;
     let (m64, p) = (m.to_f64(), k.p);
     let has_margin = !k.margins.is_empty();
     let shift = |c: usize| {
@@ -268,7 +274,7 @@ fn hard_row<T: Float>(
     let smooth = eps * coefs.iter().sum::<f64>();
     let inv_c = 1.0 / k.cols as f64;
     if smooth != 0.0 {
-        loss += smooth * (lse_full - sum_u.to_f64() * inv_c);
+        loss += smooth * (lse_full - sum_u * inv_c);
         a += smooth / s_full;
     }
 
@@ -304,9 +310,9 @@ fn dense_row<T: Float>(
     g: &mut [MaybeUninit<T>],
     k: &Consts<T>,
 ) -> std::result::Result<f64, usize> {
-    let (g, m, _) = sweep_logits(z, g, k)?;
+    let (g, m) = sweep_logits(z, g, k);
     let (w, d) = (simd::dot(&k.weights, t), target_dot(&k.weights, t, g));
-    let s = sweep_exp(g, m);
+    let s = sweep_exp(z, g, m)?;
     let (s, w) = (s.to_f64(), w.to_f64());
     let lse = m.to_f64() + s.ln();
     let gs = k.p.scale * k.p.grad_scale;
