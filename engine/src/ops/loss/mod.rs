@@ -144,10 +144,8 @@ struct FusedLossBackward {
 impl Backward for FusedLossBackward {
     fn backward(&self, g: &Tensor, _inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         let gz = match self.reduction {
-            Reduction::None => {
-                let rows = self.grad.dims()[0];
-                self.grad.mul(&g.reshape([rows, 1])?)?.scale(self.pending)?
-            }
+            // Row `i` scaled by its upstream value (`pending` is 1: there is no mean).
+            Reduction::None => self.grad.mul(&g.reshape([self.grad.dims()[0], 1])?)?,
             Reduction::Mean | Reduction::Sum => match g.item()? * self.pending {
                 // `loss.backward()` seeds 1: the saved gradient is the answer, no pass needed.
                 1.0 => self.grad.clone(),
@@ -175,8 +173,7 @@ impl Tensor {
         spec: &FusedLoss,
         target: &Target,
     ) -> Result<(Tensor, Tensor)> {
-        let (loss, grad) = fused(self, spec, target, false)?;
-        Ok((loss, grad))
+        fused(self, spec, target, false)
     }
 }
 
