@@ -71,7 +71,7 @@ pub struct LossOutputs<'a, T> {
 
 /// Runs the fused loss over `[rows, cols]` logits. Checks every buffer's length; the values
 /// (labels in range, targets that are distributions) are the caller's to validate.
-pub fn fused_loss_rows<T: Real>(
+pub fn fused_loss_rows<T: Real + From<f32>>(
     dev: &GpuDevice,
     logits: &CudaSlice<T>,
     rows: usize,
@@ -80,10 +80,7 @@ pub fn fused_loss_rows<T: Real>(
     classes: ClassTerms<T>,
     scalars: LossScalars<T>,
     out: LossOutputs<T>,
-) -> Result<()>
-where
-    T: From<f32>,
-{
+) -> Result<()> {
     let n = kernel_count("logits", rows.saturating_mul(cols))?;
     check_len("logits", logits.len(), n as usize)?;
     check_len("grad", out.grad.len(), n as usize)?;
