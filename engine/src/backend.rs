@@ -145,7 +145,9 @@ pub struct BatchNormStats<S> {
 /// What the fused loss kernel needs to know, in per-class and per-row terms (the op in
 /// `ops/loss` builds it from a loss configuration). For row `i` the kernel forms
 ///
-///     u_ij = scale * clamp(z_ij) + offset_j          (offset_j = -inf drops class j)
+/// ```text
+/// u_ij = scale * clamp(z_ij) + offset_j          (offset_j = -inf drops class j)
+/// ```
 ///
 /// and writes `grad_scale * dl_i/dz_i` once, where `l_i` is row `i`'s loss:
 /// - hard targets (`labels` non-empty): `per_row` components `(c, coef)` per row;

@@ -219,7 +219,11 @@ pub fn exp_f32(x: f32) -> f32 {
     for c in INV_FACT {
         p = p * r + c;
     }
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n in the exponent bits without a float-to-int conversion (which does not vectorise:
+    // `as i32` saturates, a scalar select per lane). Adding 1.5*2^23 + 127 puts `n + 127` in
+    // the low mantissa bits; shifting left by 23 moves them into the exponent field and
+    // drops the rest. Exact because n is an integer in [-126, 128] after the clamp.
+    let scale = f32::from_bits((n + 12_583_039.0).to_bits() << 23);
     let y = p * scale;
     // Below the clamp the true value is (sub)normal-tiny: flush to 0, as softmax expects.
     if x < -87.3 {

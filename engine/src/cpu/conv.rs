@@ -197,7 +197,10 @@ pub fn conv2d_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T>
                 gemm(k, p.c_out, pp, Mat::t(w, k), gb, T::ZERO, dxb);
             } else {
                 gemm(k, p.c_out, pp, Mat::t(w, k), gb, T::ZERO, dcol);
-                super::simd::with_simd(|| col2im(dcol, p, dxb));
+                super::simd::with_simd(
+                    #[inline(always)]
+                    || col2im(dcol, p, dxb),
+                );
             }
         },
     );

@@ -19,11 +19,14 @@ const CHUNK: usize = 1 << 14;
 pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     let mut out = vec![T::ZERO; x.len()];
     let run = |o: &mut [T], i: &[T]| {
-        with_simd(|| {
-            for (o, &i) in o.iter_mut().zip(i) {
-                *o = f(i);
-            }
-        })
+        with_simd(
+            #[inline(always)]
+            || {
+                for (o, &i) in o.iter_mut().zip(i) {
+                    *o = f(i);
+                }
+            },
+        )
     };
     if x.len() >= PAR_MIN {
         out.par_chunks_mut(CHUNK)
@@ -178,11 +181,14 @@ fn broadcast_zip<T: Float, F: Fn(T, T) -> T + Sync + Send + Copy>(
     }
     if sa == out_shape && sb == out_shape {
         let run = |o: &mut [T], x: &[T], y: &[T]| {
-            with_simd(|| {
-                for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                    *o = f(x, y);
-                }
-            })
+            with_simd(
+                #[inline(always)]
+                || {
+                    for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                        *o = f(x, y);
+                    }
+                },
+            )
         };
         if n >= PAR_MIN {
             out.par_chunks_mut(CHUNK)
@@ -204,30 +210,35 @@ fn broadcast_zip<T: Float, F: Fn(T, T) -> T + Sync + Send + Copy>(
             oa += i * lay.outer_a[k];
             ob += i * lay.outer_b[k];
         }
-        with_simd(|| match (lay.inner_a, lay.inner_b) {
-            (1, 1) => {
-                for ((o, &x), &y) in o.iter_mut().zip(&a[oa..oa + inner]).zip(&b[ob..ob + inner]) {
-                    *o = f(x, y);
+        with_simd(
+            #[inline(always)]
+            || match (lay.inner_a, lay.inner_b) {
+                (1, 1) => {
+                    for ((o, &x), &y) in
+                        o.iter_mut().zip(&a[oa..oa + inner]).zip(&b[ob..ob + inner])
+                    {
+                        *o = f(x, y);
+                    }
                 }
-            }
-            (1, 0) => {
-                let y = b[ob];
-                for (o, &x) in o.iter_mut().zip(&a[oa..oa + inner]) {
-                    *o = f(x, y);
+                (1, 0) => {
+                    let y = b[ob];
+                    for (o, &x) in o.iter_mut().zip(&a[oa..oa + inner]) {
+                        *o = f(x, y);
+                    }
                 }
-            }
-            (0, 1) => {
-                let x = a[oa];
-                for (o, &y) in o.iter_mut().zip(&b[ob..ob + inner]) {
-                    *o = f(x, y);
+                (0, 1) => {
+                    let x = a[oa];
+                    for (o, &y) in o.iter_mut().zip(&b[ob..ob + inner]) {
+                        *o = f(x, y);
+                    }
                 }
-            }
-            _ => {
-                for o in o.iter_mut() {
-                    *o = f(a[oa], b[ob]);
+                _ => {
+                    for o in o.iter_mut() {
+                        *o = f(a[oa], b[ob]);
+                    }
                 }
-            }
-        })
+            },
+        )
     };
     if n >= PAR_MIN {
         // Group rows so that each task touches at least CHUNK elements.

@@ -1,14 +1,15 @@
 //! The fused loss row kernel: ARB-Loss and its baselines (the maths is in `ops/loss`).
 //!
-//! Each row is handled by one task with three sweeps over data that stays in L1/L2:
-//! 1. `u_j = scale * clamp(z_j) + offset_j`, its maximum `m` (and a finiteness check);
-//! 2. `e_j = exp(u_j - m)` written into the gradient row, summed with lane accumulators;
-//! 3. the gradient row rewritten in place as `mask_j (a e_j - b)` (hard targets) or
-//!    `mask_j (a e_j - b w_j t_j)` (dense targets); at most two target entries are then
-//!    fixed up in f64.
+//! Each row is handled by one task with three sweeps over its gradient row, which stays in
+//! L1/L2 between them:
+//! 1. `g_j = u_j = scale * clamp(z_j) + offset_j`, then `m = max_j u_j`;
+//! 2. `g_j = exp(g_j - m)` in place, and `S = sum_j g_j` (NaN flags a non-finite logit);
+//! 3. `g_j = mask_j (a g_j - b)` (hard targets) or `mask_j (a g_j - b w_j t_j)` (dense
+//!    targets), with per-row scalars `a, b`; at most two target entries are then fixed up.
 //!
 //! So main memory sees the logits read once and the gradient written once. The per-row
 //! scalars (log-sum-exp, the loss, focal factors) are computed in f64 from the lane sums.
+//! Every loop is a plain map (vectorised by LLVM) or one of `simd`'s lane reductions.
 use super::elementwise::PAR_MIN;
 use super::simd::{self, with_simd, LANES};
 use crate::backend::FusedLossParams;
@@ -25,9 +26,6 @@ struct Consts<'a, T> {
     cols: usize,
     /// `offset_j` (`-inf` drops class `j`).
     offsets: Vec<T>,
-    /// The same with `-inf` replaced by 0, for `sum_j t_j u_j` (validation guarantees
-    /// `t_j = 0` wherever the offset is `-inf`, and `0 * -inf` would be NaN).
-    finite_offsets: Vec<T>,
     /// Dense-target class weights (ones when none were given).
     weights: Vec<T>,
     margins: &'a [f64],
@@ -45,10 +43,6 @@ impl<'a, T: Float> Consts<'a, T> {
         } else {
             p.offsets.iter().map(|&o| T::from_f64(o)).collect()
         };
-        let finite_offsets = offsets
-            .iter()
-            .map(|&o| if o.is_finite() { o } else { T::ZERO })
-            .collect();
         let weights = if p.weights.is_empty() {
             vec![T::ONE; p.cols]
         } else {
@@ -58,7 +52,6 @@ impl<'a, T: Float> Consts<'a, T> {
         Consts {
             cols: p.cols,
             offsets,
-            finite_offsets,
             weights,
             margins: p.margins,
             offsets_f64: p.offsets,
@@ -69,16 +62,14 @@ impl<'a, T: Float> Consts<'a, T> {
         }
     }
 
-    /// `u = scale * clamp(z) + o`.
+    /// The scale and clamp as a copyable value, so loops keep them in registers.
     #[inline(always)]
-    fn logit(&self, z: T, o: T) -> T {
-        self.scale * z.max(self.lo).min(self.hi) + o
-    }
-
-    /// Whether the clamp lets a gradient through `z` (PyTorch's clamp backward).
-    #[inline(always)]
-    fn passes(&self, z: T) -> bool {
-        z >= self.lo && z <= self.hi
+    fn logits(&self) -> Logits<T> {
+        Logits {
+            scale: self.scale,
+            lo: self.lo,
+            hi: self.hi,
+        }
     }
 
     /// `u_c` in f64, for the target entries.
@@ -89,74 +80,75 @@ impl<'a, T: Float> Consts<'a, T> {
     }
 }
 
-/// Sweep 1: `(max_j u_j, sum_j u_j)`, or the column of the first non-finite logit.
-#[inline(always)]
-fn sweep_max<T: Float>(z: &[T], k: &Consts<T>) -> std::result::Result<(T, T), usize> {
-    let mut mx = [T::NEG_INFINITY; LANES];
-    let mut sum = [T::ZERO; LANES];
-    // `z * 0` is NaN exactly when `z` is infinite or NaN, and NaN sticks in a sum.
-    let mut poison = [T::ZERO; LANES];
-    for (zc, oc) in z.chunks(LANES).zip(k.offsets.chunks(LANES)) {
-        for l in 0..zc.len() {
-            let u = k.logit(zc[l], oc[l]);
-            mx[l] = if u > mx[l] { u } else { mx[l] };
-            sum[l] += u;
-            poison[l] += zc[l] * T::ZERO;
-        }
-    }
-    if !poison.into_iter().sum::<T>().is_finite() {
-        return Err(z.iter().position(|v| !v.is_finite()).unwrap_or(0));
-    }
-    let m = mx.into_iter().fold(T::NEG_INFINITY, T::max);
-    Ok((m, sum.into_iter().sum()))
+/// `u = scale * clamp(z) + o`, and the clamp's gradient mask.
+#[derive(Clone, Copy)]
+struct Logits<T> {
+    scale: T,
+    lo: T,
+    hi: T,
 }
 
-/// Sweep 2: writes `e_j = exp(u_j - m)` to every entry of `g` and returns their sum.
+impl<T: Float> Logits<T> {
+    #[inline(always)]
+    fn of(self, z: T, o: T) -> T {
+        self.scale * z.max(self.lo).min(self.hi) + o
+    }
+
+    /// Whether the clamp lets a gradient through `z` (PyTorch's clamp backward).
+    #[inline(always)]
+    fn passes(self, z: T) -> bool {
+        z >= self.lo && z <= self.hi
+    }
+}
+
+/// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j`. `z * 0` (0 for a
+/// finite `z`, NaN otherwise) is added so that a non-finite logit becomes a NaN `u` even
+/// where the clamp would hide it; sweep 2 turns that into a NaN sum.
 #[inline(always)]
-fn sweep_exp<T: Float>(z: &[T], g: &mut [MaybeUninit<T>], m: T, k: &Consts<T>) -> T {
+fn sweep_logits<'g, T: Float>(
+    z: &[T],
+    g: &'g mut [MaybeUninit<T>],
+    k: &Consts<T>,
+) -> (&'g mut [T], T) {
+    let u = k.logits();
+    for ((gv, &zv), &o) in g.iter_mut().zip(z).zip(&k.offsets) {
+        gv.write(u.of(zv, o) + zv * T::ZERO);
+    }
+    // SAFETY: the loop above wrote every entry of `g` (all three have the row's length).
+    let g = unsafe { assume_init(g) };
+    let m = simd::max(g);
+    (g, m)
+}
+
+/// Sweep 2: `g_j <- exp(g_j - m)`; returns their sum, or the column of the first
+/// non-finite logit when the sum is NaN.
+#[inline(always)]
+fn sweep_exp<T: Float>(z: &[T], g: &mut [T], m: T) -> std::result::Result<T, usize> {
+    for gv in g.iter_mut() {
+        *gv = (*gv - m).fast_exp();
+    }
+    let s = simd::sum(g);
+    if s.to_f64().is_nan() {
+        // A NaN can also come from huge finite logits (inf - inf); then there is nothing to
+        // name and the row's result is what it is.
+        if let Some(c) = z.iter().position(|v| !v.is_finite()) {
+            return Err(c);
+        }
+    }
+    Ok(s)
+}
+
+/// `sum_j w_j t_j u_j` over the classes with `t_j > 0` (elsewhere `u_j` may be `-inf`).
+#[inline(always)]
+fn target_dot<T: Float>(w: &[T], t: &[T], u: &[T]) -> T {
     let mut acc = [T::ZERO; LANES];
-    for ((zc, oc), gc) in z
-        .chunks(LANES)
-        .zip(k.offsets.chunks(LANES))
-        .zip(g.chunks_mut(LANES))
-    {
-        for l in 0..zc.len() {
-            let e = (k.logit(zc[l], oc[l]) - m).fast_exp();
-            gc[l].write(e);
-            acc[l] += e;
+    for ((wc, tc), uc) in w.chunks(LANES).zip(t.chunks(LANES)).zip(u.chunks(LANES)) {
+        for l in 0..wc.len() {
+            let v = wc[l] * tc[l] * uc[l];
+            acc[l] += if tc[l] > T::ZERO { v } else { T::ZERO };
         }
     }
     acc.into_iter().sum()
-}
-
-/// Sweep 2 for dense targets: also `W = sum_j w_j t_j` and `D = sum_j w_j t_j u_j`.
-#[inline(always)]
-fn sweep_exp_dense<T: Float>(
-    z: &[T],
-    t: &[T],
-    g: &mut [MaybeUninit<T>],
-    m: T,
-    k: &Consts<T>,
-) -> (T, T, T) {
-    let (mut s, mut w, mut d) = ([T::ZERO; LANES], [T::ZERO; LANES], [T::ZERO; LANES]);
-    let (z, t, g) = (z.chunks(LANES), t.chunks(LANES), g.chunks_mut(LANES));
-    let (o, fo, wt) = (
-        k.offsets.chunks(LANES),
-        k.finite_offsets.chunks(LANES),
-        k.weights.chunks(LANES),
-    );
-    for (((((zc, tc), gc), oc), fc), wc) in z.zip(t).zip(g).zip(o).zip(fo).zip(wt) {
-        for l in 0..zc.len() {
-            let e = (k.logit(zc[l], oc[l]) - m).fast_exp();
-            gc[l].write(e);
-            s[l] += e;
-            let wt = wc[l] * tc[l];
-            w[l] += wt;
-            d[l] += wt * k.logit(zc[l], fc[l]);
-        }
-    }
-    let total = |a: [T; LANES]| a.into_iter().sum::<T>();
-    (total(s), total(w), total(d))
 }
 
 /// Views a fully written row as initialised.
@@ -184,12 +176,14 @@ fn focal(logp: f64, gamma: f64) -> (f64, f64) {
     (qg * -logp, qg + gamma * p * q.powf(gamma - 1.0) * -logp)
 }
 
-/// One target class of a row: its logit `u` (f64), `exp(u - m)`, whether it passes the clamp.
+/// One target class of a row: its logit `u` (f64), `e = exp(u - m)` as sweep 2 computed it,
+/// `exp(u - s m_c - m)` with its own margin taken off, and whether it passes the clamp.
 #[derive(Clone, Copy, Default)]
 struct TargetEntry {
     class: usize,
     u: f64,
     e: f64,
+    e_margined: f64,
     passes: bool,
 }
 
@@ -202,99 +196,104 @@ fn hard_row<T: Float>(
     coefs: &[f64],
     k: &Consts<T>,
 ) -> std::result::Result<f64, usize> {
-    let (m, sum_u) = sweep_max(z, k)?;
-    let s_lanes = sweep_exp(z, g, m, k);
-    // SAFETY: sweep_exp wrote every entry of the row.
-    let g = unsafe { assume_init(g) };
+    let (g, m) = sweep_logits(z, g, k);
+    // Label smoothing needs `mean_j u_j`, read before sweep 2 overwrites `u`.
+    let sum_u = if k.p.smoothing != 0.0 {
+        simd::sum(g).to_f64()
+    } else {
+        0.0
+    };
+    let s_lanes = sweep_exp(z, g, m)?;
     let (m64, p) = (m.to_f64(), k.p);
+    let has_margin = !k.margins.is_empty();
+    let shift = |c: usize| {
+        if has_margin {
+            p.scale * k.margins[c]
+        } else {
+            0.0
+        }
+    };
 
     let mut targets = [TargetEntry::default(); MAX_COMPONENTS];
     let mut n_targets = 0;
     for &c in labels {
         if targets[..n_targets].iter().all(|t| t.class != c) {
-            let u = k.logit_f64(z[c], c);
+            let (u, e) = (k.logit_f64(z[c], c), g[c].to_f64());
+            let e_margined = if has_margin {
+                (u - shift(c) - m64).exp()
+            } else {
+                e
+            };
+            let passes = k.logits().passes(z[c]);
             targets[n_targets] = TargetEntry {
                 class: c,
                 u,
-                e: (u - m64).exp(),
-                passes: k.passes(z[c]),
+                e,
+                e_margined,
+                passes,
             };
             n_targets += 1;
         }
     }
     let targets = &targets[..n_targets];
-    let shift = |c: usize| p.scale * k.margins.get(c).copied().unwrap_or(0.0);
+    // Component `c`'s view of a target entry: margined only for its own class.
+    let e_for = |t: &TargetEntry, c: usize| if t.class == c { t.e_margined } else { t.e };
 
     // With margins each component has its own normaliser; summing the non-target terms
     // apart (rather than subtracting the targets from the total) avoids cancellation when
     // the target dominates.
-    let has_margin = !k.margins.is_empty();
-    let s_rest = if has_margin {
+    let (s_rest, s_full) = if has_margin {
         for t in targets {
             g[t.class] = T::ZERO;
         }
-        simd::sum(g).to_f64()
+        let rest = simd::sum(g).to_f64();
+        (rest, rest + targets.iter().map(|t| t.e).sum::<f64>())
     } else {
-        0.0
+        (0.0, s_lanes.to_f64())
     };
-    let s_full = if has_margin {
-        s_rest + targets.iter().map(|t| t.e).sum::<f64>()
-    } else {
-        s_lanes.to_f64()
-    };
+    let lse_full = m64 + s_full.ln();
 
     let eps = p.smoothing;
     let mut loss = 0.0;
     let mut a = 0.0; // dl/du_j = a e_j - b for every non-target j
-    let mut comp = [(0.0, 0.0); MAX_COMPONENTS]; // (coef (1 - eps) G_k, lse_k)
+    let mut comp = [(0.0, 1.0); MAX_COMPONENTS]; // (coef (1 - eps) G_k, S_k)
     for (ci, (&c, &coef)) in labels.iter().zip(coefs).enumerate() {
-        let tc = targets
-            .iter()
-            .find(|t| t.class == c)
-            .copied()
-            .unwrap_or_default();
-        let s_k = if has_margin {
-            let margined = |t: &TargetEntry| {
-                let sh = if t.class == c { shift(c) } else { 0.0 };
-                (t.u - sh - m64).exp()
-            };
-            s_rest + targets.iter().map(margined).sum::<f64>()
+        let (s_k, lse_k) = if has_margin {
+            let s_k = s_rest + targets.iter().map(|t| e_for(t, c)).sum::<f64>();
+            (s_k, m64 + s_k.ln())
         } else {
-            s_full
+            (s_full, lse_full)
         };
-        let lse_k = m64 + s_k.ln();
-        let (l, big_g) = focal(tc.u - shift(c) - lse_k, p.gamma);
+        let u_c = targets.iter().find(|t| t.class == c).map_or(0.0, |t| t.u);
+        let (l, big_g) = focal(u_c - shift(c) - lse_k, p.gamma);
         let c1 = coef * (1.0 - eps);
         loss += c1 * l;
         a += c1 * big_g / s_k;
-        comp[ci] = (c1 * big_g, lse_k);
+        comp[ci] = (c1 * big_g, s_k);
     }
     let smooth = eps * coefs.iter().sum::<f64>();
     let inv_c = 1.0 / k.cols as f64;
     if smooth != 0.0 {
-        let lse0 = m64 + s_full.ln();
-        loss += smooth * (lse0 - sum_u.to_f64() * inv_c);
+        loss += smooth * (lse_full - sum_u * inv_c);
         a += smooth / s_full;
     }
 
     // Sweep 3: the non-target entries.
     let gs = p.scale * p.grad_scale;
     let (at, bt) = (T::from_f64(a * gs), T::from_f64(smooth * inv_c * gs));
-    for (gc, zc) in g.chunks_mut(LANES).zip(z.chunks(LANES)) {
-        for l in 0..zc.len() {
-            let v = gc[l] * at - bt;
-            gc[l] = if k.passes(zc[l]) { v } else { T::ZERO };
-        }
+    let u = k.logits();
+    for (gv, &zv) in g.iter_mut().zip(z) {
+        let v = *gv * at - bt;
+        *gv = if u.passes(zv) { v } else { T::ZERO };
     }
-    // The target entries, in f64.
+    // The target entries, in f64: `sum_k cg_k (p^(k)_t - [t = c_k])` plus smoothing.
     for t in targets {
         let mut v = 0.0;
         if t.passes {
             v = smooth * (t.e / s_full - inv_c);
-            for (&c, &(cg, lse_k)) in labels.iter().zip(&comp) {
-                let sh = if t.class == c { shift(c) } else { 0.0 };
+            for (&c, &(cg, s_k)) in labels.iter().zip(&comp) {
                 let hit = if t.class == c { 1.0 } else { 0.0 };
-                v += cg * ((t.u - sh - lse_k).exp() - hit);
+                v += cg * (e_for(t, c) / s_k - hit);
             }
         }
         g[t.class] = T::from_f64(v * gs);
@@ -311,24 +310,17 @@ fn dense_row<T: Float>(
     g: &mut [MaybeUninit<T>],
     k: &Consts<T>,
 ) -> std::result::Result<f64, usize> {
-    let (m, _) = sweep_max(z, k)?;
-    let (s, w, d) = sweep_exp_dense(z, t, g, m, k);
-    // SAFETY: sweep_exp_dense wrote every entry of the row.
-    let g = unsafe { assume_init(g) };
+    let (g, m) = sweep_logits(z, g, k);
+    let (w, d) = (simd::dot(&k.weights, t), target_dot(&k.weights, t, g));
+    let s = sweep_exp(z, g, m)?;
     let (s, w) = (s.to_f64(), w.to_f64());
     let lse = m.to_f64() + s.ln();
     let gs = k.p.scale * k.p.grad_scale;
     let (at, bt) = (T::from_f64(gs * w / s), T::from_f64(gs));
-    for (((gc, zc), tc), wc) in g
-        .chunks_mut(LANES)
-        .zip(z.chunks(LANES))
-        .zip(t.chunks(LANES))
-        .zip(k.weights.chunks(LANES))
-    {
-        for l in 0..zc.len() {
-            let v = gc[l] * at - bt * wc[l] * tc[l];
-            gc[l] = if k.passes(zc[l]) { v } else { T::ZERO };
-        }
+    let u = k.logits();
+    for (((gv, &zv), &tv), &wv) in g.iter_mut().zip(z).zip(t).zip(&k.weights) {
+        let v = *gv * at - bt * wv * tv;
+        *gv = if u.passes(zv) { v } else { T::ZERO };
     }
     Ok(w * lse - d.to_f64())
 }
@@ -366,6 +358,37 @@ fn check_params(p: &FusedLossParams, z_len: usize, dense_len: Option<usize>) -> 
     }
 }
 
+/// Rows `r0..` into the gradient block `g` and losses `l`; returns the first (row, column)
+/// holding a non-finite logit, if any. Inlined into `with_simd`'s AVX2 copy: out of line it
+/// would be compiled for the baseline CPU (scalar, with a libm `floorf` call per `exp`).
+#[inline(always)]
+fn run_rows<T: Float>(
+    z: &[T],
+    dense: Option<&[T]>,
+    k: &Consts<T>,
+    r0: usize,
+    g: &mut [MaybeUninit<T>],
+    l: &mut [T],
+) -> Option<(usize, usize)> {
+    let (cols, per_row) = (k.cols, k.p.per_row);
+    for (j, (g_row, l_row)) in g.chunks_mut(cols).zip(l.iter_mut()).enumerate() {
+        let r = r0 + j;
+        let z_row = &z[r * cols..(r + 1) * cols];
+        let res = match dense {
+            Some(t) => dense_row(z_row, &t[r * cols..(r + 1) * cols], g_row, k),
+            None => {
+                let span = r * per_row..(r + 1) * per_row;
+                hard_row(z_row, g_row, &k.p.labels[span.clone()], &k.p.coefs[span], k)
+            }
+        };
+        match res {
+            Ok(v) => *l_row = T::from_f64(v),
+            Err(c) => return Some((r, c)),
+        }
+    }
+    None
+}
+
 /// Runs the kernel: each row's loss (`[rows]`) and `grad_scale * dl_i/dz_i` (`[rows, cols]`).
 pub fn fused_loss<T: Float>(
     z: &[T],
@@ -376,32 +399,18 @@ pub fn fused_loss<T: Float>(
     let (rows, cols) = (p.rows, p.cols);
     let consts = Consts::new(p);
     let mut loss = vec![T::ZERO; rows];
-    // Left uninitialised: sweep 2 writes every entry, so zeroing would only add a pass.
+    // Left uninitialised: sweep 1 writes every entry, so zeroing would only add a pass.
     let mut grad: Vec<T> = Vec::with_capacity(rows * cols);
     if cols == 0 {
         return Ok((loss, grad));
     }
-    let k = &consts;
-    // Returns the first (row, column) holding a non-finite logit, if any.
-    let run_rows = |r0: usize, g: &mut [MaybeUninit<T>], l: &mut [T]| -> Option<(usize, usize)> {
-        with_simd(|| {
-            for (j, (g_row, l_row)) in g.chunks_mut(cols).zip(l.iter_mut()).enumerate() {
-                let r = r0 + j;
-                let z_row = &z[r * cols..(r + 1) * cols];
-                let res = match dense {
-                    Some(t) => dense_row(z_row, &t[r * cols..(r + 1) * cols], g_row, k),
-                    None => {
-                        let span = r * p.per_row..(r + 1) * p.per_row;
-                        hard_row(z_row, g_row, &p.labels[span.clone()], &p.coefs[span], k)
-                    }
-                };
-                match res {
-                    Ok(v) => *l_row = T::from_f64(v),
-                    Err(c) => return Some((r, c)),
-                }
-            }
-            None
-        })
+    let task = |r0: usize, g: &mut [MaybeUninit<T>], l: &mut [T]| {
+        // `inline(always)` on the closure too: the body is large, and a closure left
+        // out of line would be compiled without AVX2.
+        with_simd(
+            #[inline(always)]
+            || run_rows(z, dense, &consts, r0, g, l),
+        )
     };
     let spare = &mut grad.spare_capacity_mut()[..rows * cols];
     let problem = if rows * cols >= PAR_MIN && rows > 1 {
@@ -410,10 +419,10 @@ pub fn fused_loss<T: Float>(
             .par_chunks_mut(rows_per_task * cols)
             .zip(loss.par_chunks_mut(rows_per_task))
             .enumerate()
-            .filter_map(|(i, (g, l))| run_rows(i * rows_per_task, g, l))
+            .filter_map(|(i, (g, l))| task(i * rows_per_task, g, l))
             .min()
     } else {
-        run_rows(0, spare, &mut loss)
+        task(0, spare, &mut loss)
     };
     if let Some((r, c)) = problem {
         let v = z[r * cols + c].to_f64();
@@ -422,7 +431,7 @@ pub fn fused_loss<T: Float>(
             format!("logit [{r}, {c}] is {v}: logits must be finite (the clamp would hide it)"),
         );
     }
-    // SAFETY: no row reported a problem, so every row ran sweep 2, which wrote all of its
+    // SAFETY: no row reported a problem, so every row ran sweep 1, which wrote all of its
     // `cols` entries; together they are the first `rows * cols` elements.
     unsafe { grad.set_len(rows * cols) };
     Ok((loss, grad))

@@ -20,13 +20,16 @@ pub fn reduce<T: Float>(x: &[T], op: ReduceOp, shape: &Shape, axis: usize) -> Ve
     }
     let block = |o: usize, dst: &mut [T]| {
         let src = &x[o * len * inner..(o + 1) * len * inner];
-        with_simd(|| {
-            if inner == 1 {
-                dst[0] = reduce_row(src, op);
-            } else {
-                reduce_strided(src, len, inner, op, dst);
-            }
-        })
+        with_simd(
+            #[inline(always)]
+            || {
+                if inner == 1 {
+                    dst[0] = reduce_row(src, op);
+                } else {
+                    reduce_strided(src, len, inner, op, dst);
+                }
+            },
+        )
     };
     if x.len() >= PAR_MIN && outer > 1 {
         out.par_chunks_mut(inner)

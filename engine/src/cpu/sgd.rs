@@ -8,12 +8,15 @@ use rayon::prelude::*;
 pub fn sgd_update<T: Float>(p: &mut [T], g: &[T], v: &mut [T], lr: f64, momentum: f64, wd: f64) {
     let (lr, mu, wd) = (T::from_f64(lr), T::from_f64(momentum), T::from_f64(wd));
     let step = |p: &mut [T], g: &[T], v: &mut [T]| {
-        with_simd(|| {
-            for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
-                *v = mu * *v + (g + wd * *p);
-                *p = *p - lr * *v;
-            }
-        })
+        with_simd(
+            #[inline(always)]
+            || {
+                for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                    *v = mu * *v + (g + wd * *p);
+                    *p = *p - lr * *v;
+                }
+            },
+        )
     };
     if p.len() >= PAR_MIN {
         const CH: usize = 1 << 14;

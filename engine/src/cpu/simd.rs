@@ -87,26 +87,40 @@ pub fn max<T: Float>(x: &[T]) -> T {
 /// `sum_i exp(x_i - shift)`, written to `out` when given.
 #[inline(always)]
 pub fn sum_exp_shifted<T: Float>(x: &[T], shift: T, out: Option<&mut [T]>) -> T {
+    // Fixed-width chunks (not `chunks`): a loop of constant trip count is what LLVM turns
+    // into one vector operation per chunk.
     let mut acc = [T::ZERO; LANES];
+    let mut tail = T::ZERO;
     match out {
         Some(out) => {
-            for (oc, xc) in out.chunks_mut(LANES).zip(x.chunks(LANES)) {
-                for l in 0..xc.len() {
-                    let e = (xc[l] - shift).fast_exp();
-                    oc[l] = e;
+            let mut oc = out.chunks_exact_mut(LANES);
+            let mut xc = x.chunks_exact(LANES);
+            for (o, v) in (&mut oc).zip(&mut xc) {
+                for l in 0..LANES {
+                    let e = (v[l] - shift).fast_exp();
+                    o[l] = e;
                     acc[l] += e;
                 }
             }
+            for (o, &v) in oc.into_remainder().iter_mut().zip(xc.remainder()) {
+                *o = (v - shift).fast_exp();
+                tail += *o;
+            }
         }
         None => {
-            for xc in x.chunks(LANES) {
-                for l in 0..xc.len() {
-                    acc[l] += (xc[l] - shift).fast_exp();
+            let xc = x.chunks_exact(LANES);
+            let rem = xc.remainder();
+            for v in xc {
+                for l in 0..LANES {
+                    acc[l] += (v[l] - shift).fast_exp();
                 }
+            }
+            for &v in rem {
+                tail += (v - shift).fast_exp();
             }
         }
     }
-    let mut s = T::ZERO;
+    let mut s = tail;
     for a in acc {
         s += a;
     }
@@ -117,12 +131,16 @@ pub fn sum_exp_shifted<T: Float>(x: &[T], shift: T, out: Option<&mut [T]>) -> T 
 #[inline(always)]
 pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::ZERO; LANES];
-    for (ac, bc) in a.chunks(LANES).zip(b.chunks(LANES)) {
-        for l in 0..ac.len() {
-            acc[l] += ac[l] * bc[l];
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let mut s = T::ZERO;
+    for (&x, &y) in ac.remainder().iter().zip(bc.remainder()) {
+        s += x * y;
+    }
+    for (x, y) in ac.zip(bc) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
         }
     }
-    let mut s = T::ZERO;
     for a in acc {
         s += a;
     }
@@ -136,10 +154,25 @@ mod tests {
     #[test]
     fn lane_reductions_match_naive() {
         let x: Vec<f64> = (0..37).map(|i| ((i * 7919) % 101) as f64 - 50.0).collect();
-        assert_eq!(with_simd(|| sum(&x)), x.iter().sum::<f64>());
-        assert_eq!(with_simd(|| max(&x)), 50.0);
+        assert_eq!(
+            with_simd(
+                #[inline(always)]
+                || sum(&x)
+            ),
+            x.iter().sum::<f64>()
+        );
+        assert_eq!(
+            with_simd(
+                #[inline(always)]
+                || max(&x)
+            ),
+            50.0
+        );
         let naive: f64 = x.iter().map(|v| (v - 3.0).exp()).sum();
-        let fast = with_simd(|| sum_exp_shifted(&x, 3.0, None));
+        let fast = with_simd(
+            #[inline(always)]
+            || sum_exp_shifted(&x, 3.0, None),
+        );
         assert!((fast - naive).abs() < 1e-9 * naive);
         assert_eq!(dot(&x, &x), x.iter().map(|v| v * v).sum::<f64>());
     }

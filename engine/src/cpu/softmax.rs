@@ -34,21 +34,24 @@ pub fn softmax_rows<T: Float>(x: &[T], rows: usize, cols: usize, log: bool) -> V
     }
     for_rows(&mut out, cols, x.len(), |r, dst| {
         let src = &x[r * cols..(r + 1) * cols];
-        with_simd(|| {
-            let m = simd::max(src);
-            if log {
-                let lse = simd::sum_exp_shifted(src, m, None).ln() + m;
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = v - lse;
+        with_simd(
+            #[inline(always)]
+            || {
+                let m = simd::max(src);
+                if log {
+                    let lse = simd::sum_exp_shifted(src, m, None).ln() + m;
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = v - lse;
+                    }
+                } else {
+                    let s = simd::sum_exp_shifted(src, m, Some(dst));
+                    let inv = T::ONE / s;
+                    for d in dst.iter_mut() {
+                        *d = *d * inv;
+                    }
                 }
-            } else {
-                let s = simd::sum_exp_shifted(src, m, Some(dst));
-                let inv = T::ONE / s;
-                for d in dst.iter_mut() {
-                    *d = *d * inv;
-                }
-            }
-        })
+            },
+        )
     });
     out
 }
@@ -67,19 +70,22 @@ pub fn softmax_rows_backward<T: Float>(
     }
     for_rows(&mut out, cols, y.len(), |r, dst| {
         let (yr, gr) = (&y[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
-        with_simd(|| {
-            if log {
-                let gs = simd::sum(gr);
-                for ((d, &yv), &gv) in dst.iter_mut().zip(yr).zip(gr) {
-                    *d = gv - yv.fast_exp() * gs;
+        with_simd(
+            #[inline(always)]
+            || {
+                if log {
+                    let gs = simd::sum(gr);
+                    for ((d, &yv), &gv) in dst.iter_mut().zip(yr).zip(gr) {
+                        *d = gv - yv.fast_exp() * gs;
+                    }
+                } else {
+                    let dot = simd::dot(gr, yr);
+                    for ((d, &yv), &gv) in dst.iter_mut().zip(yr).zip(gr) {
+                        *d = yv * (gv - dot);
+                    }
                 }
-            } else {
-                let dot = simd::dot(gr, yr);
-                for ((d, &yv), &gv) in dst.iter_mut().zip(yr).zip(gr) {
-                    *d = yv * (gv - dot);
-                }
-            }
-        })
+            },
+        )
     });
     out
 }

@@ -142,8 +142,15 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         let mut balance = cfg
             .diagnostic
             .then(|| GradientBalanceAccumulator::new(data.num_classes));
-        let (mut loss_sum, mut seen) = (0.0, 0usize);
-        for (step, batch) in loader.epoch().enumerate() {
+        let (mut loss_sum, mut seen, mut data_wait_s) = (0.0, 0usize, 0.0);
+        let mut batches = loader.epoch().enumerate();
+        loop {
+            // Time spent waiting for the loader: the data path's cost to the step.
+            let waited = Instant::now();
+            let Some((step, batch)) = batches.next() else {
+                break;
+            };
+            data_wait_s += waited.elapsed().as_secs_f64();
             let mut batch = batch?;
             let labels: Vec<usize> = batch.labels.iter().map(|&l| l as usize).collect();
             let target = if cfg.mixup > 0.0 {
@@ -194,6 +201,7 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             ));
             bar.inc(1);
         }
+        drop(batches);
         let epoch_train_s = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
         state.train_images += seen as u64;
@@ -216,6 +224,8 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             train_loss: loss_sum / seen.max(1) as f64,
             img_per_s: seen as f64 / epoch_train_s,
             epoch_s: t0.elapsed().as_secs_f64(),
+            data_wait_s,
+            peak_rss_mb: peak_rss_mb(),
             eval,
             balance: balance.and_then(|acc| acc.mean()).map(|m| balance_rows(&m)),
         };
@@ -343,6 +353,14 @@ pub fn evaluate(
     acc.finish(groups).map_err(Error::Config)
 }
 
+/// The process's peak resident memory (Linux `VmHWM`), in MB; `None` elsewhere.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 fn balance_rows(m: &GradientBalance) -> Vec<BalanceRow> {
     m.per_class()
         .into_iter()
@@ -397,6 +415,9 @@ fn summarise(cfg: &RunConfig, class_counts: &[usize], s: &RunState) -> Result<Ru
         class_counts: class_counts.to_vec(),
         wall_s: s.wall_s,
         img_per_s: s.train_images as f64 / s.train_s.max(1e-9),
+        data_wait_fraction: s.history.iter().map(|l| l.data_wait_s).sum::<f64>()
+            / s.train_s.max(1e-9),
+        peak_rss_mb: peak_rss_mb(),
     })
 }
 

@@ -47,6 +47,10 @@ pub struct EpochLog {
     /// Training throughput (images per second of training steps).
     pub img_per_s: f64,
     pub epoch_s: f64,
+    /// Seconds the training loop waited for batches (the data path's cost).
+    pub data_wait_s: f64,
+    /// Peak resident memory of the process so far (Linux), MB.
+    pub peak_rss_mb: Option<f64>,
     pub eval: Option<EvalSummary>,
     /// The gradient-balance diagnostic averaged over the epoch (with `--diagnostic`).
     pub balance: Option<Vec<BalanceRow>>,
@@ -85,4 +89,8 @@ pub struct RunResult {
     pub class_counts: Vec<usize>,
     pub wall_s: f64,
     pub img_per_s: f64,
+    /// Share of training time spent waiting for batches.
+    pub data_wait_fraction: f64,
+    /// Peak resident memory of the process (Linux), MB.
+    pub peak_rss_mb: Option<f64>,
 }

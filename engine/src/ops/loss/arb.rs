@@ -1,10 +1,12 @@
 //! ARB-Loss (Xie et al. 2023), as defined in `shared/spec/arb-loss.md`:
 //!
-//!     z~ = clamp(z, -30, 30)
-//!     L_i = -log( exp(z~_{i,y_i}) / sum_j (n_j / n_{y_i}) exp(z~_ij) )
-//!         = logsumexp_j( z~_ij + log n_j ) - ( z~_{i,y_i} + log n_{y_i} )
-//!     dL_i/dz_ij = (p_ij - [j = y_i]) [-30 <= z_ij <= 30],
-//!     p_ij = n_j exp(z~_ij) / sum_k n_k exp(z~_ik)
+//! ```text
+//! z~ = clamp(z, -30, 30)
+//! L_i = -log( exp(z~_{i,y_i}) / sum_j (n_j / n_{y_i}) exp(z~_ij) )
+//!     = logsumexp_j( z~_ij + log n_j ) - ( z~_{i,y_i} + log n_{y_i} )
+//! dL_i/dz_ij = (p_ij - [j = y_i]) [-30 <= z_ij <= 30],
+//! p_ij = n_j exp(z~_ij) / sum_k n_k exp(z~_ik)
+//! ```
 //!
 //! with `log 0 = -inf`: a class with `n_j = 0` gets no repulsion. Counts are the training
 //! set's (**global**) or the batch's (**batch**, from [`super::batch_counts`]). Mixup and

@@ -158,6 +158,10 @@ impl Criterion {
     pub fn new(kind: LossKind, reduction: Reduction, train_counts: &[f64]) -> Result<Self> {
         let op = kind.name();
         let c = train_counts.len();
+        if c == 0 {
+            return invalid(op, "no classes (empty counts)");
+        }
+        validate_counts(op, train_counts, c)?;
         let bad = |what: &str, v: f64| invalid(op, format!("{what} = {v} is not allowed"));
         let beta_ok = |b: f64| (0.0..1.0).contains(&b);
         let (mut log_prior, mut margins, mut balanced_weights) = (vec![], vec![], vec![]);
@@ -203,10 +207,6 @@ impl Criterion {
             }
             LossKind::Arb { .. } => log_prior = log_counts(train_counts, 1.0),
             LossKind::CrossEntropy { .. } | LossKind::Focal { .. } => {}
-        }
-        validate_counts(op, train_counts, c)?;
-        if c == 0 {
-            return invalid(op, "no classes (empty counts)");
         }
         Ok(Criterion {
             kind,

@@ -5,7 +5,9 @@
 //! cross-entropy: what [`crate::Tensor::fused_loss_with_grad`] returns). Split by the class
 //! `k` of the contributing samples:
 //!
-//!     G_ck = sum_{b : y_b = k} g_bc h_b,     M[c][k] = ||G_ck||_2
+//! ```text
+//! G_ck = sum_{b : y_b = k} g_bc h_b,     M[c][k] = ||G_ck||_2
+//! ```
 //!
 //! `G_cc` is the **attraction** on `W_c`, `G_ck` (`k != c`) the **repulsion** from class
 //! `k`. For each class `k` in the batch, `G_{:,k} = g[rows of k]^T h[rows of k]` is one

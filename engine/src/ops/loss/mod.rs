@@ -7,9 +7,11 @@
 //! `m`, weights `w`, a logit scale `s`, an optional clamp, a focal exponent `gamma` and
 //! label smoothing `eps`. For logits `z` (`[B, C]`), row `i` and a hard target class `c`:
 //!
-//!     u_ij = s clamp(z_ij) + o_j            (o_j = -inf: class j drops out)
-//!     u'_ij = u_ij - s m_c [j = c]          (the margin lowers the target logit)
-//!     p_ij = softmax_j(u'_i),   L_i = (1 - p_ic)^gamma (-log p_ic)
+//! ```text
+//! u_ij = s clamp(z_ij) + o_j            (o_j = -inf: class j drops out)
+//! u'_ij = u_ij - s m_c [j = c]          (the margin lowers the target logit)
+//! p_ij = softmax_j(u'_i),   L_i = (1 - p_ic)^gamma (-log p_ic)
+//! ```
 //!
 //! Mixup targets `(a, b, lam)` give `lam L(z, a) + (1 - lam) L(z, b)`; soft targets `t`
 //! give `sum_j w_j t_ij (logsumexp_j u_ij - u_ij)`. See [`FusedLoss`] for the weights,
@@ -26,7 +28,7 @@ pub use counts::batch_counts;
 pub use diagnostic::{ClassBalance, GradientBalance, GradientBalanceAccumulator};
 
 use crate::backend::{FusedLossParams, ReduceOp, UnaryOp};
-use crate::error::{invalid, Result};
+use crate::error::{invalid, Error, Result};
 use crate::tape::Backward;
 use crate::{Shape, Tensor};
 use std::str::FromStr;
@@ -142,10 +144,8 @@ struct FusedLossBackward {
 impl Backward for FusedLossBackward {
     fn backward(&self, g: &Tensor, _inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         let gz = match self.reduction {
-            Reduction::None => {
-                let rows = self.grad.dims()[0];
-                self.grad.mul(&g.reshape([rows, 1])?)?.scale(self.pending)?
-            }
+            // Row `i` scaled by its upstream value (`pending` is 1: there is no mean).
+            Reduction::None => self.grad.mul(&g.reshape([self.grad.dims()[0], 1])?)?,
             Reduction::Mean | Reduction::Sum => match g.item()? * self.pending {
                 // `loss.backward()` seeds 1: the saved gradient is the answer, no pass needed.
                 1.0 => self.grad.clone(),
@@ -173,8 +173,7 @@ impl Tensor {
         spec: &FusedLoss,
         target: &Target,
     ) -> Result<(Tensor, Tensor)> {
-        let (loss, grad) = fused(self, spec, target, false)?;
-        Ok((loss, grad))
+        fused(self, spec, target, false)
     }
 }
 
@@ -217,7 +216,14 @@ fn fused(
         smoothing: spec.smoothing,
         grad_scale,
     };
-    let out = logits.storage().fused_loss(dense.as_deref(), &params)?;
+    let out = logits
+        .storage()
+        .fused_loss(dense.as_deref(), &params)
+        .map_err(|e| match e {
+            // Name the loss the caller asked for, not the shared kernel.
+            Error::Invalid { msg, .. } => Error::Invalid { op: spec.name, msg },
+            e => e,
+        })?;
     drop(dense);
     let grad = Tensor::from_storage(out.grad, logits.shape().clone())?;
     let rows_shape = Shape::new([rows]);

@@ -30,9 +30,13 @@ pub(crate) fn check(logits: &Tensor, spec: &FusedLoss, target: &Target) -> Resul
     let op = spec.name;
     let (rows, cols) = logits_shape(op, logits)?;
     check_spec(spec, cols)?;
-    let label_ok = |what: &str, y: &[usize]| -> Result<()> {
+    // `what` names one label, `whats` several.
+    let label_ok = |(what, whats): (&str, &str), y: &[usize]| -> Result<()> {
         if y.len() != rows {
-            return invalid(op, format!("{} {what} for a batch of {rows} rows", y.len()));
+            return invalid(
+                op,
+                format!("{} {whats} for a batch of {rows} rows", y.len()),
+            );
         }
         for (i, &c) in y.iter().enumerate() {
             if c >= cols {
@@ -51,13 +55,13 @@ pub(crate) fn check(logits: &Tensor, spec: &FusedLoss, target: &Target) -> Resul
         Ok(())
     };
     match target {
-        Target::Hard(y) => label_ok("labels", y)?,
+        Target::Hard(y) => label_ok(("label", "labels"), y)?,
         Target::Mixup { a, b, lam } => {
             if !(0.0..=1.0).contains(lam) {
                 return invalid(op, format!("mixup lam = {lam} is outside [0, 1]"));
             }
-            label_ok("mixup labels a", a)?;
-            label_ok("mixup labels b", b)?;
+            label_ok(("mixup label a", "mixup labels a"), a)?;
+            label_ok(("mixup label b", "mixup labels b"), b)?;
         }
         Target::Soft(t) => check_soft(spec, t, logits, rows, cols)?,
     }

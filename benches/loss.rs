@@ -1,0 +1,73 @@
+//! ARB-Loss forward + backward: the fused op against the same loss composed from the
+//! engine's primitives (autodiff through clamp, add, logsumexp, gather, sub, mean), and a
+//! memcpy of the same bytes (logits read + gradient written) as the memory-bound floor.
+//!
+//! Run: `cargo bench --bench loss`. f32, global counts (every class present), hard labels.
+use arbor::engine::gradcheck::SplitMix;
+use arbor::engine::ops::loss::{arb_loss, ArbOptions, Target};
+use arbor::engine::{DType, Result, Tensor};
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use std::time::Duration;
+
+const SIZES: [(usize, usize); 4] = [(128, 10), (128, 100), (1024, 1000), (512, 8142)];
+
+/// The same loss from primitives: `mean_i( lse_j(z~_ij + log n_j) - (z~_iy + log n_y) )`.
+fn composed(z: &Tensor, y: &[usize], log_n: &Tensor) -> Result<Tensor> {
+    let b = z.dims()[0];
+    let u = z.clamp(-30.0, 30.0)?.add(log_n)?;
+    let target = u.gather(1, y, [b, 1])?.reshape([b])?;
+    u.logsumexp(1, false)?.sub(&target)?.mean_all()
+}
+
+fn fwd_bwd(c: &mut Criterion) {
+    for (b, classes) in SIZES {
+        let mut r = SplitMix::new(7);
+        let z = Tensor::from_vec(r.vec(b * classes, -6.0, 6.0), [b, classes])
+            .and_then(|t| t.to_dtype(DType::F32))
+            .unwrap()
+            .into_parameter();
+        let counts: Vec<f64> = (0..classes).map(|j| 1.0 + (j * 37 % 500) as f64).collect();
+        let log_n: Vec<f32> = counts.iter().map(|n| n.ln() as f32).collect();
+        let log_n = Tensor::from_vec(log_n, [1, classes]).unwrap();
+        let y: Vec<usize> = (0..b).map(|i| i * 7919 % classes).collect();
+        let target = Target::Hard(y.clone());
+        let opts = ArbOptions::default();
+
+        let bytes = 2 * b * classes * std::mem::size_of::<f32>();
+        let mut group = c.benchmark_group(format!("arb_loss_fwd_bwd/{b}x{classes}"));
+        group
+            .throughput(Throughput::Bytes(bytes as u64))
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        group.bench_function("fused", |bench| {
+            bench.iter(|| {
+                z.zero_grad();
+                arb_loss(&z, &target, &counts, &opts)
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                black_box(z.grad())
+            })
+        });
+        group.bench_function("composed", |bench| {
+            bench.iter(|| {
+                z.zero_grad();
+                composed(&z, &y, &log_n).unwrap().backward().unwrap();
+                black_box(z.grad())
+            })
+        });
+        let src = vec![1.0f32; b * classes];
+        let mut dst = vec![0.0f32; b * classes];
+        group.bench_function("memcpy", |bench| {
+            bench.iter(|| {
+                dst.copy_from_slice(black_box(&src));
+                black_box(&dst);
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, fwd_bwd);
+criterion_main!(benches);

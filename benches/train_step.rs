@@ -1,0 +1,55 @@
+//! One ResNet-32 training step (forward, fused ARB-Loss, backward, SGD) at batch 128 on
+//! CIFAR-shaped input, the step `../shared/bench/torch_anchor.py` times in PyTorch.
+//! Throughput is declared in images, so criterion prints images/s.
+//!
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench train_step`
+use arbor_engine::gradcheck::SplitMix;
+use arbor_engine::ops::loss::{Criterion, LossKind, Reduction, Target};
+use arbor_engine::optim::Sgd;
+use arbor_engine::{DType, Tensor};
+use arbor_models::resnet::{Arch, ResNet};
+use criterion::{criterion_group, criterion_main, Criterion as Bench, Throughput};
+use std::time::Duration;
+
+const BATCH: usize = 128;
+
+fn train_step(c: &mut Bench) {
+    let model = ResNet::new(Arch::ResNet32, 10, DType::F32, 0).unwrap();
+    let mut sgd = Sgd::new(model.parameters(), 0.1, 0.9, 2e-4).unwrap();
+    // CIFAR-10-LT IF100 counts, as the PyTorch anchor uses.
+    let counts: Vec<f64> = (0..10)
+        .map(|i| (5000.0 * 0.01f64.powf(i as f64 / 9.0)).floor())
+        .collect();
+    let loss =
+        Criterion::new("arb".parse::<LossKind>().unwrap(), Reduction::Mean, &counts).unwrap();
+    let mut rng = SplitMix::new(1);
+    let x = Tensor::from_vec(
+        rng.vec(BATCH * 3 * 32 * 32, -1.0, 1.0)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect::<Vec<_>>(),
+        [BATCH, 3, 32, 32],
+    )
+    .unwrap();
+    let labels: Vec<usize> = (0..BATCH).map(|_| (rng.next_u64() % 10) as usize).collect();
+    let target = Target::Hard(labels);
+
+    let mut group = c.benchmark_group("resnet32_train_step");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_secs(3));
+    group.bench_function("batch128", |b| {
+        b.iter(|| {
+            let l = loss.loss(&model.forward(&x).unwrap(), &target, 1).unwrap();
+            sgd.zero_grad();
+            l.backward().unwrap();
+            sgd.step().unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, train_step);
+criterion_main!(benches);
