@@ -39,7 +39,10 @@ pub(super) fn fused_loss<T: GpuFloat>(
             // Every label is below `cols`, which fits i32 (checked above).
             let as_i32: Vec<i32> = p.labels.iter().map(|&c| c as i32).collect();
             labels = dev.upload(&as_i32).map_err(&err)?;
-            coefs = upload(p.coefs)?.expect("hard targets have one coefficient per label");
+            coefs = match upload(p.coefs)? {
+                Some(coefs) => coefs,
+                None => return invalid(OP, "no rows to compare with their labels"),
+            };
             RowTargets::Labels {
                 labels: &labels,
                 coefs: &coefs,

@@ -13,8 +13,12 @@ mod conv;
 mod elementwise;
 mod layout;
 mod loss;
+mod matmul;
 mod pool;
+mod reduce;
 mod registry;
+mod sgd;
+mod softmax;
 
 pub use registry::device;
 
@@ -23,7 +27,7 @@ use crate::error::Error;
 use crate::storage::CpuStorage;
 use crate::{DType, Device, Float, Result, Shape};
 use arbor_cuda::ops::gemm::GemmShape;
-use arbor_cuda::ops::{memory, reduce, sgd, softmax, AxisDims};
+use arbor_cuda::ops::memory;
 use arbor_cuda::{CudaSlice, DevicePtr, DevicePtrMut, GpuDevice};
 use std::sync::Arc;
 
@@ -215,19 +219,6 @@ fn zeros<T: GpuFloat>(dev: &GpuDevice, len: usize) -> GpuResult<CudaSlice<T>> {
     dev.alloc_zeros::<T>(len)
 }
 
-/// `arc`'s buffer for writing: shared buffers are copied first (copy-on-write).
-fn unique<'a, T: GpuFloat>(
-    dev: &GpuDevice,
-    arc: &'a mut Arc<CudaSlice<T>>,
-) -> GpuResult<&'a mut CudaSlice<T>> {
-    if Arc::get_mut(arc).is_none() {
-        let mut copy = dev.alloc_zeros::<T>(arc.len())?;
-        dev.copy(arc, &mut copy)?;
-        *arc = Arc::new(copy);
-    }
-    Ok(Arc::get_mut(arc).expect("the buffer was just made unique"))
-}
-
 impl BackendStorage for CudaStorage {
     fn device(&self) -> Device {
         Device::Cuda(self.ordinal)
@@ -271,14 +262,14 @@ impl BackendStorage for CudaStorage {
     }
     fn reduce(&self, op: ReduceOp, shape: &Shape, axis: usize) -> Result<Self> {
         dispatch!(self.dtype(), T => {
-            let y = reduce_axis::<T>(&self.dev, self.typed("reduce")?, op, shape, axis);
+            let y = reduce::reduce_axis::<T>(&self.dev, self.typed("reduce")?, op, shape, axis);
             Ok(self.with(y.map_err(gpu_err("reduce"))?))
         })
     }
     fn matmul(&self, rhs: &Self, d: &MatmulDims) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let b = self.operands::<T>("matmul", &[rhs])?[0];
-            let y = matmul::<T>(&self.dev, self.typed("matmul")?, b, d);
+            let y = matmul::matmul::<T>(&self.dev, self.typed("matmul")?, b, d);
             Ok(self.with(y.map_err(gpu_err("matmul"))?))
         })
     }
@@ -454,33 +445,16 @@ impl BackendStorage for CudaStorage {
     }
     fn softmax_rows(&self, rows: usize, cols: usize, log: bool) -> Result<Self> {
         dispatch!(self.dtype(), T => {
-            let (dev, x) = (&*self.dev, self.typed::<T>("softmax")?);
-            let run = || -> GpuResult<CudaSlice<T>> {
-                let mut y = dev.alloc_zeros::<T>(x.len())?;
-                if log {
-                    softmax::log_softmax_fwd(dev, x, &mut y, rows, cols)?;
-                } else {
-                    softmax::softmax_fwd(dev, x, &mut y, rows, cols)?;
-                }
-                Ok(y)
-            };
-            Ok(self.with(run().map_err(gpu_err("softmax"))?))
+            let y = softmax::forward::<T>(&self.dev, self.typed("softmax")?, rows, cols, log);
+            Ok(self.with(y.map_err(gpu_err("softmax"))?))
         })
     }
     fn softmax_rows_backward(&self, g: &Self, rows: usize, cols: usize, log: bool) -> Result<Self> {
         dispatch!(self.dtype(), T => {
-            let (dev, y) = (&*self.dev, self.typed::<T>("softmax")?);
             let dy = self.operands::<T>("softmax", &[g])?[0];
-            let run = || -> GpuResult<CudaSlice<T>> {
-                let mut dx = dev.alloc_zeros::<T>(y.len())?;
-                if log {
-                    softmax::log_softmax_bwd(dev, y, dy, &mut dx, rows, cols)?;
-                } else {
-                    softmax::softmax_bwd(dev, y, dy, &mut dx, rows, cols)?;
-                }
-                Ok(dx)
-            };
-            Ok(self.with(run().map_err(gpu_err("softmax"))?))
+            let y = self.typed("softmax")?;
+            let dx = softmax::backward::<T>(&self.dev, y, dy, rows, cols, log);
+            Ok(self.with(dx.map_err(gpu_err("softmax"))?))
         })
     }
     fn fused_loss(
@@ -521,68 +495,12 @@ impl BackendStorage for CudaStorage {
             let g = grad.typed::<T>("sgd").map_err(|_| mismatch())?;
             let p = T::typed_mut(&mut self.buf).ok_or_else(mismatch)?;
             let v = T::typed_mut(&mut velocity.buf).ok_or_else(mismatch)?;
-            let step = sgd::SgdStep {
+            let step = arbor_cuda::ops::sgd::SgdStep {
                 lr: T::from_f64(lr),
                 momentum: T::from_f64(momentum),
                 weight_decay: T::from_f64(weight_decay),
             };
-            sgd_step(&dev, p, g, v, step).map_err(gpu_err("sgd"))
+            sgd::sgd_step(&dev, p, g, v, step).map_err(gpu_err("sgd"))
         })
     }
-}
-
-/// The in-place SGD update, after making the parameter and velocity buffers unshared.
-fn sgd_step<T: GpuFloat>(
-    dev: &GpuDevice,
-    p: &mut Arc<CudaSlice<T>>,
-    g: &CudaSlice<T>,
-    v: &mut Arc<CudaSlice<T>>,
-    step: sgd::SgdStep<T>,
-) -> GpuResult<()> {
-    let (p, v) = (unique(dev, p)?, unique(dev, v)?);
-    sgd::sgd_momentum(dev, p, g, v, step)
-}
-
-/// One-axis reduction of `x` (shaped `shape`) to `[outer, inner]`.
-fn reduce_axis<T: GpuFloat>(
-    dev: &GpuDevice,
-    x: &CudaSlice<T>,
-    op: ReduceOp,
-    shape: &Shape,
-    axis: usize,
-) -> GpuResult<CudaSlice<T>> {
-    let dims = AxisDims::of(shape.dims(), axis)?;
-    let mut y = dev.alloc_zeros::<T>(dims.outer * dims.inner)?;
-    match op {
-        ReduceOp::Sum => reduce::sum_axis(dev, x, &mut y, dims)?,
-        ReduceOp::LogSumExp => reduce::logsumexp_axis(dev, x, &mut y, dims)?,
-        ReduceOp::Max => {
-            // The engine's max backward recomputes its mask, so the argmax is dropped.
-            let mut argmax = dev.alloc_zeros::<i32>(y.len())?;
-            reduce::max_axis(dev, x, &mut y, &mut argmax, dims)?;
-        }
-    }
-    Ok(y)
-}
-
-/// `C[b] = op(A[b]) op(B[b])` through cuBLAS.
-fn matmul<T: GpuFloat>(
-    dev: &GpuDevice,
-    a: &CudaSlice<T>,
-    b: &CudaSlice<T>,
-    d: &MatmulDims,
-) -> GpuResult<CudaSlice<T>> {
-    let mut c = dev.alloc_zeros::<T>(d.batch * d.m * d.n)?;
-    let shape = GemmShape {
-        batch: d.batch,
-        m: d.m,
-        n: d.n,
-        k: d.k,
-        trans_a: d.lhs_transposed,
-        trans_b: d.rhs_transposed,
-        stride_a: d.lhs_batch_stride,
-        stride_b: d.rhs_batch_stride,
-    };
-    T::blas_gemm(dev, &shape, a, b, &mut c, T::ONE, T::ZERO)?;
-    Ok(c)
 }
