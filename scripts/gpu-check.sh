@@ -73,6 +73,7 @@ for base in nvidia.__path__:
         break
     fi
 done
+LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
 for dir in "${lib_dirs[@]}"; do
     LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$dir"
 done
@@ -135,8 +136,8 @@ fi
 for cmd in "${test_cmds[@]}"; do
     if [[ "$cmd" == cargo-test ]]; then
         step "tests (cargo test)" "$tests_log" "${TEST_S:-150}" \
-            cargo test --offline --locked --release --features cuda -p arbor-cuda -p arbor-engine \
-            -- --nocapture
+            cargo test --offline --locked --release --features cuda --no-fail-fast \
+            -p arbor-cuda -p arbor-engine -- --nocapture
     else
         step "test $(basename "$cmd")" "$tests_log" "${TEST_S:-150}" "$cmd" --nocapture
     fi
@@ -165,6 +166,4 @@ print("    synthetic-lt epoch: %.0f img/s, top-1 %.2f" % (r["img_per_s"], r["top
         "$results/train_results.json" >>"$summary" 2>/dev/null
 fi
 
-echo
-cat "$summary"
 exit $failed
