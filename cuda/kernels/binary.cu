@@ -1,6 +1,9 @@
 // Elementwise binary ops with NumPy broadcasting: out[i] = a[offset_a(i)] op b[offset_b(i)].
 // The host right-aligns the shapes to rank 6 and gives each input its element strides,
 // with stride 0 along broadcast dimensions; `shape` is the output's shape.
+// Besides arithmetic, three helpers the engine's backward rules use: `eq` (1 where equal,
+// the max backward's mask), `relu_grad` (b where a > 0) and `clamp_grad` (b where
+// lo <= a <= hi), with a the forward input and b the upstream gradient.
 #include "common.cuh"
 
 #define DEFINE_BINARY(NAME, EXPR, T, SUF)                                                      \
@@ -20,7 +23,19 @@
     DEFINE_BINARY(add, x + y, T, SUF)                                                          \
     DEFINE_BINARY(sub, x - y, T, SUF)                                                          \
     DEFINE_BINARY(mul, x * y, T, SUF)                                                          \
-    DEFINE_BINARY(div, x / y, T, SUF)
+    DEFINE_BINARY(div, x / y, T, SUF)                                                          \
+    DEFINE_BINARY(eq, x == y ? T(1) : T(0), T, SUF)                                            \
+    DEFINE_BINARY(relu_grad, x > T(0) ? y : T(0), T, SUF)                                      \
+    extern "C" __global__ void clamp_grad_##SUF(const T* a, Dims6 a_strides, const T* b,       \
+                                                Dims6 b_strides, T* out, Dims6 shape,          \
+                                                unsigned int n, T lo, T hi) {                  \
+        FOR_EACH_INDEX(i, n) {                                                                 \
+            unsigned int ia, ib;                                                               \
+            strided_offset2(i, shape, a_strides, b_strides, ia, ib);                           \
+            const T x = a[ia];                                                                 \
+            out[i] = (x >= lo && x <= hi) ? b[ib] : T(0);                                      \
+        }                                                                                      \
+    }
 
 DEFINE_BINARY_ALL(float, f32)
 DEFINE_BINARY_ALL(double, f64)

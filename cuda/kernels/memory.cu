@@ -3,6 +3,8 @@
 // - copy:  materialises a strided view: y (contiguous, shape `shape`) gets
 //          x[offset(i)], offset from the view's element strides. Covers transpose,
 //          permute, slicing with steps and broadcast-expand (stride 0).
+// - copy_into: the reverse, y's strided view gets x (contiguous): the backward of a
+//          stepped slice. The view must not address an element twice (checked on the host).
 // - cast_<from>_<to>: element type conversion among f32, f64, f16, bf16.
 #include "common.cuh"
 #include "dtype.cuh"
@@ -14,6 +16,10 @@
     extern "C" __global__ void copy_##SUF(const T* x, Dims6 x_strides, T* y, Dims6 shape,      \
                                           unsigned int n) {                                    \
         FOR_EACH_INDEX(i, n) y[i] = x[strided_offset(i, shape, x_strides)];                    \
+    }                                                                                          \
+    extern "C" __global__ void copy_into_##SUF(const T* x, T* y, Dims6 y_strides, Dims6 shape, \
+                                               unsigned int n) {                               \
+        FOR_EACH_INDEX(i, n) y[strided_offset(i, shape, y_strides)] = x[i];                    \
     }
 
 DEFINE_FILL_COPY(float, f32)

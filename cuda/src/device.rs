@@ -97,6 +97,18 @@ impl GpuDevice {
         Ok(self.stream.synchronize()?)
     }
 
+    /// Runs `work` and returns its result with the GPU time between its start and end in
+    /// milliseconds, measured by two CUDA events on this device's stream: honest timing of
+    /// queued kernels, which the host clock would miss. Reading the time waits for `work`.
+    pub fn time_ms<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<(R, f32)> {
+        // The default flags keep timing on (cudarc's `None` would disable it).
+        let timed = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let start = self.stream.record_event(timed)?;
+        let out = work()?;
+        let end = self.stream.record_event(timed)?;
+        Ok((out, start.elapsed_ms(&end)?))
+    }
+
     /// The kernel `base[_variant]_suffix` from `file`, compiling and loading the file on
     /// first use.
     pub(crate) fn function(

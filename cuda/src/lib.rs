@@ -20,7 +20,9 @@ pub mod kernels;
 pub mod ops;
 
 pub use compile::compile_all_to_ptx;
-pub use cudarc::driver::CudaSlice;
+// Device buffers and the views a wrapper accepts (`gemm` takes either), so callers need
+// no direct cudarc dependency.
+pub use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr, DevicePtrMut};
 pub use device::{gpu_available, GpuDevice};
 pub use dtype::{DType, Logit, Real};
 pub use error::{Error, Result};

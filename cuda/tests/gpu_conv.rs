@@ -2,8 +2,9 @@
 
 mod common;
 
-use arbor_cuda::ops::conv::{col2im, im2col};
+use arbor_cuda::ops::conv::{col2im, col2im_images, im2col, im2col_images};
 use arbor_cuda::ops::gemm::{gemm, GemmShape};
+use arbor_cuda::ops::window::Window2d;
 use common::window::{at, geometries, window};
 use common::*;
 
@@ -171,4 +172,71 @@ fn gemm_handles_every_transpose_and_batch_stride() {
         stride_b: 0,
     };
     assert!(gemm(&dev, &shape, &short, &short, &mut c, 1.0, 0.0).is_err());
+}
+
+/// The chunked variants work on images `first..first + n` of a larger batch: im2col of a
+/// chunk is that chunk's part of the whole batch's columns, col2im writes only its chunk,
+/// and gemm accepts views into the buffers.
+#[test]
+fn chunks_of_images_match_the_whole_batch() {
+    let Some(dev) = gpu("chunks_of_images_match_the_whole_batch") else {
+        return;
+    };
+    let whole = Window2d::new([5, 3, 6, 7], [3, 3], [2, 1], [1, 1]).unwrap();
+    let chunk = Window2d::new([2, 3, 6, 7], [3, 3], [2, 1], [1, 1]).unwrap();
+    let x = Rng::new(9).vec(whole.input_len(), -1.0, 1.0);
+    let x_dev = dev.upload(&x).unwrap();
+    let mut all = dev.alloc_zeros::<f64>(whole.col_len()).unwrap();
+    im2col(&dev, &whole, &x_dev, &mut all).unwrap();
+    let all = dev.download(&all).unwrap();
+    let per_image = whole.col_rows() * whole.col_cols();
+    let mut part = dev.alloc_zeros::<f64>(chunk.col_len()).unwrap();
+    im2col_images(&dev, &chunk, &x_dev, 3, &mut part).unwrap();
+    assert_eq!(
+        dev.download(&part).unwrap(),
+        all[3 * per_image..5 * per_image]
+    );
+    // Images 4..6 do not exist.
+    assert!(im2col_images(&dev, &chunk, &x_dev, 4, &mut part).is_err());
+
+    let mut dx = dev.upload(&vec![7.0; whole.input_len()]).unwrap();
+    col2im_images(&dev, &chunk, &part, &mut dx, 1).unwrap();
+    let dx = dev.download(&dx).unwrap();
+    let image = whole.input_len() / 5;
+    assert!(dx[..image]
+        .iter()
+        .chain(&dx[3 * image..])
+        .all(|&v| v == 7.0));
+    let mut want = dev.alloc_zeros::<f64>(chunk.input_len()).unwrap();
+    col2im(&dev, &chunk, &part, &mut want).unwrap();
+    assert_eq!(dx[image..3 * image], dev.download(&want).unwrap());
+
+    // A product written into the middle of a buffer through views.
+    let a = dev.upload(&[1.0f64, 2.0, 3.0, 4.0]).unwrap();
+    let mut c = dev.alloc_zeros::<f64>(8).unwrap();
+    let shape = GemmShape {
+        batch: 1,
+        m: 2,
+        n: 2,
+        k: 1,
+        trans_a: false,
+        trans_b: false,
+        stride_a: 0,
+        stride_b: 0,
+    };
+    let mut middle = c.slice_mut(2..6);
+    gemm(
+        &dev,
+        &shape,
+        &a.slice(0..2),
+        &a.slice(2..4),
+        &mut middle,
+        1.0,
+        0.0,
+    )
+    .unwrap();
+    assert_eq!(
+        dev.download(&c).unwrap(),
+        [0.0, 0.0, 3.0, 4.0, 6.0, 8.0, 0.0, 0.0]
+    );
 }

@@ -3,8 +3,8 @@
 
 mod common;
 
-use arbor_cuda::ops::binary::{binary, BinaryOp};
-use arbor_cuda::ops::memory::{cast, copy_strided, fill, StridedView};
+use arbor_cuda::ops::binary::{binary, clamp_grad, BinaryOp};
+use arbor_cuda::ops::memory::{cast, copy_into_strided, copy_strided, fill, StridedView};
 use arbor_cuda::ops::sgd::{sgd_momentum, SgdStep};
 use arbor_cuda::ops::unary::*;
 use arbor_cuda::{gpu_available, Error, GpuDevice};
@@ -141,6 +141,7 @@ fn binary_case<T: Float>(dev: &GpuDevice, a_shape: &[usize], b_shape: &[usize]) 
                     BinaryOp::Sub => x - y,
                     BinaryOp::Mul => x * y,
                     BinaryOp::Div => x / y,
+                    BinaryOp::Eq | BinaryOp::ReluGrad => unreachable!("tested below"),
                 }
             })
             .collect();
@@ -151,6 +152,73 @@ fn binary_case<T: Float>(dev: &GpuDevice, a_shape: &[usize], b_shape: &[usize]) 
             T::REL,
             0.0,
         );
+    }
+}
+
+/// The backward masks: `a` is shifted to straddle 0 and one of its values is copied into
+/// `b`, so every branch of eq, relu_grad and clamp_grad is taken.
+fn mask_case<T: Float>(dev: &GpuDevice, a_shape: &[usize], b_shape: &[usize]) {
+    let mut rng = Rng::new(3);
+    let mut a: Vec<f64> = to_f64(&to_t::<T>(&rng.vec(a_shape.iter().product(), -1.0, 1.0)));
+    let mut b: Vec<f64> = to_f64(&to_t::<T>(&rng.vec(b_shape.iter().product(), -1.0, 1.0)));
+    b[0] = a[0];
+    let last = a.len() - 1;
+    a[last] = 0.5; // exactly on the clamp bound
+    let out_shape = host_broadcast(a_shape, b_shape);
+    let n: usize = out_shape.iter().product();
+    let a_dev = dev.upload(&to_t::<T>(&a)).unwrap();
+    let b_dev = dev.upload(&to_t::<T>(&b)).unwrap();
+    let pairs = |i: usize| {
+        (
+            a[source_index(i, &out_shape, a_shape)],
+            b[source_index(i, &out_shape, b_shape)],
+        )
+    };
+    for op in [BinaryOp::Eq, BinaryOp::ReluGrad] {
+        let mut out = dev.alloc_zeros::<T>(n).unwrap();
+        binary(dev, op, &a_dev, a_shape, &b_dev, b_shape, &mut out).unwrap();
+        let got = to_f64(&dev.download(&out).unwrap());
+        let want: Vec<f64> = (0..n)
+            .map(|i| match (op, pairs(i)) {
+                (BinaryOp::Eq, (x, y)) => f64::from(u8::from(x == y)),
+                (_, (x, y)) => {
+                    if x > 0.0 {
+                        y
+                    } else {
+                        0.0
+                    }
+                }
+            })
+            .collect();
+        assert_close(
+            &format!("{op:?} {a_shape:?} {b_shape:?}"),
+            &got,
+            &want,
+            0.0,
+            0.0,
+        );
+    }
+    let mut out = dev.alloc_zeros::<T>(n).unwrap();
+    let (lo, hi) = (T::from_f64(-0.25), T::from_f64(0.5));
+    clamp_grad(dev, &a_dev, a_shape, &b_dev, b_shape, &mut out, lo, hi).unwrap();
+    let got = to_f64(&dev.download(&out).unwrap());
+    let want: Vec<f64> = (0..n)
+        .map(|i| match pairs(i) {
+            (x, y) if (-0.25..=0.5).contains(&x) => y,
+            _ => 0.0,
+        })
+        .collect();
+    assert_close("clamp_grad", &got, &want, 0.0, 0.0);
+}
+
+#[test]
+fn backward_masks_match_host() {
+    let Some(dev) = gpu("backward_masks_match_host") else {
+        return;
+    };
+    for (a, b) in [(&[4, 5][..], &[4, 5][..]), (&[3, 1, 4][..], &[2, 1][..])] {
+        mask_case::<f32>(&dev, a, b);
+        mask_case::<f64>(&dev, a, b);
     }
 }
 
@@ -243,6 +311,17 @@ fn fill_copy_and_cast() {
         offset: 0,
     };
     assert!(copy_strided(&dev, &x_dev, &bad, &mut t).is_err());
+    // And back: the transpose written into a zeroed buffer lands where it was read from.
+    let mut back = dev.alloc_zeros::<f64>(20).unwrap();
+    copy_into_strided(&dev, &t, &view, &mut back).unwrap();
+    let back = dev.download(&back).unwrap();
+    assert!((0..20).all(|i| back[i] == if (2..14).contains(&i) { x[i] } else { 0.0 }));
+    let overlapping = StridedView {
+        shape: &[2, 6],
+        strides: &[0, 1],
+        offset: 0,
+    };
+    assert!(copy_into_strided(&dev, &t, &overlapping, &mut e).is_err());
 
     // Casts round to nearest even, like the `half` crate.
     let values: Vec<f32> = Rng::new(3)

@@ -5,6 +5,8 @@
 //! (the loop). The tape is in `tape.rs`; it is one reverse loop.
 pub mod backend;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 #[cfg(not(feature = "cuda"))]
 mod cuda_stub;
 pub mod device;

@@ -196,24 +196,15 @@ impl Tensor {
         }))
     }
 
-    /// Moves (copies) to a device.
+    /// Copies to a device: `Device::Cuda(i)` uploads (opening GPU `i` on first use),
+    /// `Device::Cpu` downloads. An error, never a panic, when the device is unavailable
+    /// (no GPU, or a build without the `cuda` feature); the message says why.
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
         if device == self.device() {
             return Ok(self.clone());
         }
-        match device {
-            Device::Cpu => {
-                let host = self.storage().to_f64_vec()?;
-                let t = Tensor::from_vec(host, self.shape().clone())?;
-                t.to_dtype(self.dtype())
-            }
-            Device::Cuda(i) => Err(Error::Device {
-                op: "to_device",
-                msg: format!(
-                    "cuda:{i} is not available: arbor was built without the `cuda` feature"
-                ),
-            }),
-        }
+        let storage = self.storage().to_device(device)?;
+        Tensor::from_storage(storage, self.shape().clone())
     }
 
     /// Converts the element type (no gradient flows through a cast).
@@ -288,15 +279,24 @@ impl Tensor {
                 ),
             });
         }
-        let new = src.storage().clone();
+        // A source on another device is copied over, so the storage stays where `self` is.
+        let new = src.storage().to_device(self.device())?;
         *self.storage_mut() = new;
         Ok(())
     }
 
-    /// The values as `T` (which must be the tensor's dtype), copied to the host.
+    /// The values as `T` (which must be the tensor's dtype), copied to the host (a download
+    /// for a GPU tensor).
     pub fn to_vec<T: Float>(&self) -> Result<Vec<T>> {
         let s = self.storage();
-        let cpu = s.as_cpu("to_vec")?;
+        let downloaded;
+        let cpu = match &*s {
+            Storage::Cpu(cpu) => cpu,
+            Storage::Cuda(_) => {
+                downloaded = s.to_device(Device::Cpu)?;
+                downloaded.as_cpu("to_vec")?
+            }
+        };
         cpu.as_slice::<T>()
             .map(|v| v.to_vec())
             .ok_or_else(|| Error::DType {

@@ -1,6 +1,6 @@
 //! The layers ResNets are made of. Each holds its tensors and applies the engine's ops;
 //! initialisation follows PyTorch's so that a run here starts where a PyTorch run starts.
-use arbor_engine::{DType, Result, Tensor};
+use arbor_engine::{DType, Device, Result, Tensor};
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
@@ -9,6 +9,11 @@ use rand_distr::{Distribution, Normal, Uniform};
 pub struct Named {
     pub name: String,
     pub tensor: Tensor,
+}
+
+/// `t` copied to `device`, still a trainable leaf (the copy starts a fresh gradient).
+fn parameter_on(t: &Tensor, device: Device) -> Result<Tensor> {
+    Ok(t.to_device(device)?.into_parameter())
 }
 
 /// A tensor of `shape` from values drawn by `sample`.
@@ -77,6 +82,11 @@ impl Conv2d {
             padding: k / 2,
         })
     }
+    /// Moves the weight to `device`.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.weight = parameter_on(&self.weight, device)?;
+        Ok(())
+    }
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.conv2d(
             &self.weight,
@@ -106,6 +116,14 @@ impl BatchNorm2d {
             running_mean: Tensor::zeros([c], dtype),
             running_var: Tensor::ones([c], dtype),
         }
+    }
+    /// Moves the affine parameters and the running statistics to `device`.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.gamma = parameter_on(&self.gamma, device)?;
+        self.beta = parameter_on(&self.beta, device)?;
+        self.running_mean = self.running_mean.to_device(device)?;
+        self.running_var = self.running_var.to_device(device)?;
+        Ok(())
     }
     pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
         x.batch_norm2d(
@@ -152,6 +170,12 @@ impl Linear {
             bias: uniform_fan_in(&[d_out], d_in, dtype, rng)?.into_parameter(),
         })
     }
+    /// Moves the weight and bias to `device`.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.weight = parameter_on(&self.weight, device)?;
+        self.bias = parameter_on(&self.bias, device)?;
+        Ok(())
+    }
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.linear(&self.weight, Some(&self.bias))
     }
@@ -188,6 +212,11 @@ impl ConvBn {
             conv: Conv2d::new(c_in, c_out, k, stride, fan, dtype, rng)?,
             bn: BatchNorm2d::new(c_out, dtype),
         })
+    }
+    /// Moves both layers to `device`.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.conv.to_device(device)?;
+        self.bn.to_device(device)
     }
     pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
         self.bn.forward(&self.conv.forward(x)?, training)

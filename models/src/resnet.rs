@@ -3,7 +3,7 @@
 //! Every model splits into a feature extractor (`features`) and a linear classifier
 //! (`classifier`), because the gradient-balance diagnostic needs the features.
 use crate::layers::{ConvBn, Fan, Linear, Named};
-use arbor_engine::{DType, Error, Result, Tensor};
+use arbor_engine::{DType, Device, Error, Result, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::str::FromStr;
@@ -89,6 +89,24 @@ impl Block {
                     Some(ds) => ds.forward(x, training)?,
                 };
                 out.add(&shortcut)?.relu()
+            }
+        }
+    }
+
+    fn move_to_device(&mut self, device: Device) -> Result<()> {
+        match self {
+            Block::Basic(bb) => {
+                bb.a.to_device(device)?;
+                bb.b.to_device(device)
+            }
+            Block::Bottleneck(bn) => {
+                for cb in [&mut bn.a, &mut bn.b, &mut bn.c] {
+                    cb.to_device(device)?;
+                }
+                match &mut bn.downsample {
+                    Some(ds) => ds.to_device(device),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -227,6 +245,22 @@ impl ResNet {
             num_classes: classes,
             training: true,
         })
+    }
+
+    /// Moves every parameter and running statistic to `device` (a copy; new parameter
+    /// tensors, so call [`ResNet::parameters`] for the optimiser afterwards). Inputs must
+    /// then live on `device` too.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.stem.to_device(device)?;
+        for (_, _, block) in &mut self.blocks {
+            block.move_to_device(device)?;
+        }
+        self.classifier.to_device(device)
+    }
+
+    /// Where the model's tensors live.
+    pub fn device(&self) -> Device {
+        self.classifier.weight.device()
     }
 
     /// Switches batch norm between batch statistics (training) and running statistics.

@@ -1,4 +1,5 @@
-//! Elementwise binary ops with NumPy broadcasting (`kernels/binary.cu`).
+//! Elementwise binary ops with NumPy broadcasting (`kernels/binary.cu`), including the
+//! masks the engine's backward rules use (`Eq`, `ReluGrad`, [`clamp_grad`]).
 
 use super::layout::{broadcast_shape, broadcast_strides, contiguous_strides, kernel_layout};
 use super::{check_len, grid_for, product};
@@ -19,6 +20,10 @@ pub enum BinaryOp {
     Mul,
     /// a / b
     Div,
+    /// 1 where a == b, else 0.
+    Eq,
+    /// b where a > 0, else 0: relu's backward with a = x, b = dy.
+    ReluGrad,
 }
 
 impl BinaryOp {
@@ -28,6 +33,8 @@ impl BinaryOp {
             BinaryOp::Sub => "sub",
             BinaryOp::Mul => "mul",
             BinaryOp::Div => "div",
+            BinaryOp::Eq => "eq",
+            BinaryOp::ReluGrad => "relu_grad",
         }
     }
 }
@@ -43,6 +50,59 @@ pub fn binary<T: Real>(
     b_shape: &[usize],
     out: &mut CudaSlice<T>,
 ) -> Result<()> {
+    let operands = Operands {
+        a,
+        a_shape,
+        b,
+        b_shape,
+    };
+    launch(dev, op.kernel(), &operands, out, &[])
+}
+
+/// out = b where lo <= a <= hi, else 0 (clamp's backward with a = x, b = dy), broadcast
+/// like [`binary`].
+#[allow(clippy::too_many_arguments)]
+pub fn clamp_grad<T: Real>(
+    dev: &GpuDevice,
+    a: &CudaSlice<T>,
+    a_shape: &[usize],
+    b: &CudaSlice<T>,
+    b_shape: &[usize],
+    out: &mut CudaSlice<T>,
+    lo: T,
+    hi: T,
+) -> Result<()> {
+    let operands = Operands {
+        a,
+        a_shape,
+        b,
+        b_shape,
+    };
+    launch(dev, "clamp_grad", &operands, out, &[lo, hi])
+}
+
+/// The two inputs of a binary kernel with their shapes.
+struct Operands<'a, T> {
+    a: &'a CudaSlice<T>,
+    a_shape: &'a [usize],
+    b: &'a CudaSlice<T>,
+    b_shape: &'a [usize],
+}
+
+/// Launches `kernel(a, a_strides, b, b_strides, out, shape, n, scalars...)`.
+fn launch<T: Real>(
+    dev: &GpuDevice,
+    kernel: &'static str,
+    operands: &Operands<T>,
+    out: &mut CudaSlice<T>,
+    scalars: &[T],
+) -> Result<()> {
+    let Operands {
+        a,
+        a_shape,
+        b,
+        b_shape,
+    } = *operands;
     check_len("a", a.len(), a_shape.iter().product())?;
     check_len("b", b.len(), b_shape.iter().product())?;
     let out_shape = broadcast_shape(a_shape, b_shape)?;
@@ -57,7 +117,7 @@ pub fn binary<T: Real>(
     // The output's strides join the merge so that merged dims stay row-major for it too.
     let (dims, [a_strides, b_strides, _]) =
         kernel_layout(&out_shape, [&a_strides, &b_strides, &out_strides])?;
-    let function = dev.function(&BINARY, op.kernel(), "", T::SUFFIX)?;
+    let function = dev.function(&BINARY, kernel, "", T::SUFFIX)?;
     let mut launch = dev.stream().launch_builder(&function);
     launch
         .arg(a)
@@ -67,6 +127,9 @@ pub fn binary<T: Real>(
         .arg(out)
         .arg(&dims)
         .arg(&n);
+    for scalar in scalars {
+        launch.arg(scalar);
+    }
     // SAFETY: the arguments match the kernel's parameter list; every offset the strides
     // produce for an index below n lies inside its buffer (checked by the broadcast).
     unsafe { launch.launch(grid_for(n)) }?;

@@ -11,7 +11,7 @@ use crate::dtype::Real;
 use crate::error::{shape_error, Result};
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{DevicePtr, DevicePtrMut};
 
 /// Shape of C = op(A) op(B) over `batch` matrices, all row-major: op(A) is [m, k],
 /// op(B) is [k, n], C is [m, n] and the C matrices are packed (stride m*n).
@@ -37,16 +37,22 @@ pub struct GemmShape {
 
 /// C = alpha op(A) op(B) + beta C for each matrix of the batch (beta = 0 ignores C's
 /// old contents). f32 runs in full f32 precision (cuBLAS's default math mode, no TF32).
-pub fn gemm<T: Real>(
+/// The operands may be whole buffers or views into them (`CudaSlice::slice`), which is
+/// how a caller works on a chunk of a batch.
+pub fn gemm<T, A, B, C>(
     dev: &GpuDevice,
     shape: &GemmShape,
-    a: &CudaSlice<T>,
-    b: &CudaSlice<T>,
-    c: &mut CudaSlice<T>,
+    a: &A,
+    b: &B,
+    c: &mut C,
     alpha: T,
     beta: T,
 ) -> Result<()>
 where
+    T: Real,
+    A: DevicePtr<T>,
+    B: DevicePtr<T>,
+    C: DevicePtrMut<T>,
     CudaBlas: Gemm<T>,
 {
     let GemmShape {

@@ -19,7 +19,7 @@ use arbor_engine::ops::loss::{
     CountMode, Criterion, GradientBalance, GradientBalanceAccumulator, LossKind, Reduction, Target,
 };
 use arbor_engine::optim::{LrSchedule, Sgd};
-use arbor_engine::{no_grad, tape, DType, Tensor};
+use arbor_engine::{no_grad, tape, DType, Device, Tensor};
 use checkpoint::Checkpoint;
 use indicatif::{ProgressBar, ProgressStyle};
 use report::{BalanceRow, EpochLog, EvalSummary, RunResult};
@@ -83,12 +83,8 @@ pub enum Outcome {
 /// Trains `cfg` into `out`.
 pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
     cfg.validate().map_err(Error::Config)?;
-    if cfg.device == "cuda" {
-        return Err(Error::Config(
-            "--device cuda: this build has no CUDA backend for training yet (the CUDA issue); use --device cpu".into(),
-        ));
-    }
     // Everything that can fail on bad input is checked before the output folder is touched.
+    let device = training_device(cfg)?;
     let started = Instant::now();
     let data = prepare(cfg)?;
     let criterion = criterion_for(cfg, &data.class_counts)?;
@@ -104,6 +100,8 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         data.save_indices(out)?;
     }
     let mut model = ResNet::new(cfg.arch, data.num_classes, DType::F32, cfg.seed)?;
+    // Weights are drawn on the host (the same numbers on every device), then moved once.
+    model.to_device(device)?;
     let mut sgd = Sgd::new(model.parameters(), cfg.lr, cfg.momentum, cfg.wd)?;
     let schedule = LrSchedule::by_name(&cfg.schedule, cfg.lr, cfg.epochs)?;
 
@@ -167,7 +165,8 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             } else {
                 Target::Hard(labels.clone())
             };
-            let x = Tensor::from_vec(batch.images, batch.shape.to_vec())?;
+            // The batch's one upload; the loss value is its one download.
+            let x = Tensor::from_vec(batch.images, batch.shape.to_vec())?.to_device(device)?;
             let features = model.features(&x)?;
             let logits = model.classifier.forward(&features)?;
             let loss = match balance.as_mut() {
@@ -259,6 +258,21 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
     Ok(Outcome::Finished(Box::new(result)))
 }
 
+/// The device `--device` names, after checking it can be used: `cuda` needs a build with
+/// the `cuda` feature and a GPU, and the error says which is missing.
+fn training_device(cfg: &RunConfig) -> Result<Device> {
+    if cfg.device != "cuda" {
+        return Ok(Device::Cpu);
+    }
+    let device = Device::Cuda(0);
+    match Tensor::zeros([1], DType::F32).to_device(device) {
+        Ok(_) => Ok(device),
+        Err(e) => Err(Error::Config(format!(
+            "--device cuda: {e}; use --device cpu"
+        ))),
+    }
+}
+
 #[derive(Default)]
 struct RunState {
     first_epoch: usize,
@@ -326,7 +340,9 @@ pub fn evaluate(
     let outcome = no_grad(|| -> Result<()> {
         for b in loader.epoch() {
             let b = b?;
-            let logits = model.forward(&Tensor::from_vec(b.images, b.shape.to_vec())?)?;
+            let x = Tensor::from_vec(b.images, b.shape.to_vec())?.to_device(model.device())?;
+            let logits = model.forward(&x)?;
+            // Metrics run on the host: the logits are the evaluation's only download.
             acc.add(&logits.to_vec::<f32>()?, &b.labels)
                 .map_err(Error::Config)?;
         }
