@@ -22,7 +22,7 @@
 //! The arithmetic is written with intrinsics rather than lane arrays: with a 256-FMA loop
 //! body LLVM sometimes vectorised across the reduction (gathers and scatters, 20x slower)
 //! instead of keeping the tile in registers.
-use super::{col2im, copy_run, valid_range, WEIGHT_GRAD_GROUP};
+use super::{copy_run, valid_range, WEIGHT_GRAD_GROUP};
 use crate::backend::Conv2dParams;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -62,30 +62,108 @@ fn store(d: &mut [f32], at: usize, v: __m512) {
     unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) }
 }
 
-/// `dst[i] = src[i * stride]` for every `i < dst.len()`, 16 at a time with gathers.
+/// A mask enabling the first `count` (at most 16) lanes.
+fn first_lanes(count: usize) -> __mmask16 {
+    ((1u32 << count.min(LANES)) - 1) as __mmask16
+}
+
+/// The first `count` (at most 16) values at `s[at..]`, the other lanes zero.
 #[target_feature(enable = "avx512f")]
-fn strided_copy(dst: &mut [f32], src: &[f32], stride: usize) {
-    let n = dst.len();
-    if n == 0 {
-        return;
+fn load_first(s: &[f32], at: usize, count: usize) -> __m512 {
+    let lanes = &s[at..at + count.min(LANES)];
+    // SAFETY: the mask enables exactly the lanes of `lanes`.
+    unsafe { _mm512_maskz_loadu_ps(first_lanes(lanes.len()), lanes.as_ptr()) }
+}
+
+/// Stores the first `count` (at most 16) lanes of `v` at `d[at..]`.
+#[target_feature(enable = "avx512f")]
+fn store_first(d: &mut [f32], at: usize, count: usize, v: __m512) {
+    let lanes = &mut d[at..at + count.min(LANES)];
+    // SAFETY: the mask enables exactly the lanes of `lanes`.
+    unsafe { _mm512_mask_storeu_ps(lanes.as_mut_ptr(), first_lanes(lanes.len()), v) }
+}
+
+/// Lane indices (into two concatenated vectors) of the even values, of the odd ones,
+/// and of the two vectors' first (then second) halves interleaved.
+const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
+const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31];
+const ZIP_LO: [i32; 16] = [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23];
+const ZIP_HI: [i32; 16] = [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
+
+#[target_feature(enable = "avx512f")]
+fn lane_index(i: [i32; 16]) -> __m512i {
+    // SAFETY: `i` is 64 readable bytes.
+    unsafe { _mm512_loadu_si512(i.as_ptr().cast()) }
+}
+
+/// Splits a row into its `stride` phases: `phases[r*len + j] = row[j*stride + r]`, with
+/// `len = ceil(row.len() / stride)` (returned). Stride 2 takes two permutes per 32 values.
+#[target_feature(enable = "avx512f")]
+fn split_phases(row: &[f32], stride: usize, phases: &mut [f32]) -> usize {
+    let (n, len) = (row.len(), row.len().div_ceil(stride));
+    if stride == 2 {
+        let (even, odd) = phases.split_at_mut(len);
+        let (pick_even, pick_odd) = (lane_index(EVEN), lane_index(ODD));
+        for start in (0..n).step_by(2 * LANES) {
+            let m = n - start;
+            let a = load_first(row, start, m);
+            let b = load_first(row, start + m.min(LANES), m.saturating_sub(LANES));
+            store_first(
+                even,
+                start / 2,
+                m.div_ceil(2),
+                _mm512_permutex2var_ps(a, pick_even, b),
+            );
+            store_first(
+                odd,
+                start / 2,
+                m / 2,
+                _mm512_permutex2var_ps(a, pick_odd, b),
+            );
+        }
+    } else {
+        for r in 0..stride {
+            for (d, &v) in phases[r * len..]
+                .iter_mut()
+                .zip(row.iter().skip(r).step_by(stride))
+            {
+                *d = v;
+            }
+        }
     }
-    if stride == 1 {
-        return copy_run(dst, &src[..n]);
-    }
-    assert!((n - 1) * stride < src.len() && (LANES * stride) < i32::MAX as usize);
-    let step = _mm512_set1_epi32(stride as i32);
-    let index = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        step,
-    );
-    for start in (0..n).step_by(LANES) {
-        let mask = u16::MAX >> (LANES - (n - start).min(LANES));
-        // SAFETY: the lanes enabled by `mask` read `src[(start + l) * stride]` with
-        // `start + l < n`, in bounds by the assert, and write `dst[start + l]`.
-        unsafe {
-            let base = src.as_ptr().add(start * stride);
-            let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, index, base);
-            _mm512_mask_storeu_ps(dst.as_mut_ptr().add(start), mask, v);
+    len
+}
+
+/// The inverse of [`split_phases`]: `row[j*stride + r] = phases[r*len + j]`.
+#[target_feature(enable = "avx512f")]
+fn merge_phases(phases: &[f32], len: usize, stride: usize, row: &mut [f32]) {
+    let n = row.len();
+    if stride == 2 {
+        let (even, odd) = phases.split_at(len);
+        let (zip_lo, zip_hi) = (lane_index(ZIP_LO), lane_index(ZIP_HI));
+        for start in (0..n).step_by(2 * LANES) {
+            let m = n - start;
+            let e = load_first(even, start / 2, m.div_ceil(2));
+            let o = load_first(odd, start / 2, m / 2);
+            store_first(row, start, m, _mm512_permutex2var_ps(e, zip_lo, o));
+            let rest = m.saturating_sub(LANES);
+            store_first(
+                row,
+                start + m.min(LANES),
+                rest,
+                _mm512_permutex2var_ps(e, zip_hi, o),
+            );
+        }
+    } else {
+        for r in 0..stride {
+            for (d, &v) in row
+                .iter_mut()
+                .skip(r)
+                .step_by(stride)
+                .zip(&phases[r * len..])
+            {
+                *d = v;
+            }
         }
     }
 }
@@ -126,24 +204,38 @@ fn panel_tile(
 }
 
 /// A copy of one image laid out so that entry `(k, p)` of its `K x P` patch matrix is
-/// `buf[row[k] + col(p)]`, 16 consecutive `p` (from a multiple of 16) being 16
+/// `copy[row[k] + col(p)]`, 16 consecutive `p` (from a multiple of 16) being 16
 /// consecutive floats. Output `(oy, ox)` reads padded pixel `(sh*oy + ky, sw*ox + kx)`.
+///
+/// Each input channel becomes planes of `rows x pitch` floats:
+/// - when the output width is a multiple of 16, the `sh x sw` stride phases of the padded
+///   channel: phase `(py, px)` holds padded pixels `(sh*i + py, sw*j + px)`, so tap
+///   `(ky, kx)` reads phase `(ky % sh, kx % sw)` at `(oy + ky/sh, ox + kx/sw)`, consecutive
+///   in `ox` (for stride 1 this is just the padded channel);
+/// - otherwise `kw x sh` shifted rows: plane `(kx, py)` row `i` holds padded pixels
+///   `(sh*i + py, sw*ox + kx)` for `ox < w_out`, and `pitch = w_out` makes consecutive
+///   output rows adjacent too (`col(p) = p`).
 struct Source {
     row: Vec<usize>,
     /// `col(p) = (p / w_out) * pitch + p % w_out`.
     w_out: usize,
     pitch: usize,
-    /// Floats per image.
+    /// Floats per image, and per input channel.
     len: usize,
-    /// Rows per plane (a plane is `rows x pitch`).
-    rows: usize,
-    /// Planes are `[c_in][sh][sw]` stride phases of the padded image when the output width
-    /// is a multiple of 16: phase `(py, px)` holds padded pixels `(sh*i + py, sw*j + px)`,
-    /// so kernel tap `(ky, kx)` reads phase `(ky % sh, kx % sw)` from `(oy + ky/sh, ox + kx/sw)`,
-    /// consecutive in `ox`. Otherwise they are `[c_in][kw][sh]` shifted rows: plane `(kx, py)`
-    /// row `i` holds padded pixels `(sh*i + py, sw*ox + kx)` for `ox < w_out`, and
-    /// `pitch = w_out` makes consecutive output rows adjacent (`col(p) = p`).
-    phases: bool,
+    channel_len: usize,
+    /// Where input row `iy` of channel 0 starts, before a run's own offset.
+    row_start: Vec<usize>,
+    /// The runs every input row is stored as (the same for every row).
+    runs: Vec<Run>,
+}
+
+/// `len` values of an input row's stride phase `phase`, from its entry `from`, stored
+/// contiguously at `at` past the row's start (see [`split_phases`]).
+struct Run {
+    at: usize,
+    phase: usize,
+    from: usize,
+    len: usize,
 }
 
 impl Source {
@@ -156,27 +248,70 @@ impl Source {
         } else {
             p.w_out()
         };
+        let plane_len = rows * pitch;
         let mut row = Vec::with_capacity(p.c_in * p.kh * p.kw);
-        for ci in 0..p.c_in {
-            for ky in 0..p.kh {
-                row.extend((0..p.kw).map(|kx| {
-                    let (plane, x) = if phases {
-                        ((ci * sh + ky % sh) * sw + kx % sw, kx / sw)
-                    } else {
-                        ((ci * p.kw + kx) * sh + ky % sh, 0)
-                    };
-                    (plane * rows + ky / sh) * pitch + x
-                }));
+        let mut runs = Vec::new();
+        let channel_len;
+        if phases {
+            channel_len = sh * sw * plane_len;
+            for ci in 0..p.c_in {
+                for ky in 0..p.kh {
+                    row.extend((0..p.kw).map(|kx| {
+                        let plane = (ky % sh) * sw + kx % sw;
+                        ci * channel_len + plane * plane_len + (ky / sh) * pitch + kx / sw
+                    }));
+                }
+            }
+            // Pixel j*sw + r of a row sits at padded column j*sw + r + pw.
+            for r in 0..sw.min(p.w_in) {
+                let at = ((r + pw) % sw) * plane_len + (r + pw) / sw;
+                runs.push(Run {
+                    at,
+                    phase: r,
+                    from: 0,
+                    len: (p.w_in - r).div_ceil(sw),
+                });
+            }
+        } else {
+            channel_len = p.kw * sh * plane_len;
+            for ci in 0..p.c_in {
+                for ky in 0..p.kh {
+                    row.extend((0..p.kw).map(|kx| {
+                        let plane = kx * sh + ky % sh;
+                        ci * channel_len + plane * plane_len + (ky / sh) * pitch
+                    }));
+                }
+            }
+            // Output column ox of plane kx reads pixel sw*ox + kx - pw.
+            for kx in 0..p.kw {
+                let (lo, hi) = valid_range(kx, pw, sw, p.w_in, p.w_out());
+                if lo < hi {
+                    let first = lo * sw + kx - pw;
+                    let at = kx * sh * plane_len + lo;
+                    runs.push(Run {
+                        at,
+                        phase: first % sw,
+                        from: first / sw,
+                        len: hi - lo,
+                    });
+                }
             }
         }
-        let planes = if phases { sh * sw } else { p.kw * sh };
+        let row_start = (0..p.h_in)
+            .map(|iy| {
+                let (py, qy) = ((iy + ph) % sh, (iy + ph) / sh);
+                let plane = if phases { py * sw } else { py };
+                plane * plane_len + qy * pitch
+            })
+            .collect();
         Source {
             row,
             w_out: p.w_out(),
             pitch,
-            len: p.c_in * planes * rows * pitch,
-            rows,
-            phases,
+            len: p.c_in * channel_len,
+            channel_len,
+            row_start,
+            runs,
         }
     }
 
@@ -187,30 +322,47 @@ impl Source {
     /// Writes image `x`'s copy into `dst`, whose padding entries must already be zero
     /// (they are never written, so a buffer reused across images stays valid).
     #[target_feature(enable = "avx512f")]
-    fn fill(&self, x: &[f32], p: &Conv2dParams, dst: &mut [f32]) {
-        let ((sh, sw), (ph, pw)) = (p.stride, p.padding);
-        let plane_len = self.rows * self.pitch;
+    fn fill(&self, x: &[f32], p: &Conv2dParams, dst: &mut [f32], scratch: &mut [f32]) {
         for (ci, channel) in x.chunks_exact(p.h_in * p.w_in).enumerate() {
-            for (iy, src) in channel.chunks_exact(p.w_in).enumerate() {
-                let (py, qy) = ((iy + ph) % sh, (iy + ph) / sh);
-                if self.phases {
-                    for px in 0..sw {
-                        // The pixels ix of this row in phase px: ix + pw = px (mod sw).
-                        let ix0 = (px + sw - pw % sw) % sw;
-                        let n = p.w_in.saturating_sub(ix0).div_ceil(sw);
-                        let at = ((ci * sh + py) * sw + px) * plane_len
-                            + qy * self.pitch
-                            + (ix0 + pw) / sw;
-                        strided_copy(&mut dst[at..at + n], &src[ix0.min(p.w_in)..], sw);
+            for (row, start) in channel.chunks_exact(p.w_in).zip(&self.row_start) {
+                let (phases, len) = match p.stride.1 {
+                    1 => (row, p.w_in),
+                    sw => {
+                        let len = split_phases(row, sw, scratch);
+                        (&scratch[..], len)
                     }
-                } else {
-                    for kx in 0..p.kw {
-                        let (lo, hi) = valid_range(kx, pw, sw, p.w_in, p.w_out());
-                        let at = ((ci * p.kw + kx) * sh + py) * plane_len + qy * self.pitch;
-                        let ix = (lo * sw + kx).saturating_sub(pw);
-                        strided_copy(&mut dst[at + lo..at + hi], &src[ix.min(p.w_in)..], sw);
+                };
+                let base = ci * self.channel_len + start;
+                for run in &self.runs {
+                    let at = base + run.at;
+                    copy_run(
+                        &mut dst[at..at + run.len],
+                        &phases[run.phase * len + run.from..][..run.len],
+                    );
+                }
+            }
+        }
+    }
+
+    /// The reverse of [`Source::fill`] for gradients: every image pixel's entries in
+    /// `src` (a gradient w.r.t. this copy) summed into `dx` (padding entries dropped).
+    #[target_feature(enable = "avx512f")]
+    fn unfill(&self, src: &[f32], p: &Conv2dParams, dx: &mut [f32], scratch: &mut [f32]) {
+        let sw = p.stride.1;
+        let len = p.w_in.div_ceil(sw);
+        for (ci, channel) in dx.chunks_exact_mut(p.h_in * p.w_in).enumerate() {
+            for (row, start) in channel.chunks_exact_mut(p.w_in).zip(&self.row_start) {
+                let phases = &mut scratch[..sw * len];
+                phases.fill(0.0);
+                let base = ci * self.channel_len + start;
+                for run in &self.runs {
+                    let at = base + run.at;
+                    let dst = &mut phases[run.phase * len + run.from..][..run.len];
+                    for (d, &v) in dst.iter_mut().zip(&src[at..at + run.len]) {
+                        *d += v;
                     }
                 }
+                merge_phases(phases, len, sw, row);
             }
         }
     }
@@ -229,35 +381,80 @@ fn panels(m: usize, depth: usize, a: impl Fn(usize, usize) -> f32) -> Vec<f32> {
     out
 }
 
-/// `c = A B` for `A` given as panels (`m` rows, `depth` steps) and a `B` with `n` columns
-/// (a multiple of 16) whose row `r` starts at `b_row(r)` and column `j` at `b_col(j)`;
-/// `c` has row stride `ldc`.
+/// How a matrix with 16-aligned column blocks is laid out: plain rows `ld` apart, or an
+/// image copy ([`Source`]) whose row `r` is patch row `row[r]` (`src.row`, or a
+/// permutation of it).
+#[derive(Clone, Copy)]
+enum Layout<'a> {
+    Rows(usize),
+    Patches(&'a Source, &'a [usize]),
+}
+
+impl Layout<'_> {
+    fn row(&self, r: usize) -> usize {
+        match self {
+            Layout::Rows(ld) => r * ld,
+            Layout::Patches(_, row) => row[r],
+        }
+    }
+    fn col(&self, j: usize) -> usize {
+        match self {
+            Layout::Rows(_) => j,
+            Layout::Patches(src, _) => src.col(j),
+        }
+    }
+}
+
+/// `c = A B` (or `c += A B` with `accumulate`) for `A` given as panels (`m` rows, `depth`
+/// steps) and a `B` with `n` columns, `n` a multiple of 16.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 fn panel_product(
     a_panels: &[f32],
-    m: usize,
-    depth: usize,
+    (m, depth, n): (usize, usize, usize),
     b: &[f32],
-    b_row: impl Fn(usize) -> usize + Copy,
-    b_col: impl Fn(usize) -> usize,
-    n: usize,
+    b_at: Layout,
     c: &mut [f32],
-    ldc: usize,
+    c_at: Layout,
+    accumulate: bool,
 ) {
     for j in (0..n).step_by(NV * LANES) {
         // A last tile with one valid vector repeats it rather than read past the end.
-        let b_base = [b_col(j), b_col((j + LANES).min(n - LANES))];
+        let b_base = [b_at.col(j), b_at.col((j + LANES).min(n - LANES))];
+        // (Column offsets outside the row loop: `col` divides.)
+        let c_base = [c_at.col(j), c_at.col((j + LANES).min(n - LANES))];
         for (ib, panel) in a_panels.chunks_exact(depth * MR).enumerate() {
-            let acc = panel_tile(panel, b, b_row, b_base);
+            let acc = panel_tile(panel, b, |r| b_at.row(r), b_base);
             for (i, vectors) in acc.iter().enumerate() {
                 for (v, &vector) in vectors.iter().enumerate() {
                     let (row, col) = (ib * MR + i, j + v * LANES);
                     if row < m && col < n {
-                        store(c, row * ldc + col, vector);
+                        let at = c_at.row(row) + c_base[v];
+                        let sum = if accumulate {
+                            _mm512_add_ps(load(c, at), vector)
+                        } else {
+                            vector
+                        };
+                        store(c, at, sum);
                     }
                 }
             }
+        }
+    }
+}
+
+/// Buffers of one task of the forward or input grad, reused across its images.
+struct ImageBuffers {
+    copy: Vec<f32>,
+    /// One row split into its stride phases.
+    phases: Vec<f32>,
+}
+
+impl ImageBuffers {
+    fn new(src: &Source, p: &Conv2dParams) -> Self {
+        ImageBuffers {
+            copy: vec![0.0; src.len],
+            phases: vec![0.0; p.w_in + p.stride.1],
         }
     }
 }
@@ -268,13 +465,14 @@ fn forward_image(
     src: &Source,
     p: &Conv2dParams,
     x: &[f32],
-    buf: &mut [f32],
+    bufs: &mut ImageBuffers,
     y: &mut [f32],
 ) {
     let (k, pp) = super::col_dims(p);
-    src.fill(x, p, buf);
-    let b_row = |r: usize| src.row[r];
-    panel_product(a_panels, p.c_out, k, buf, b_row, |j| src.col(j), pp, y, pp);
+    src.fill(x, p, &mut bufs.copy, &mut bufs.phases);
+    let dims = (p.c_out, k, pp);
+    let b_at = Layout::Patches(src, &src.row);
+    panel_product(a_panels, dims, &bufs.copy, b_at, y, Layout::Rows(pp), false);
 }
 
 /// Forward: `y[b] = W patches(x[b])`, one image per rayon task. `None` if the output
@@ -289,26 +487,51 @@ pub fn conv2d(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
     let src = Source::new(p);
     let mut y = vec![0.0; p.batch * p.c_out * pp];
     y.par_chunks_mut(p.c_out * pp).enumerate().for_each_init(
-        || vec![0.0; src.len],
-        |buf, (b, yb)| {
+        || ImageBuffers::new(&src, p),
+        |bufs, (b, yb)| {
             let xb = &x[b * image..(b + 1) * image];
             // SAFETY: `available()` was checked by the caller.
-            unsafe { forward_image(&a_panels, &src, p, xb, buf, yb) }
+            unsafe { forward_image(&a_panels, &src, p, xb, bufs, yb) }
         },
     );
     Some(y)
 }
 
+/// `dx[b] = unfill(W^T dy[b])`: the product lands in a gradient of the image copy
+/// (entries that alias one pixel add up), then each pixel gathers its entries. Rows are
+/// taken tap-major (`rows[tap*c_in + ci]`), so the 8 rows of a tile are 8 channels (disjoint
+/// planes): rows of one channel overlap, and a load of what the previous row just stored,
+/// shifted by a float, stalls until that store completes.
 #[target_feature(enable = "avx512f")]
-fn dcol_image(a_panels: &[f32], p: &Conv2dParams, g: &[f32], dcol: &mut [f32], dx: &mut [f32]) {
+fn input_grad_image(
+    a_panels: &[f32],
+    src: &Source,
+    rows: &[usize],
+    p: &Conv2dParams,
+    g: &[f32],
+    bufs: &mut ImageBuffers,
+    dx: &mut [f32],
+) {
     let (k, pp) = super::col_dims(p);
-    panel_product(a_panels, k, p.c_out, g, |r| r * pp, |j| j, pp, dcol, pp);
-    col2im(dcol, p, dx);
+    bufs.copy.fill(0.0);
+    let dims = (k, p.c_out, pp);
+    let c_at = Layout::Patches(src, rows);
+    panel_product(
+        a_panels,
+        dims,
+        g,
+        Layout::Rows(pp),
+        &mut bufs.copy,
+        c_at,
+        true,
+    );
+    src.unfill(&bufs.copy, p, dx, &mut bufs.phases);
 }
 
 /// Input gradient. Stride 1 (with `pad <= k - 1`): `dx` is the forward convolution of
 /// `dy` with `W'[ci, co, ky, kx] = W[co, ci, kh-1-ky, kw-1-kx]` and padding `k - 1 - pad`.
-/// Otherwise `dx[b] = col2im(W^T dy[b])`.
+/// Otherwise the transpose of the forward: `W^T dy[b]` added into a gradient of the
+/// image copy, then summed back onto the pixels.
 pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
     if p.stride == (1, 1) && p.padding.0 < p.kh && p.padding.1 < p.kw {
         let flipped = Conv2dParams {
@@ -336,15 +559,18 @@ pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f
         return None;
     }
     let (k, pp) = super::col_dims(p);
-    let image = p.c_in * p.h_in * p.w_in;
-    let a_panels = panels(k, p.c_out, |r, co| w[co * k + r]);
+    let (image, taps) = (p.c_in * p.h_in * p.w_in, p.kh * p.kw);
+    let patch_row = |r: usize| (r % p.c_in) * taps + r / p.c_in;
+    let a_panels = panels(k, p.c_out, |r, co| w[co * k + patch_row(r)]);
+    let src = Source::new(p);
+    let rows: Vec<usize> = (0..k).map(|r| src.row[patch_row(r)]).collect();
     let mut dx = vec![0.0; p.batch * image];
     dx.par_chunks_mut(image).enumerate().for_each_init(
-        || vec![0.0; k * pp],
-        |dcol, (b, dxb)| {
+        || ImageBuffers::new(&src, p),
+        |bufs, (b, dxb)| {
             let gb = &g[b * p.c_out * pp..(b + 1) * p.c_out * pp];
             // SAFETY: `available()` was checked by the caller.
-            unsafe { dcol_image(&a_panels, p, gb, dcol, dxb) }
+            unsafe { input_grad_image(&a_panels, &src, &rows, p, gb, bufs, dxb) }
         },
     );
     Some(dx)
@@ -368,7 +594,7 @@ fn transpose_rows(
         _mm512_set1_epi32(row_stride as i32),
     );
     for i0 in (0..rows).step_by(LANES) {
-        let mask = u16::MAX >> (LANES - (rows - i0).min(LANES));
+        let mask = first_lanes(rows - i0);
         for j in 0..len {
             // SAFETY: enabled lanes read `src[(i0 + l)*row_stride + j]` and write
             // `dst[j*ld + i0 + l]` with `i0 + l < rows`, in bounds by the asserts.
@@ -383,6 +609,39 @@ fn transpose_rows(
             }
         }
     }
+}
+
+/// One `WR x WV` tile of `dW` over all output rows: for a row starting at `(x0, g0)` and
+/// `t < len`, the scalars are `dy_t[g0 + t*ld + cb..][..WR]` and vector `v` is
+/// `images[x0 + t*step + off[v]..][..16]`. Not inlined: compiled on its own, LLVM keeps
+/// the 24 accumulators in registers (inlined into the loops around it, it spilled them).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+#[inline(never)]
+fn weight_tile(
+    runs: &[(usize, usize)],
+    len: usize,
+    images: &[f32],
+    step: usize,
+    off: [usize; WV],
+    dy_t: &[f32],
+    ld: usize,
+    cb: usize,
+) -> Tile<WR, WV> {
+    let mut sum = [[_mm512_setzero_ps(); WV]; WR];
+    for &(x0, g0) in runs {
+        for t in 0..len {
+            let mut bv = [_mm512_setzero_ps(); WV];
+            for (v, o) in bv.iter_mut().zip(off) {
+                *v = load(images, x0 + t * step + o);
+            }
+            let a = dy_t[g0 + t * ld + cb..][..WR]
+                .try_into()
+                .expect("WR scalars");
+            fma_step(&mut sum, a, &bv);
+        }
+    }
+    sum
 }
 
 /// Buffers of one weight-gradient task, reused across its groups: the group's images
@@ -433,29 +692,23 @@ fn weight_grad_group(
         ((tap / p.kw) * wp + tap % p.kw) * c + block * LANES
     };
     let step = p.stride.1 * c;
+    // Where each output row starts: in the images (its first tap) and in dy^T.
+    let runs: Vec<(usize, usize)> = (0..images)
+        .flat_map(|b| {
+            (0..ho).map(move |oy| {
+                (
+                    b * padded + p.stride.0 * oy * wp * c,
+                    (b * pp + oy * wo) * ld,
+                )
+            })
+        })
+        .collect();
     let mut lanes = [0.0; LANES];
     for cb in (0..p.c_out).step_by(WR) {
         for vb in (0..vectors).step_by(WV) {
             // Vectors past the last repeat it; their results are dropped.
             let off: [usize; WV] = std::array::from_fn(|v| offset((vb + v).min(vectors - 1)));
-            let mut sum = [[_mm512_setzero_ps(); WV]; WR];
-            for b in 0..images {
-                for oy in 0..ho {
-                    let xs = &bufs.images[b * padded + p.stride.0 * oy * wp * c..(b + 1) * padded];
-                    let gs = &bufs.dy_t[(b * pp + oy * wo) * ld..][..wo * ld];
-                    for (t, gq) in gs.chunks_exact(ld).enumerate() {
-                        let mut bv = [_mm512_setzero_ps(); WV];
-                        for (v, o) in bv.iter_mut().zip(off) {
-                            *v = load(xs, t * step + o);
-                        }
-                        fma_step(
-                            &mut sum,
-                            gq[cb..cb + WR].try_into().expect("WR scalars"),
-                            &bv,
-                        );
-                    }
-                }
-            }
+            let sum = weight_tile(&runs, wo, &bufs.images, step, off, &bufs.dy_t, ld, cb);
             for (i, row) in sum.iter().enumerate().filter(|(i, _)| cb + i < p.c_out) {
                 for (v, &vector) in row.iter().enumerate().filter(|(v, _)| vb + v < vectors) {
                     store(&mut lanes, 0, vector);
