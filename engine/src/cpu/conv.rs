@@ -1,20 +1,20 @@
-//! conv2d kernels: im2col + GEMM, one image per rayon task.
-//!
-//! For one image, `im2col` unrolls every receptive field into a column of a matrix with
-//! `K = c_in*kh*kw` rows and `P = h_out*w_out` columns:
+//! conv2d kernels. A convolution of one image is a matrix product with its patch matrix,
+//! and so are both of its gradients. `im2col` builds that matrix, `K = c_in*kh*kw` rows
+//! by `P = h_out*w_out` columns:
 //! `col[(ci, ky, kx), (oy, ox)] = x[ci, oy*sh + ky - ph, ox*sw + kx - pw]` (0 in the padding).
-//! A convolution is then a matrix product, and its two gradients are too:
 //!
 //! - forward: `y_b = W col_b` (`[c_out, K] x [K, P]`, written straight into NCHW),
 //! - input grad: `dcol = W^T dy_b`, then `col2im` adds each entry back onto the pixel it was
 //!   copied from (a pixel appears in up to `kh*kw` columns),
 //! - weight grad: `dW = sum_b dy_b col_b^T`.
 //!
-//! Each rayon task owns one image and a reused `col` buffer, and calls a single-threaded
-//! GEMM; the batch is what runs in parallel. Two implementations share this plan:
-//! f32 on CPUs with AVX-512 takes [`avx512`] (its own register-tiled products, which
-//! read the operands in place), everything else takes the generic path below
-//! (matrixmultiply's sgemm/dgemm, which packs them first).
+//! The batch is what runs in parallel: one image per rayon task (with buffers reused
+//! across a task's images), and for the weight gradient a fixed group of images per task
+//! whose partial sums are then added in order. Each task's products run on its own thread.
+//!
+//! Two implementations: f32 on CPUs with AVX-512 takes [`avx512`], register-tiled
+//! products that read a compact copy of the image in place; everything else takes the
+//! generic path in this file, im2col and matrixmultiply's sgemm/dgemm.
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
@@ -49,7 +49,7 @@ fn try_avx512<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, kernel: F32Kernel) -
     None
 }
 
-/// Forward: `y[b] = W im2col(x[b])`, NCHW in and out.
+/// Forward: `y[b] = W im2col(x[b])`, NCHW in and out (`p` gives the shapes).
 pub fn conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     if p.batch * p.c_out * p.h_out() * p.w_out() == 0 {
         return Vec::new();
@@ -250,6 +250,7 @@ fn gemm<T: Float>(m: usize, k: usize, n: usize, a: Mat<T>, b: Mat<T>, beta: T, c
     }
 }
 
+/// The generic paths: im2col (or the image itself for a 1x1 kernel) and a GEMM.
 fn generic_conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     let (k, pp) = col_dims(p);
     let image = p.c_in * p.h_in * p.w_in;
