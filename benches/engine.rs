@@ -120,10 +120,22 @@ fn memory_bound(c: &mut Criterion) {
     let x = random(&shape, 6);
     let y = random(&shape, 7);
 
-    // memcpy: read n values, write n values, into a fresh buffer as every op's output is.
+    // memcpy: read n values, write n values. `memcpy` allocates its output as every op
+    // does (one thread); `memcpy_rayon` copies into an existing buffer on every rayon
+    // thread, the most this machine's memory gives.
     let src = x.to_vec::<f32>().unwrap();
+    let mut dst = vec![0.0f32; n];
     g.throughput(bytes(2));
     g.bench_function("memcpy", |b| b.iter(|| black_box(src.to_vec())));
+    g.bench_function("memcpy_rayon", |b| {
+        b.iter(|| {
+            use rayon::prelude::*;
+            dst.par_chunks_mut(1 << 16)
+                .zip(src.par_chunks(1 << 16))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+            black_box(&dst);
+        })
+    });
     g.bench_function("relu", |b| {
         b.iter(|| no_grad(|| black_box(x.relu().unwrap())))
     });
