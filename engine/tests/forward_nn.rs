@@ -69,7 +69,9 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
 }
 
 /// conv2d forward and both gradients (f32, batch > the weight-gradient group) against the
-/// direct sums.
+/// direct sums. The first four take the generic path; the last four (16 input channels,
+/// output positions a multiple of 16) take the AVX-512 one where the CPU has it, with
+/// output widths of 8 and 16 at strides 1 and 2.
 #[test]
 fn conv2d_matches_direct_loops() {
     let cases = [
@@ -96,6 +98,30 @@ fn conv2d_matches_direct_loops() {
             w: [3, 6, 1, 1],
             stride: (1, 1),
             pad: (0, 0),
+        },
+        Geom {
+            x: [10, 16, 8, 8],
+            w: [16, 16, 3, 3],
+            stride: (1, 1),
+            pad: (1, 1),
+        },
+        Geom {
+            x: [2, 16, 6, 16],
+            w: [8, 16, 3, 3],
+            stride: (1, 1),
+            pad: (1, 1),
+        },
+        Geom {
+            x: [2, 16, 9, 32],
+            w: [24, 16, 3, 3],
+            stride: (2, 2),
+            pad: (1, 1),
+        },
+        Geom {
+            x: [2, 16, 16, 16],
+            w: [32, 16, 3, 3],
+            stride: (2, 2),
+            pad: (1, 1),
         },
     ];
     let mut r = SplitMix::new(3);
@@ -148,28 +174,22 @@ fn conv2d_matches_direct_loops() {
 }
 
 /// Runs conv2d forward and backward on a pool of `threads` threads; returns y, dx, dW bits.
-fn conv_on_threads(threads: usize) -> Vec<Vec<u32>> {
+fn conv_on_threads(threads: usize, x: [usize; 4], w: [usize; 4], stride: usize) -> Vec<Vec<u32>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
     pool.install(|| {
         let mut r = SplitMix::new(11);
-        let x = Tensor::from_vec(r.vec(21 * 4 * 9 * 9, -1.0, 1.0), [21, 4, 9, 9])
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap()
-            .into_parameter();
-        let w = Tensor::from_vec(r.vec(8 * 4 * 3 * 3, -1.0, 1.0), [8, 4, 3, 3])
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap()
-            .into_parameter();
-        let y = x.conv2d(&w, None, (2, 2), (1, 1)).unwrap();
-        let dy = Tensor::from_vec(r.vec(y.numel(), -1.0, 1.0), y.shape().clone())
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap();
+        let f32_tensor = |r: &mut SplitMix, shape: &[usize]| {
+            let n = shape.iter().product();
+            let t = Tensor::from_vec(r.vec(n, -1.0, 1.0), shape.to_vec()).unwrap();
+            t.to_dtype(DType::F32).unwrap()
+        };
+        let x = f32_tensor(&mut r, &x).into_parameter();
+        let w = f32_tensor(&mut r, &w).into_parameter();
+        let y = x.conv2d(&w, None, (stride, stride), (1, 1)).unwrap();
+        let dy = f32_tensor(&mut r, y.dims());
         y.backward_with(&dy).unwrap();
         [y, x.grad().unwrap(), w.grad().unwrap()]
             .iter()
@@ -186,9 +206,24 @@ fn conv_on_threads(threads: usize) -> Vec<Vec<u32>> {
 
 #[test]
 fn conv2d_is_bitwise_identical_on_one_and_two_threads() {
-    let (one, two) = (conv_on_threads(1), conv_on_threads(2));
-    for (name, (a, b)) in ["y", "dx", "dW"].iter().zip(one.iter().zip(&two)) {
-        assert!(a == b, "{name} differs between 1 and 2 threads");
+    // Batches over two weight-gradient groups, on the generic path (4 channels) and on
+    // the AVX-512 one (16 channels) at strides 1 and 2.
+    let cases = [
+        ([21, 4, 9, 9], [8, 4, 3, 3], 2),
+        ([20, 16, 8, 8], [16, 16, 3, 3], 1),
+        ([20, 16, 16, 16], [32, 16, 3, 3], 2),
+    ];
+    for (x, w, stride) in cases {
+        let (one, two) = (
+            conv_on_threads(1, x, w, stride),
+            conv_on_threads(2, x, w, stride),
+        );
+        for (name, (a, b)) in ["y", "dx", "dW"].iter().zip(one.iter().zip(&two)) {
+            assert!(
+                a == b,
+                "{name} of x {x:?} w {w:?} differs between 1 and 2 threads"
+            );
+        }
     }
 }
 
