@@ -116,10 +116,19 @@ impl Tensor {
             }
         }
         if !(eps > 0.0 && eps.is_finite()) {
-            return invalid(OP, format!("eps {eps} must be positive"));
+            return invalid(
+                OP,
+                format!("eps {eps} must be positive (input {:?})", self.shape()),
+            );
         }
         if !(0.0..=1.0).contains(&momentum) {
-            return invalid(OP, format!("momentum {momentum} must lie in [0, 1]"));
+            return invalid(
+                OP,
+                format!(
+                    "momentum {momentum} must lie in [0, 1] (input {:?})",
+                    self.shape()
+                ),
+            );
         }
         let dims = BatchNormDims { n, c, hw: h * w };
         let inputs = [self, gamma, beta];
