@@ -3,12 +3,17 @@
 use arbor_engine::gradcheck::SplitMix;
 use arbor_engine::{DType, Tensor};
 
-/// Geometry of a direct-loop convolution: (n, c_in, h, w), (c_out, kh, kw), stride, padding.
+/// Geometry of a direct-loop convolution: input `[n, c_in, h, w]`, weight
+/// `[c_out, c_in, kh, kw]`, stride, padding.
 struct Geom {
     x: [usize; 4],
     w: [usize; 4],
     stride: (usize, usize),
     pad: (usize, usize),
+}
+
+fn geom(x: [usize; 4], w: [usize; 4], stride: (usize, usize), pad: (usize, usize)) -> Geom {
+    Geom { x, w, stride, pad }
 }
 
 impl Geom {
@@ -75,54 +80,14 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
 #[test]
 fn conv2d_matches_direct_loops() {
     let cases = [
-        Geom {
-            x: [10, 3, 7, 6],
-            w: [5, 3, 3, 3],
-            stride: (1, 1),
-            pad: (1, 1),
-        },
-        Geom {
-            x: [9, 4, 9, 8],
-            w: [6, 4, 3, 3],
-            stride: (2, 2),
-            pad: (1, 1),
-        },
-        Geom {
-            x: [3, 2, 5, 9],
-            w: [3, 2, 2, 4],
-            stride: (1, 2),
-            pad: (2, 0),
-        },
-        Geom {
-            x: [4, 6, 4, 5],
-            w: [3, 6, 1, 1],
-            stride: (1, 1),
-            pad: (0, 0),
-        },
-        Geom {
-            x: [10, 16, 8, 8],
-            w: [16, 16, 3, 3],
-            stride: (1, 1),
-            pad: (1, 1),
-        },
-        Geom {
-            x: [2, 16, 6, 16],
-            w: [8, 16, 3, 3],
-            stride: (1, 1),
-            pad: (1, 1),
-        },
-        Geom {
-            x: [2, 16, 9, 32],
-            w: [24, 16, 3, 3],
-            stride: (2, 2),
-            pad: (1, 1),
-        },
-        Geom {
-            x: [2, 16, 16, 16],
-            w: [32, 16, 3, 3],
-            stride: (2, 2),
-            pad: (1, 1),
-        },
+        geom([10, 3, 7, 6], [5, 3, 3, 3], (1, 1), (1, 1)),
+        geom([9, 4, 9, 8], [6, 4, 3, 3], (2, 2), (1, 1)),
+        geom([3, 2, 5, 9], [3, 2, 2, 4], (1, 2), (2, 0)),
+        geom([4, 6, 4, 5], [3, 6, 1, 1], (1, 1), (0, 0)),
+        geom([10, 16, 8, 8], [16, 16, 3, 3], (1, 1), (1, 1)),
+        geom([2, 16, 6, 16], [8, 16, 3, 3], (1, 1), (1, 1)),
+        geom([2, 16, 9, 32], [24, 16, 3, 3], (2, 2), (1, 1)),
+        geom([2, 16, 16, 16], [32, 16, 3, 3], (2, 2), (1, 1)),
     ];
     let mut r = SplitMix::new(3);
     for g in cases {
