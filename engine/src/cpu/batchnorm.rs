@@ -2,8 +2,8 @@
 //! `x[b, c, ..]` of `hw` contiguous values. One rayon task per channel reads its runs
 //! (to reduce) and then writes them (to normalise) while they are still in cache.
 //!
-//! Reductions use `LANES` partial sums within a run and add each run's total into an f64,
-//! so no f32 sum ever grows longer than `hw / LANES` terms.
+//! Reductions use `ACC` partial sums within a run and add each run's total into an f64,
+//! so no f32 sum ever grows longer than `hw / ACC` terms.
 use super::simd::{with_simd, LANES};
 use crate::backend::{BatchNormDims, BatchNormStats};
 use crate::Float;
@@ -46,29 +46,46 @@ fn per_channel_output<T: Float, R: Send>(
     (out, results)
 }
 
-/// `(sum(g), sum(g * (x - center)))` of two runs with lane accumulators.
+/// Partial sums per reduction: four registers' worth, so that four additions are in
+/// flight at once (with one register, each waits for the previous one: 4 cycles).
+const ACC: usize = 4 * LANES;
+
+/// `(sum(g), sum(g * (x - center)))` of two runs with `ACC` partial sums.
 #[inline(always)]
 fn sum_and_centered_dot<T: Float>(g: &[T], x: &[T], center: T) -> (T, T) {
-    let (mut s, mut p) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-    for (gc, xc) in g.chunks(LANES).zip(x.chunks(LANES)) {
-        for l in 0..gc.len() {
+    let (mut s, mut p) = ([T::ZERO; ACC], [T::ZERO; ACC]);
+    let (gc, xc) = (g.chunks_exact(ACC), x.chunks_exact(ACC));
+    let (g_tail, x_tail) = (gc.remainder(), xc.remainder());
+    for (gc, xc) in gc.zip(xc) {
+        for l in 0..ACC {
             s[l] += gc[l];
             p[l] += gc[l] * (xc[l] - center);
         }
     }
+    for (l, (&g, &x)) in g_tail.iter().zip(x_tail).enumerate() {
+        s[l] += g;
+        p[l] += g * (x - center);
+    }
     (s.into_iter().sum(), p.into_iter().sum())
 }
 
-/// `(sum(v - shift), sum((v - shift)^2))` of a run with lane accumulators.
+/// `(sum(v - shift), sum((v - shift)^2))` of a run with `ACC` partial sums.
 #[inline(always)]
 fn shifted_moments<T: Float>(x: &[T], shift: T) -> (T, T) {
-    let (mut s, mut q) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-    for xc in x.chunks(LANES) {
-        for l in 0..xc.len() {
+    let (mut s, mut q) = ([T::ZERO; ACC], [T::ZERO; ACC]);
+    let chunks = x.chunks_exact(ACC);
+    let tail = chunks.remainder();
+    for xc in chunks {
+        for l in 0..ACC {
             let v = xc[l] - shift;
             s[l] += v;
             q[l] += v * v;
         }
+    }
+    for (l, &x) in tail.iter().enumerate() {
+        let v = x - shift;
+        s[l] += v;
+        q[l] += v * v;
     }
     (s.into_iter().sum(), q.into_iter().sum())
 }
