@@ -54,37 +54,63 @@ fn lane_index(i: [i32; 16]) -> __m512i {
     unsafe { _mm512_loadu_si512(i.as_ptr().cast()) }
 }
 
+/// Splits a row into its even and odd entries: `even[j] = row[2j]`, `odd[j] = row[2j + 1]`
+/// (`even` holds `ceil(n/2)` values, `odd` `floor(n/2)`), two permutes per 32 values.
+#[target_feature(enable = "avx512f")]
+pub fn split2(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let n = row.len();
+    let (pick_even, pick_odd) = (lane_index(EVEN), lane_index(ODD));
+    for start in (0..n).step_by(2 * LANES) {
+        let m = n - start;
+        let a = load_first(row, start, m);
+        let b = load_first(row, start + m.min(LANES), m.saturating_sub(LANES));
+        store_first(
+            even,
+            start / 2,
+            m.div_ceil(2),
+            _mm512_permutex2var_ps(a, pick_even, b),
+        );
+        store_first(
+            odd,
+            start / 2,
+            m / 2,
+            _mm512_permutex2var_ps(a, pick_odd, b),
+        );
+    }
+}
+
+/// The inverse of [`split2`]: `row[2j] = even[j]`, `row[2j + 1] = odd[j]`.
+#[target_feature(enable = "avx512f")]
+pub fn merge2(even: &[f32], odd: &[f32], row: &mut [f32]) {
+    let n = row.len();
+    let (zip_lo, zip_hi) = (lane_index(ZIP_LO), lane_index(ZIP_HI));
+    for start in (0..n).step_by(2 * LANES) {
+        let m = n - start;
+        let e = load_first(even, start / 2, m.div_ceil(2));
+        let o = load_first(odd, start / 2, m / 2);
+        store_first(row, start, m, _mm512_permutex2var_ps(e, zip_lo, o));
+        let rest = m.saturating_sub(LANES);
+        store_first(
+            row,
+            start + m.min(LANES),
+            rest,
+            _mm512_permutex2var_ps(e, zip_hi, o),
+        );
+    }
+}
+
 /// Splits a row into its `stride` phases: `phases[r*len + j] = row[j*stride + r]`, with
-/// `len = ceil(row.len() / stride)` (returned). Stride 2 takes two permutes per 32 values.
+/// `len = ceil(row.len() / stride)` (returned).
 #[target_feature(enable = "avx512f")]
 pub fn split_phases(row: &[f32], stride: usize, phases: &mut [f32]) -> usize {
-    let (n, len) = (row.len(), row.len().div_ceil(stride));
+    let len = row.len().div_ceil(stride);
     if stride == 2 {
         let (even, odd) = phases.split_at_mut(len);
-        let (pick_even, pick_odd) = (lane_index(EVEN), lane_index(ODD));
-        for start in (0..n).step_by(2 * LANES) {
-            let m = n - start;
-            let a = load_first(row, start, m);
-            let b = load_first(row, start + m.min(LANES), m.saturating_sub(LANES));
-            store_first(
-                even,
-                start / 2,
-                m.div_ceil(2),
-                _mm512_permutex2var_ps(a, pick_even, b),
-            );
-            store_first(
-                odd,
-                start / 2,
-                m / 2,
-                _mm512_permutex2var_ps(a, pick_odd, b),
-            );
-        }
+        split2(row, even, odd);
     } else {
         for r in 0..stride {
-            for (d, &v) in phases[r * len..]
-                .iter_mut()
-                .zip(row.iter().skip(r).step_by(stride))
-            {
+            let dst = phases[r * len..].iter_mut();
+            for (d, &v) in dst.zip(row.iter().skip(r).step_by(stride)) {
                 *d = v;
             }
         }
@@ -95,31 +121,13 @@ pub fn split_phases(row: &[f32], stride: usize, phases: &mut [f32]) -> usize {
 /// The inverse of [`split_phases`]: `row[j*stride + r] = phases[r*len + j]`.
 #[target_feature(enable = "avx512f")]
 pub fn merge_phases(phases: &[f32], len: usize, stride: usize, row: &mut [f32]) {
-    let n = row.len();
     if stride == 2 {
         let (even, odd) = phases.split_at(len);
-        let (zip_lo, zip_hi) = (lane_index(ZIP_LO), lane_index(ZIP_HI));
-        for start in (0..n).step_by(2 * LANES) {
-            let m = n - start;
-            let e = load_first(even, start / 2, m.div_ceil(2));
-            let o = load_first(odd, start / 2, m / 2);
-            store_first(row, start, m, _mm512_permutex2var_ps(e, zip_lo, o));
-            let rest = m.saturating_sub(LANES);
-            store_first(
-                row,
-                start + m.min(LANES),
-                rest,
-                _mm512_permutex2var_ps(e, zip_hi, o),
-            );
-        }
+        merge2(even, odd, row);
     } else {
         for r in 0..stride {
-            for (d, &v) in row
-                .iter_mut()
-                .skip(r)
-                .step_by(stride)
-                .zip(&phases[r * len..])
-            {
+            let dst = row.iter_mut().skip(r).step_by(stride);
+            for (d, &v) in dst.zip(&phases[r * len..]) {
                 *d = v;
             }
         }

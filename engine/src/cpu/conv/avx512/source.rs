@@ -1,6 +1,6 @@
 //! [`Source`]: the copy of an input image that the forward product reads in place of an
 //! im2col matrix (and whose gradient the strided input grad accumulates).
-use super::lanes::{merge_phases, split_phases, LANES};
+use super::lanes::{merge2, merge_phases, split2, split_phases, LANES};
 use crate::backend::Conv2dParams;
 use crate::cpu::conv::{copy_run, valid_range};
 
@@ -28,6 +28,8 @@ pub struct Source {
     row_start: Vec<usize>,
     /// The runs every input row is stored as (the same for every row).
     runs: Vec<Run>,
+    /// Every pixel is stored once (stride phases), each phase of a row in one run.
+    once: bool,
 }
 
 /// `len` values of an input row's stride phase `phase`, from its entry `from`, stored
@@ -113,6 +115,7 @@ impl Source {
             channel_len,
             row_start,
             runs,
+            once: phases,
         }
     }
 
@@ -126,6 +129,21 @@ impl Source {
     pub fn fill(&self, x: &[f32], p: &Conv2dParams, dst: &mut [f32], scratch: &mut [f32]) {
         for (ci, channel) in x.chunks_exact(p.h_in * p.w_in).enumerate() {
             for (row, start) in channel.chunks_exact(p.w_in).zip(&self.row_start) {
+                let base = ci * self.channel_len + start;
+                // Stored once, in at most two phases: split the row straight into place.
+                match (self.once, &self.runs[..]) {
+                    (true, [r0]) => {
+                        copy_run(&mut dst[base + r0.at..][..r0.len], row);
+                        continue;
+                    }
+                    (true, [r0, r1]) => {
+                        let (even, odd) =
+                            two_mut(dst, (base + r0.at, r0.len), (base + r1.at, r1.len));
+                        split2(row, even, odd);
+                        continue;
+                    }
+                    _ => {}
+                }
                 let (phases, len) = match p.stride.1 {
                     1 => (row, p.w_in),
                     sw => {
@@ -133,7 +151,6 @@ impl Source {
                         (&scratch[..], len)
                     }
                 };
-                let base = ci * self.channel_len + start;
                 for run in &self.runs {
                     let at = base + run.at;
                     copy_run(
@@ -153,9 +170,24 @@ impl Source {
         let len = p.w_in.div_ceil(sw);
         for (ci, channel) in dx.chunks_exact_mut(p.h_in * p.w_in).enumerate() {
             for (row, start) in channel.chunks_exact_mut(p.w_in).zip(&self.row_start) {
+                let base = ci * self.channel_len + start;
+                match (self.once, &self.runs[..]) {
+                    (true, [r0]) => {
+                        copy_run(row, &src[base + r0.at..][..r0.len]);
+                        continue;
+                    }
+                    (true, [r0, r1]) => {
+                        merge2(
+                            &src[base + r0.at..][..r0.len],
+                            &src[base + r1.at..][..r1.len],
+                            row,
+                        );
+                        continue;
+                    }
+                    _ => {}
+                }
                 let phases = &mut scratch[..sw * len];
                 phases.fill(0.0);
-                let base = ci * self.channel_len + start;
                 for run in &self.runs {
                     let at = base + run.at;
                     let dst = &mut phases[run.phase * len + run.from..][..run.len];
@@ -166,5 +198,20 @@ impl Source {
                 merge_phases(phases, len, sw, row);
             }
         }
+    }
+}
+
+/// Two disjoint ranges `(start, len)` of one slice, both mutable.
+fn two_mut(
+    s: &mut [f32],
+    (a, an): (usize, usize),
+    (b, bn): (usize, usize),
+) -> (&mut [f32], &mut [f32]) {
+    if a < b {
+        let (lo, hi) = s.split_at_mut(b);
+        (&mut lo[a..a + an], &mut hi[..bn])
+    } else {
+        let (lo, hi) = s.split_at_mut(a);
+        (&mut hi[..an], &mut lo[b..b + bn])
     }
 }
