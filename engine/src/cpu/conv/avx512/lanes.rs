@@ -7,6 +7,7 @@ use std::arch::x86_64::*;
 pub const LANES: usize = 16;
 
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub fn load(s: &[f32], at: usize) -> __m512 {
     let lanes = &s[at..at + LANES];
     // SAFETY: `lanes` holds 16 floats.
@@ -14,6 +15,7 @@ pub fn load(s: &[f32], at: usize) -> __m512 {
 }
 
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub fn store(d: &mut [f32], at: usize, v: __m512) {
     let lanes = &mut d[at..at + LANES];
     // SAFETY: `lanes` holds 16 floats.
@@ -21,12 +23,14 @@ pub fn store(d: &mut [f32], at: usize, v: __m512) {
 }
 
 /// A mask enabling the first `count` (at most 16) lanes.
+#[inline]
 fn first_lanes(count: usize) -> __mmask16 {
     ((1u32 << count.min(LANES)) - 1) as __mmask16
 }
 
 /// The first `count` (at most 16) values at `s[at..]`, the other lanes zero.
 #[target_feature(enable = "avx512f")]
+#[inline]
 fn load_first(s: &[f32], at: usize, count: usize) -> __m512 {
     let lanes = &s[at..at + count.min(LANES)];
     // SAFETY: the mask enables exactly the lanes of `lanes`.
@@ -35,10 +39,23 @@ fn load_first(s: &[f32], at: usize, count: usize) -> __m512 {
 
 /// Stores the first `count` (at most 16) lanes of `v` at `d[at..]`.
 #[target_feature(enable = "avx512f")]
+#[inline]
 fn store_first(d: &mut [f32], at: usize, count: usize, v: __m512) {
     let lanes = &mut d[at..at + count.min(LANES)];
     // SAFETY: the mask enables exactly the lanes of `lanes`.
     unsafe { _mm512_mask_storeu_ps(lanes.as_mut_ptr(), first_lanes(lanes.len()), v) }
+}
+
+/// `dst.copy_from_slice(src)` 16 lanes at a time, the last ones masked. For the short
+/// rows of a small image (8 to 32 floats) a call to memcpy costs more than the copy.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn copy(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    for start in (0..dst.len()).step_by(LANES) {
+        let n = (dst.len() - start).min(LANES);
+        store_first(dst, start, n, load_first(src, start, n));
+    }
 }
 
 /// Lane indices (into two concatenated vectors) of the even values, of the odd ones,
@@ -49,6 +66,7 @@ const ZIP_LO: [i32; 16] = [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 2
 const ZIP_HI: [i32; 16] = [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
 
 #[target_feature(enable = "avx512f")]
+#[inline]
 fn lane_index(i: [i32; 16]) -> __m512i {
     // SAFETY: `i` is 64 readable bytes.
     unsafe { _mm512_loadu_si512(i.as_ptr().cast()) }
@@ -57,6 +75,7 @@ fn lane_index(i: [i32; 16]) -> __m512i {
 /// Splits a row into its even and odd entries: `even[j] = row[2j]`, `odd[j] = row[2j + 1]`
 /// (`even` holds `ceil(n/2)` values, `odd` `floor(n/2)`), two permutes per 32 values.
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub fn split2(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
     let n = row.len();
     let (pick_even, pick_odd) = (lane_index(EVEN), lane_index(ODD));
@@ -81,6 +100,7 @@ pub fn split2(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
 
 /// The inverse of [`split2`]: `row[2j] = even[j]`, `row[2j + 1] = odd[j]`.
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub fn merge2(even: &[f32], odd: &[f32], row: &mut [f32]) {
     let n = row.len();
     let (zip_lo, zip_hi) = (lane_index(ZIP_LO), lane_index(ZIP_HI));
@@ -102,6 +122,7 @@ pub fn merge2(even: &[f32], odd: &[f32], row: &mut [f32]) {
 /// Splits a row into its `stride` phases: `phases[r*len + j] = row[j*stride + r]`, with
 /// `len = ceil(row.len() / stride)` (returned).
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub fn split_phases(row: &[f32], stride: usize, phases: &mut [f32]) -> usize {
     let len = row.len().div_ceil(stride);
     if stride == 2 {
@@ -120,6 +141,7 @@ pub fn split_phases(row: &[f32], stride: usize, phases: &mut [f32]) -> usize {
 
 /// The inverse of [`split_phases`]: `row[j*stride + r] = phases[r*len + j]`.
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub fn merge_phases(phases: &[f32], len: usize, stride: usize, row: &mut [f32]) {
     if stride == 2 {
         let (even, odd) = phases.split_at(len);
@@ -137,6 +159,7 @@ pub fn merge_phases(phases: &[f32], len: usize, stride: usize, row: &mut [f32]) 
 /// `dst[j*ld + i] = src[i*row_stride + j]` for `i < rows`, `j < len`: the first `len`
 /// values of `rows` rows, transposed, 16 values of a column per gather.
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub fn transpose_rows(
     src: &[f32],
     rows: usize,

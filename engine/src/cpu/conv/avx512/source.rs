@@ -1,8 +1,8 @@
 //! [`Source`]: the copy of an input image that the forward product reads in place of an
 //! im2col matrix (and whose gradient the strided input grad accumulates).
-use super::lanes::{merge2, merge_phases, split2, split_phases, LANES};
+use super::lanes::{copy, merge2, merge_phases, split2, split_phases, LANES};
 use crate::backend::Conv2dParams;
-use crate::cpu::conv::{copy_run, valid_range};
+use crate::cpu::conv::valid_range;
 
 /// A copy of one image laid out so that entry `(k, p)` of its `K x P` patch matrix is
 /// `copy[row[k] + col(p)]`, 16 consecutive `p` (from a multiple of 16) being 16
@@ -133,7 +133,7 @@ impl Source {
                 // Stored once, in at most two phases: split the row straight into place.
                 match (self.once, &self.runs[..]) {
                     (true, [r0]) => {
-                        copy_run(&mut dst[base + r0.at..][..r0.len], row);
+                        copy(&mut dst[base + r0.at..][..r0.len], row);
                         continue;
                     }
                     (true, [r0, r1]) => {
@@ -153,7 +153,7 @@ impl Source {
                 };
                 for run in &self.runs {
                     let at = base + run.at;
-                    copy_run(
+                    copy(
                         &mut dst[at..at + run.len],
                         &phases[run.phase * len + run.from..][..run.len],
                     );
@@ -173,7 +173,7 @@ impl Source {
                 let base = ci * self.channel_len + start;
                 match (self.once, &self.runs[..]) {
                     (true, [r0]) => {
-                        copy_run(row, &src[base + r0.at..][..r0.len]);
+                        copy(row, &src[base + r0.at..][..r0.len]);
                         continue;
                     }
                     (true, [r0, r1]) => {
