@@ -2,53 +2,90 @@
 //! `x[b, c, ..]` of `hw` contiguous values. One rayon task per channel reads its runs
 //! (to reduce) and then writes them (to normalise) while they are still in cache.
 //!
-//! Reductions use `LANES` partial sums within a run and add each run's total into an f64,
-//! so no f32 sum ever grows longer than `hw / LANES` terms.
+//! Reductions use `ACC` partial sums within a run and add each run's total into an f64,
+//! so no f32 sum ever grows longer than `hw / ACC` terms.
 use super::simd::{with_simd, LANES};
 use crate::backend::{BatchNormDims, BatchNormStats};
 use crate::Float;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The runs of channel `c` in a `[n, c, hw]` buffer.
 fn runs<T>(x: &[T], d: BatchNormDims, c: usize) -> impl Iterator<Item = &[T]> {
     (0..d.n).map(move |b| &x[(b * d.c + c) * d.hw..(b * d.c + c + 1) * d.hw])
 }
 
-/// Splits `out` into each channel's runs, so one task per channel can write its own runs
-/// (disjoint, but not contiguous) without `unsafe`.
-fn runs_mut<'a, T>(out: &'a mut [T], d: &BatchNormDims) -> Vec<Vec<&'a mut [T]>> {
-    let mut by_channel: Vec<Vec<&mut [T]>> = (0..d.c).map(|_| Vec::with_capacity(d.n)).collect();
+/// Channel `c`'s runs of an output being written.
+type OutRuns<'a, T> = Vec<&'a mut [MaybeUninit<T>]>;
+
+/// A new `[n, c, hw]` buffer written by `write(c, runs)`, one rayon task per channel, and
+/// the values `write` returned. `write` must write every element of the runs it is given.
+///
+/// The buffer is not zeroed first: these kernels only stream, and zeroing is one more
+/// pass over memory (it cost a third of the forward's time).
+fn per_channel_output<T: Float, R: Send>(
+    d: &BatchNormDims,
+    write: impl Fn(usize, OutRuns<'_, T>) -> R + Sync + Send,
+) -> (Vec<T>, Vec<R>) {
+    let len = d.n * d.c * d.hw;
+    let mut out = Vec::with_capacity(len);
+    let mut by_channel: Vec<OutRuns<'_, T>> = (0..d.c).map(|_| Vec::with_capacity(d.n)).collect();
     if d.hw > 0 {
-        for (i, run) in out.chunks_mut(d.hw).enumerate() {
+        for (i, run) in out.spare_capacity_mut()[..len].chunks_mut(d.hw).enumerate() {
             by_channel[i % d.c].push(run);
         }
     }
-    by_channel
+    let results = by_channel
+        .into_par_iter()
+        .enumerate()
+        .map(|(c, runs)| write(c, runs))
+        .collect();
+    // SAFETY: the channels' runs partition `0..len`, and every `write` below fills each
+    // run it receives (zipped with an input run of the same length).
+    unsafe { out.set_len(len) };
+    (out, results)
 }
 
-/// `(sum(g), sum(g * (x - center)))` of two runs with lane accumulators.
+/// Partial sums per reduction: four registers' worth, so that four additions are in
+/// flight at once (with one register, each waits for the previous one: 4 cycles).
+const ACC: usize = 4 * LANES;
+
+/// `(sum(g), sum(g * (x - center)))` of two runs with `ACC` partial sums.
 #[inline(always)]
 fn sum_and_centered_dot<T: Float>(g: &[T], x: &[T], center: T) -> (T, T) {
-    let (mut s, mut p) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-    for (gc, xc) in g.chunks(LANES).zip(x.chunks(LANES)) {
-        for l in 0..gc.len() {
+    let (mut s, mut p) = ([T::ZERO; ACC], [T::ZERO; ACC]);
+    let (gc, xc) = (g.chunks_exact(ACC), x.chunks_exact(ACC));
+    let (g_tail, x_tail) = (gc.remainder(), xc.remainder());
+    for (gc, xc) in gc.zip(xc) {
+        for l in 0..ACC {
             s[l] += gc[l];
             p[l] += gc[l] * (xc[l] - center);
         }
     }
+    for (l, (&g, &x)) in g_tail.iter().zip(x_tail).enumerate() {
+        s[l] += g;
+        p[l] += g * (x - center);
+    }
     (s.into_iter().sum(), p.into_iter().sum())
 }
 
-/// `(sum(v - shift), sum((v - shift)^2))` of a run with lane accumulators.
+/// `(sum(v - shift), sum((v - shift)^2))` of a run with `ACC` partial sums.
 #[inline(always)]
 fn shifted_moments<T: Float>(x: &[T], shift: T) -> (T, T) {
-    let (mut s, mut q) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-    for xc in x.chunks(LANES) {
-        for l in 0..xc.len() {
+    let (mut s, mut q) = ([T::ZERO; ACC], [T::ZERO; ACC]);
+    let chunks = x.chunks_exact(ACC);
+    let tail = chunks.remainder();
+    for xc in chunks {
+        for l in 0..ACC {
             let v = xc[l] - shift;
             s[l] += v;
             q[l] += v * v;
         }
+    }
+    for (l, &x) in tail.iter().enumerate() {
+        let v = x - shift;
+        s[l] += v;
+        q[l] += v * v;
     }
     (s.into_iter().sum(), q.into_iter().sum())
 }
@@ -57,7 +94,7 @@ fn shifted_moments<T: Float>(x: &[T], shift: T) -> (T, T) {
 /// keeps f32 precise when |mean| >> std (folding `center` into `offset` would cancel).
 #[inline(always)]
 fn normalize_runs<'a, T: Float>(
-    out: Vec<&mut [T]>,
+    out: OutRuns<'_, T>,
     x: impl Iterator<Item = &'a [T]>,
     center: T,
     scale: T,
@@ -65,7 +102,7 @@ fn normalize_runs<'a, T: Float>(
 ) {
     for (o, xr) in out.into_iter().zip(x) {
         for (o, &v) in o.iter_mut().zip(xr) {
-            *o = scale * (v - center) + offset;
+            o.write(scale * (v - center) + offset);
         }
     }
 }
@@ -80,36 +117,27 @@ pub fn forward_train<T: Float>(
     eps: f64,
 ) -> (Vec<T>, BatchNormStats<Vec<T>>) {
     let count = (d.n * d.hw).max(1) as f64;
-    let mut y = vec![T::ZERO; x.len()];
-    let stats: Vec<(T, T, T)> = runs_mut(&mut y, d)
-        .into_par_iter()
-        .enumerate()
-        .map(|(c, out)| {
-            with_simd(
-                #[inline(always)]
-                || {
-                    // Moments about the channel's first value rather than 0: the sum of squares
-                    // then does not cancel catastrophically when |mean| >> std.
-                    let shift = runs(x, *d, c).next().and_then(|r| r.first().copied());
-                    let shift = shift.unwrap_or(T::ZERO);
-                    let (mut s1, mut s2) = (0.0, 0.0);
-                    for r in runs(x, *d, c) {
-                        let (a, b) = shifted_moments(r, shift);
-                        s1 += a.to_f64();
-                        s2 += b.to_f64();
-                    }
-                    let m = s1 / count;
-                    let var = (s2 / count - m * m).max(0.0);
-                    let mean = shift.to_f64() + m;
-                    let inv_std = 1.0 / (var + eps).sqrt();
-                    let (mean_t, scale) =
-                        (T::from_f64(mean), T::from_f64(gamma[c].to_f64() * inv_std));
-                    normalize_runs(out, runs(x, *d, c), mean_t, scale, beta[c]);
-                    (T::from_f64(mean), T::from_f64(var), T::from_f64(inv_std))
-                },
-            )
+    let (y, stats) = per_channel_output(d, |c, out| {
+        with_simd(#[inline(always)] || {
+            // Moments about the channel's first value rather than 0: the sum of squares
+            // then does not cancel catastrophically when |mean| >> std.
+            let shift = runs(x, *d, c).next().and_then(|r| r.first().copied());
+            let shift = shift.unwrap_or(T::ZERO);
+            let (mut s1, mut s2) = (0.0, 0.0);
+            for r in runs(x, *d, c) {
+                let (a, b) = shifted_moments(r, shift);
+                s1 += a.to_f64();
+                s2 += b.to_f64();
+            }
+            let m = s1 / count;
+            let var = (s2 / count - m * m).max(0.0);
+            let mean = shift.to_f64() + m;
+            let inv_std = 1.0 / (var + eps).sqrt();
+            let (mean_t, scale) = (T::from_f64(mean), T::from_f64(gamma[c].to_f64() * inv_std));
+            normalize_runs(out, runs(x, *d, c), mean_t, scale, beta[c]);
+            (T::from_f64(mean), T::from_f64(var), T::from_f64(inv_std))
         })
-        .collect();
+    });
     let stats = BatchNormStats {
         mean: stats.iter().map(|s| s.0).collect(),
         var: stats.iter().map(|s| s.1).collect(),
@@ -129,18 +157,11 @@ pub fn forward_eval<T: Float>(
     d: &BatchNormDims,
     eps: f64,
 ) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
-    runs_mut(&mut y, d)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(c, out)| {
-            let scale = T::from_f64(gamma[c].to_f64() / (running_var[c].to_f64() + eps).sqrt());
-            with_simd(
-                #[inline(always)]
-                || normalize_runs(out, runs(x, *d, c), running_mean[c], scale, beta[c]),
-            );
-        });
-    y
+    per_channel_output(d, |c, out| {
+        let scale = T::from_f64(gamma[c].to_f64() / (running_var[c].to_f64() + eps).sqrt());
+        with_simd(#[inline(always)] || normalize_runs(out, runs(x, *d, c), running_mean[c], scale, beta[c]));
+    })
+    .0
 }
 
 /// Training backward from `dy`, with `xhat = (x - mean) inv_std` and `m = n*hw`:
@@ -156,38 +177,30 @@ pub fn backward<T: Float>(
     d: &BatchNormDims,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let count = (d.n * d.hw).max(1) as f64;
-    let mut dx = vec![T::ZERO; x.len()];
-    let sums: Vec<(T, T)> = runs_mut(&mut dx, d)
-        .into_par_iter()
-        .enumerate()
-        .map(|(c, out)| {
-            with_simd(
-                #[inline(always)]
-                || {
-                    let (mut sum_dy, mut sum_dy_xc) = (0.0, 0.0);
-                    for (g, xr) in runs(dy, *d, c).zip(runs(x, *d, c)) {
-                        let (a, b) = sum_and_centered_dot(g, xr, mean[c]);
-                        sum_dy += a.to_f64();
-                        sum_dy_xc += b.to_f64();
-                    }
-                    let (istd, gam) = (inv_std[c].to_f64(), gamma[c].to_f64());
-                    let dbeta = sum_dy;
-                    let dgamma = sum_dy_xc * istd;
-                    // dx = a dy + b (x - mean) + k, expanding xhat = (x - mean) istd.
-                    let a = gam * istd;
-                    let b = -a * istd * dgamma / count;
-                    let k = -a * dbeta / count;
-                    let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[c]);
-                    for ((o, g), xr) in out.into_iter().zip(runs(dy, *d, c)).zip(runs(x, *d, c)) {
-                        for ((o, &g), &v) in o.iter_mut().zip(g).zip(xr) {
-                            *o = a * g + b * (v - mu) + k;
-                        }
-                    }
-                    (T::from_f64(dgamma), T::from_f64(dbeta))
-                },
-            )
+    let (dx, sums) = per_channel_output(d, |c, out| {
+        with_simd(#[inline(always)] || {
+            let (mut sum_dy, mut sum_dy_xc) = (0.0, 0.0);
+            for (g, xr) in runs(dy, *d, c).zip(runs(x, *d, c)) {
+                let (a, b) = sum_and_centered_dot(g, xr, mean[c]);
+                sum_dy += a.to_f64();
+                sum_dy_xc += b.to_f64();
+            }
+            let (istd, gam) = (inv_std[c].to_f64(), gamma[c].to_f64());
+            let dbeta = sum_dy;
+            let dgamma = sum_dy_xc * istd;
+            // dx = a dy + b (x - mean) + k, expanding xhat = (x - mean) istd.
+            let a = gam * istd;
+            let b = -a * istd * dgamma / count;
+            let k = -a * dbeta / count;
+            let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[c]);
+            for ((o, g), xr) in out.into_iter().zip(runs(dy, *d, c)).zip(runs(x, *d, c)) {
+                for ((o, &g), &v) in o.iter_mut().zip(g).zip(xr) {
+                    o.write(a * g + b * (v - mu) + k);
+                }
+            }
+            (T::from_f64(dgamma), T::from_f64(dbeta))
         })
-        .collect();
+    });
     let dgamma = sums.iter().map(|s| s.0).collect();
     let dbeta = sums.iter().map(|s| s.1).collect();
     (dx, dgamma, dbeta)

@@ -1,25 +1,102 @@
-//! conv2d kernels: im2col + GEMM, one image per rayon task.
-//!
-//! For one image, `im2col` unrolls every receptive field into a column of a matrix with
-//! `K = c_in*kh*kw` rows and `P = h_out*w_out` columns:
+//! conv2d kernels. A convolution of one image is a matrix product with its patch matrix,
+//! and so are both of its gradients. `im2col` builds that matrix, `K = c_in*kh*kw` rows
+//! by `P = h_out*w_out` columns:
 //! `col[(ci, ky, kx), (oy, ox)] = x[ci, oy*sh + ky - ph, ox*sw + kx - pw]` (0 in the padding).
-//! A convolution is then a matrix product, and its two gradients are too:
 //!
 //! - forward: `y_b = W col_b` (`[c_out, K] x [K, P]`, written straight into NCHW),
 //! - input grad: `dcol = W^T dy_b`, then `col2im` adds each entry back onto the pixel it was
 //!   copied from (a pixel appears in up to `kh*kw` columns),
 //! - weight grad: `dW = sum_b dy_b col_b^T`.
 //!
-//! Each rayon task owns one image and a reused `col` buffer, and calls a single-threaded
-//! GEMM (matrixmultiply); the batch is what runs in parallel.
+//! The batch is what runs in parallel: one image per rayon task (with buffers reused
+//! across a task's images), and for the weight gradient a fixed group of images per task
+//! whose partial sums are then added in order. Each task's products run on its own thread.
+//!
+//! Two implementations: f32 on CPUs with AVX-512 takes [`avx512`], register-tiled
+//! products that read a compact copy of the image in place; everything else takes the
+//! generic path in this file, im2col and matrixmultiply's sgemm/dgemm.
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 use crate::backend::Conv2dParams;
 use crate::Float;
 use rayon::prelude::*;
+use std::any::{Any, TypeId};
 
 /// Images per partial sum in the weight gradient. Fixed (not derived from the thread
 /// count) so that the summation order, and therefore every bit of the result, is the same
 /// however many threads run.
 const WEIGHT_GRAD_GROUP: usize = 8;
+
+type F32Kernel = fn(&[f32], &[f32], &Conv2dParams) -> Option<Vec<f32>>;
+
+/// Runs `kernel` instead of the generic path when `T` is f32 and the CPU has AVX-512;
+/// `None` otherwise, or when the kernel declines the geometry.
+#[allow(unused_variables)]
+fn try_avx512<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, kernel: F32Kernel) -> Option<Vec<T>> {
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && avx512::available() {
+        // SAFETY: `T` is `f32` (same TypeId), so both casts are the identity.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a.as_ptr().cast::<f32>(), a.len()),
+                std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
+            )
+        };
+        let out: Box<dyn Any> = Box::new(kernel(a, b, p)?);
+        return out.downcast::<Vec<T>>().ok().map(|v| *v);
+    }
+    None
+}
+
+/// Forward: `y[b] = W im2col(x[b])`, NCHW in and out (`p` gives the shapes).
+pub fn conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
+    if p.batch * p.c_out * p.h_out() * p.w_out() == 0 {
+        return Vec::new();
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(y) = try_avx512(x, w, p, avx512::conv2d) {
+        return y;
+    }
+    generic_conv2d(x, w, p)
+}
+
+/// Input gradient: `dx[b] = col2im(W^T dy[b])`.
+pub fn conv2d_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
+    if p.batch * p.c_in * p.h_in * p.w_in == 0 {
+        return Vec::new();
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(dx) = try_avx512(g, w, p, avx512::conv2d_input_grad) {
+        return dx;
+    }
+    generic_input_grad(g, w, p)
+}
+
+/// Weight gradient: `dW = sum_b dy[b] im2col(x[b])^T`, summed per fixed group of images,
+/// then the group sums added in order.
+pub fn conv2d_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T> {
+    if p.batch * p.h_out() * p.w_out() == 0 {
+        return vec![T::ZERO; p.c_out * p.c_in * p.kh * p.kw];
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(dw) = try_avx512(g, x, p, avx512::conv2d_weight_grad) {
+        return dw;
+    }
+    generic_weight_grad(g, x, p)
+}
+
+/// Adds equal-length partial sums in their given order (a fixed order keeps the result
+/// independent of how rayon scheduled them).
+fn sum_in_order<T: Float>(parts: Vec<Vec<T>>, len: usize) -> Vec<T> {
+    let mut total = vec![T::ZERO; len];
+    for part in &parts {
+        for (t, &v) in total.iter_mut().zip(part) {
+            *t += v;
+        }
+    }
+    total
+}
 
 /// `K` and `P`: the im2col matrix of one image is `K x P`.
 fn col_dims(p: &Conv2dParams) -> (usize, usize) {
@@ -71,14 +148,31 @@ fn for_each_run(p: &Conv2dParams, mut run: impl FnMut(usize, usize, usize)) {
     }
 }
 
+/// `dst.copy_from_slice(src)` for the short runs of im2col (a row of 8 to 32 values)
+/// without a call to memcpy, which costs more than such a copy: 8 values at a time, the
+/// last 8 overlapping the previous ones.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    if n < 8 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    for at in (0..n - 8).step_by(8).chain([n - 8]) {
+        let chunk: [T; 8] = src[at..at + 8].try_into().expect("8 values");
+        dst[at..at + 8].copy_from_slice(&chunk);
+    }
+}
+
 /// Copies one image `x: [c_in, h, w]` into `col: [K, P]`; `col`'s padding entries must
 /// already be zero.
+#[inline(always)]
 fn im2col<T: Float>(x: &[T], p: &Conv2dParams, col: &mut [T]) {
     let sw = p.stride.1;
     for_each_run(p, |c, xo, len| {
         let dst = &mut col[c..c + len];
         if sw == 1 {
-            dst.copy_from_slice(&x[xo..xo + len]);
+            copy_run(dst, &x[xo..xo + len]);
         } else {
             for (d, s) in dst.iter_mut().zip(x[xo..].iter().step_by(sw)) {
                 *d = *s;
@@ -88,6 +182,7 @@ fn im2col<T: Float>(x: &[T], p: &Conv2dParams, col: &mut [T]) {
 }
 
 /// Adds `col: [K, P]` back onto the pixels its entries were copied from (`dx += ...`).
+#[inline(always)]
 fn col2im<T: Float>(col: &[T], p: &Conv2dParams, dx: &mut [T]) {
     let sw = p.stride.1;
     for_each_run(p, |c, xo, len| {
@@ -155,14 +250,11 @@ fn gemm<T: Float>(m: usize, k: usize, n: usize, a: Mat<T>, b: Mat<T>, beta: T, c
     }
 }
 
-/// Forward: `y[b] = W im2col(x[b])`, NCHW in and out.
-pub fn conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
+/// The generic paths: im2col (or the image itself for a 1x1 kernel) and a GEMM.
+fn generic_conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     let (k, pp) = col_dims(p);
     let image = p.c_in * p.h_in * p.w_in;
     let mut y = vec![T::ZERO; p.batch * p.c_out * pp];
-    if y.is_empty() {
-        return y;
-    }
     let pointwise = is_pointwise(p);
     y.par_chunks_mut(p.c_out * pp).enumerate().for_each_init(
         || vec![T::ZERO; if pointwise { 0 } else { k * pp }],
@@ -180,14 +272,10 @@ pub fn conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     y
 }
 
-/// Input gradient: `dx[b] = col2im(W^T dy[b])`.
-pub fn conv2d_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
+fn generic_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     let (k, pp) = col_dims(p);
     let image = p.c_in * p.h_in * p.w_in;
     let mut dx = vec![T::ZERO; p.batch * image];
-    if dx.is_empty() {
-        return dx;
-    }
     let pointwise = is_pointwise(p);
     dx.par_chunks_mut(image).enumerate().for_each_init(
         || vec![T::ZERO; if pointwise { 0 } else { k * pp }],
@@ -207,9 +295,7 @@ pub fn conv2d_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T>
     dx
 }
 
-/// Weight gradient: `dW = sum_b dy[b] im2col(x[b])^T`, summed per fixed group of images,
-/// then the group sums added in order.
-pub fn conv2d_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T> {
+fn generic_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T> {
     let (k, pp) = col_dims(p);
     let image = p.c_in * p.h_in * p.w_in;
     let out_image = p.c_out * pp;
@@ -243,50 +329,8 @@ pub fn conv2d_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T
             dw
         })
         .collect();
-    let mut total = vec![T::ZERO; p.c_out * k];
-    for part in &groups {
-        for (t, &v) in total.iter_mut().zip(part) {
-            *t += v;
-        }
-    }
-    total
+    sum_in_order(groups, p.c_out * k)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn valid_range_skips_padding() {
-        // 5 inputs, pad 1, stride 1, 5 outputs: tap 0 reads x[-1] at o = 0.
-        assert_eq!(valid_range(0, 1, 1, 5, 5), (1, 5));
-        assert_eq!(valid_range(1, 1, 1, 5, 5), (0, 5));
-        assert_eq!(valid_range(2, 1, 1, 5, 5), (0, 4));
-        // stride 2, pad 2, 6 inputs, 4 outputs: o*2 + tap - 2 in 0..6.
-        assert_eq!(valid_range(0, 2, 2, 6, 4), (1, 4));
-        // A tap that only ever reads padding.
-        assert_eq!(valid_range(0, 3, 1, 1, 2), (2, 2));
-    }
-
-    #[test]
-    fn im2col_then_col2im_counts_uses() {
-        // col2im(im2col(1)) counts how many columns read each pixel.
-        let p = Conv2dParams {
-            batch: 1,
-            c_in: 1,
-            h_in: 3,
-            w_in: 3,
-            c_out: 1,
-            kh: 3,
-            kw: 3,
-            stride: (1, 1),
-            padding: (1, 1),
-        };
-        let (k, pp) = col_dims(&p);
-        let mut col = vec![0.0f64; k * pp];
-        im2col(&[1.0; 9], &p, &mut col);
-        let mut uses = vec![0.0; 9];
-        col2im(&col, &p, &mut uses);
-        assert_eq!(uses, vec![4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
-    }
-}
+mod tests;

@@ -17,7 +17,7 @@
 use super::check_same;
 use crate::backend::BatchNormDims;
 use crate::error::{invalid, shape_err, Result};
-use crate::tape::Backward;
+use crate::tape::{self, Backward};
 use crate::{no_grad, Tensor};
 
 #[derive(Debug)]
@@ -116,10 +116,19 @@ impl Tensor {
             }
         }
         if !(eps > 0.0 && eps.is_finite()) {
-            return invalid(OP, format!("eps {eps} must be positive"));
+            return invalid(
+                OP,
+                format!("eps {eps} must be positive (input {:?})", self.shape()),
+            );
         }
         if !(0.0..=1.0).contains(&momentum) {
-            return invalid(OP, format!("momentum {momentum} must lie in [0, 1]"));
+            return invalid(
+                OP,
+                format!(
+                    "momentum {momentum} must lie in [0, 1] (input {:?})",
+                    self.shape()
+                ),
+            );
         }
         let dims = BatchNormDims { n, c, hw: h * w };
         let inputs = [self, gamma, beta];
@@ -132,6 +141,12 @@ impl Tensor {
                 &dims,
                 eps,
             )?;
+            // The backward needs the running statistics as they are now: copy them, but
+            // only when it will run (evaluation usually runs under `no_grad`).
+            let recorded = tape::is_recording() && inputs.iter().any(|t| t.requires_grad());
+            if !recorded {
+                return Tensor::from_storage(s, self.shape().clone());
+            }
             let (mean, inv_std) = no_grad(|| -> Result<_> {
                 let mean = running_mean.detach().affine(1.0, 0.0)?; // a copy, not a view
                 let inv_std = running_var.add_scalar(eps)?.powf(-0.5)?;

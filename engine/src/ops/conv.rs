@@ -76,7 +76,14 @@ impl Tensor {
             );
         }
         if stride.0 == 0 || stride.1 == 0 {
-            return invalid(OP, format!("stride {stride:?} must be positive"));
+            return invalid(
+                OP,
+                format!(
+                    "stride {stride:?} must be positive (input {:?}, weight {:?})",
+                    self.shape(),
+                    weight.shape()
+                ),
+            );
         }
         if wd[2] == 0 || wd[3] == 0 {
             return invalid(

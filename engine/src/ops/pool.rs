@@ -56,14 +56,20 @@ impl Tensor {
         if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
             return invalid(
                 op,
-                format!("kernel {kernel:?} and stride {stride:?} must be positive"),
+                format!(
+                    "kernel {kernel:?} and stride {stride:?} must be positive (input {:?})",
+                    self.shape()
+                ),
             );
         }
         // PyTorch's rule: with more padding, a window could hold nothing but padding.
         if 2 * padding.0 > kernel.0 || 2 * padding.1 > kernel.1 {
             return invalid(
                 op,
-                format!("padding {padding:?} exceeds half of kernel {kernel:?}"),
+                format!(
+                    "padding {padding:?} exceeds half of kernel {kernel:?} (input {:?})",
+                    self.shape()
+                ),
             );
         }
         let d = self.dims();

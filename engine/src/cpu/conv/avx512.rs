@@ -1,0 +1,288 @@
+//! f32 convolution for CPUs with AVX-512: every pass is a register-tiled outer product
+//! that reads its operands in place, so nothing is packed.
+//!
+//! Why not matrixmultiply here: it copies both operands into packed panels first. A
+//! ResNet conv multiplies each entry of the patch matrix by only 16 to 64 weights, so for
+//! it that copy (on top of im2col's) costs about as much as the arithmetic. The tiles
+//! ([`tile`]) broadcast scalars of one operand and load 16-lane vectors of the other; the
+//! passes differ in where the two come from:
+//!
+//! - forward, `y = W col`: weights broadcast from `[k][8]` panels; the 16 consecutive
+//!   output positions of a patch row are loaded from a [`Source`], a copy of the image
+//!   laid out so that they are 16 consecutive floats (a fraction of im2col's matrix).
+//! - input grad, stride 1: a forward convolution of `dy` with the kernel flipped and its
+//!   channel axes swapped, padded by `k - 1 - pad`. Other strides: `W^T dy` added into a
+//!   gradient of the image copy, which is then summed back onto the pixels.
+//! - weight grad, channels-last: `dW[co, ky, kx, ci..ci+16] += dy[co, q] x[q + tap, ci..]`
+//!   broadcasts `dy` (transposed once, so one position's channels are adjacent) and loads
+//!   16 input channels of the padded image, stored `[h][w][c]`.
+//!
+//! The arithmetic is written with intrinsics rather than lane arrays: with a 256-FMA loop
+//! body LLVM sometimes vectorised across the reduction (gathers and scatters, 20x slower)
+//! instead of keeping the tile in registers.
+mod lanes;
+mod source;
+mod tile;
+
+use super::WEIGHT_GRAD_GROUP;
+use crate::backend::Conv2dParams;
+use lanes::{store, transpose_rows, LANES};
+use rayon::prelude::*;
+use source::Source;
+use tile::{panel_product, panels, weight_tile, Layout, WR, WV};
+
+/// Whether this CPU can run these kernels (checked once, then cached by std).
+pub fn available() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+}
+
+/// Whole 16-lane vectors along the output positions (`h_out*w_out` a multiple of 16).
+fn whole_vectors(p: &Conv2dParams) -> bool {
+    (p.h_out() * p.w_out()).is_multiple_of(LANES)
+}
+
+/// Buffers of one task of the forward or input grad, reused across its images.
+struct ImageBuffers {
+    copy: Vec<f32>,
+    /// One row split into its stride phases.
+    phases: Vec<f32>,
+}
+
+impl ImageBuffers {
+    fn new(src: &Source, p: &Conv2dParams) -> Self {
+        ImageBuffers {
+            copy: vec![0.0; src.len],
+            phases: vec![0.0; p.w_in + p.stride.1],
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+fn forward_image(
+    a_panels: &[f32],
+    src: &Source,
+    p: &Conv2dParams,
+    x: &[f32],
+    bufs: &mut ImageBuffers,
+    y: &mut [f32],
+) {
+    let (k, pp) = super::col_dims(p);
+    src.fill(x, p, &mut bufs.copy, &mut bufs.phases);
+    let dims = (p.c_out, k, pp);
+    let b_at = Layout::Patches(src, &src.row);
+    panel_product(a_panels, dims, &bufs.copy, b_at, y, Layout::Rows(pp), false);
+}
+
+/// Forward: `y[b] = W patches(x[b])`, one image per rayon task. `None` if the output
+/// positions do not fill whole vectors.
+pub fn conv2d(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if !whole_vectors(p) {
+        return None;
+    }
+    let (k, pp) = super::col_dims(p);
+    let image = p.c_in * p.h_in * p.w_in;
+    let a_panels = panels(p.c_out, k, |co, r| w[co * k + r]);
+    let src = Source::new(p);
+    let mut y = vec![0.0; p.batch * p.c_out * pp];
+    y.par_chunks_mut(p.c_out * pp).enumerate().for_each_init(
+        || ImageBuffers::new(&src, p),
+        |bufs, (b, yb)| {
+            let xb = &x[b * image..(b + 1) * image];
+            // SAFETY: `available()` was checked by the caller.
+            unsafe { forward_image(&a_panels, &src, p, xb, bufs, yb) }
+        },
+    );
+    Some(y)
+}
+
+/// `dx[b] = unfill(W^T dy[b])`: the product lands in a gradient of the image copy
+/// (entries that alias one pixel add up), then each pixel gathers its entries. Rows are
+/// taken tap-major (`rows[tap*c_in + ci]`), so the 8 rows of a tile are 8 channels (disjoint
+/// planes): rows of one channel overlap, and a load of what the previous row just stored,
+/// shifted by a float, stalls until that store completes.
+#[target_feature(enable = "avx512f")]
+fn input_grad_image(
+    a_panels: &[f32],
+    src: &Source,
+    rows: &[usize],
+    p: &Conv2dParams,
+    g: &[f32],
+    bufs: &mut ImageBuffers,
+    dx: &mut [f32],
+) {
+    let (k, pp) = super::col_dims(p);
+    bufs.copy.fill(0.0);
+    let dims = (k, p.c_out, pp);
+    let c_at = Layout::Patches(src, rows);
+    panel_product(
+        a_panels,
+        dims,
+        g,
+        Layout::Rows(pp),
+        &mut bufs.copy,
+        c_at,
+        true,
+    );
+    src.unfill(&bufs.copy, p, dx, &mut bufs.phases);
+}
+
+/// Input gradient. Stride 1 (with `pad <= k - 1`): `dx` is the forward convolution of
+/// `dy` with `W'[ci, co, ky, kx] = W[co, ci, kh-1-ky, kw-1-kx]` and padding `k - 1 - pad`.
+/// Otherwise the transpose of the forward: `W^T dy[b]` added into a gradient of the
+/// image copy, then summed back onto the pixels.
+pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if p.stride == (1, 1) && p.padding.0 < p.kh && p.padding.1 < p.kw {
+        let flipped = Conv2dParams {
+            c_in: p.c_out,
+            h_in: p.h_out(),
+            w_in: p.w_out(),
+            c_out: p.c_in,
+            padding: (p.kh - 1 - p.padding.0, p.kw - 1 - p.padding.1),
+            ..*p
+        };
+        if whole_vectors(&flipped) {
+            let taps = p.kh * p.kw;
+            // Index `(ci, co, t)` of W' reads `(co, ci, taps - 1 - t)` of W: both kernel
+            // axes reversed at once.
+            let w_flipped: Vec<f32> = (0..p.c_in * p.c_out * taps)
+                .map(|i| {
+                    let (ci, co, t) = (i / (p.c_out * taps), (i / taps) % p.c_out, i % taps);
+                    w[(co * p.c_in + ci) * taps + taps - 1 - t]
+                })
+                .collect();
+            return conv2d(g, &w_flipped, &flipped);
+        }
+    }
+    if !whole_vectors(p) {
+        return None;
+    }
+    let (k, pp) = super::col_dims(p);
+    let (image, taps) = (p.c_in * p.h_in * p.w_in, p.kh * p.kw);
+    let patch_row = |r: usize| (r % p.c_in) * taps + r / p.c_in;
+    let a_panels = panels(k, p.c_out, |r, co| w[co * k + patch_row(r)]);
+    let src = Source::new(p);
+    let rows: Vec<usize> = (0..k).map(|r| src.row[patch_row(r)]).collect();
+    let mut dx = vec![0.0; p.batch * image];
+    dx.par_chunks_mut(image).enumerate().for_each_init(
+        || ImageBuffers::new(&src, p),
+        |bufs, (b, dxb)| {
+            let gb = &g[b * p.c_out * pp..(b + 1) * p.c_out * pp];
+            // SAFETY: `available()` was checked by the caller.
+            unsafe { input_grad_image(&a_panels, &src, &rows, p, gb, bufs, dxb) }
+        },
+    );
+    Some(dx)
+}
+
+/// Buffers of one weight-gradient task, reused across its groups: the group's images
+/// padded and channels-last (`[b][h + 2ph][w + 2pw][c_in]`, the border zero) and `dy^T`
+/// (`[b][position][ld]`, channels past `c_out` zero).
+struct WeightGradBuffers {
+    images: Vec<f32>,
+    dy_t: Vec<f32>,
+}
+
+/// One group's `dW`: every `WR x (WV*16)` tile of `dW` (output channels by input-channel
+/// vectors of one kernel tap) reduces over all of the group's output positions.
+#[target_feature(enable = "avx512f")]
+fn weight_grad_group(
+    p: &Conv2dParams,
+    x: &[f32],
+    g: &[f32],
+    bufs: &mut WeightGradBuffers,
+    dw: &mut [f32],
+) {
+    let (c, taps, (ho, wo)) = (p.c_in, p.kh * p.kw, (p.h_out(), p.w_out()));
+    let (hp, wp, pp) = (p.h_in + 2 * p.padding.0, p.w_in + 2 * p.padding.1, ho * wo);
+    let (image, padded, out_image) = (c * p.h_in * p.w_in, hp * wp * c, p.c_out * pp);
+    let ld = p.c_out.next_multiple_of(WR);
+    let images = g.len() / out_image;
+    for b in 0..images {
+        // Rows of the NCHW image are the channels: transposing them gives [h][w][c].
+        for iy in 0..p.h_in {
+            let at = b * padded + ((iy + p.padding.0) * wp + p.padding.1) * c;
+            let xb = &x[b * image + iy * p.w_in..(b + 1) * image];
+            transpose_rows(xb, c, p.w_in, p.h_in * p.w_in, &mut bufs.images[at..], c);
+        }
+        let dy_t = &mut bufs.dy_t[b * pp * ld..(b + 1) * pp * ld];
+        transpose_rows(
+            &g[b * out_image..(b + 1) * out_image],
+            p.c_out,
+            pp,
+            pp,
+            dy_t,
+            ld,
+        );
+    }
+    // Vector v is input channels 16*(v % blocks).. of tap v / blocks.
+    let blocks = c / LANES;
+    let vectors = taps * blocks;
+    let offset = |v: usize| {
+        let (tap, block) = (v / blocks, v % blocks);
+        ((tap / p.kw) * wp + tap % p.kw) * c + block * LANES
+    };
+    let step = p.stride.1 * c;
+    // Where each output row starts: in the images (its first tap) and in dy^T.
+    let runs: Vec<(usize, usize)> = (0..images)
+        .flat_map(|b| {
+            (0..ho).map(move |oy| {
+                (
+                    b * padded + p.stride.0 * oy * wp * c,
+                    (b * pp + oy * wo) * ld,
+                )
+            })
+        })
+        .collect();
+    let mut lanes = [0.0; LANES];
+    for cb in (0..p.c_out).step_by(WR) {
+        for vb in (0..vectors).step_by(WV) {
+            // Vectors past the last repeat it; their results are dropped.
+            let off: [usize; WV] = std::array::from_fn(|v| offset((vb + v).min(vectors - 1)));
+            let sum = weight_tile(&runs, wo, &bufs.images, step, off, &bufs.dy_t, ld, cb);
+            for (i, row) in sum.iter().enumerate().filter(|(i, _)| cb + i < p.c_out) {
+                for (v, &vector) in row.iter().enumerate().filter(|(v, _)| vb + v < vectors) {
+                    store(&mut lanes, 0, vector);
+                    let (tap, block) = ((vb + v) / blocks, (vb + v) % blocks);
+                    for (l, &val) in lanes.iter().enumerate() {
+                        dw[((cb + i) * c + block * LANES + l) * taps + tap] = val;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Weight gradient: `dW = sum_b dy[b] patches(x[b])^T`, one fixed group of images per
+/// rayon task, the group sums then added in order (so the result does not depend on the
+/// number of threads). `None` unless `c_in` is a multiple of 16.
+pub fn conv2d_weight_grad(g: &[f32], x: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if !p.c_in.is_multiple_of(LANES) {
+        return None;
+    }
+    let (k, pp) = super::col_dims(p);
+    let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * pp);
+    let padded = (p.h_in + 2 * p.padding.0) * (p.w_in + 2 * p.padding.1) * p.c_in;
+    let ld = p.c_out.next_multiple_of(WR);
+    let groups: Vec<Vec<f32>> = (0..p.batch.div_ceil(WEIGHT_GRAD_GROUP))
+        .into_par_iter()
+        .map_init(
+            || WeightGradBuffers {
+                images: vec![0.0; WEIGHT_GRAD_GROUP * padded],
+                dy_t: vec![0.0; WEIGHT_GRAD_GROUP * pp * ld],
+            },
+            |bufs, group| {
+                let first = group * WEIGHT_GRAD_GROUP;
+                let last = (first + WEIGHT_GRAD_GROUP).min(p.batch);
+                let (xg, gg) = (
+                    &x[first * image..last * image],
+                    &g[first * out_image..last * out_image],
+                );
+                let mut dw = vec![0.0; p.c_out * k];
+                // SAFETY: `available()` was checked by the caller.
+                unsafe { weight_grad_group(p, xg, gg, bufs, &mut dw) };
+                dw
+            },
+        )
+        .collect();
+    Some(super::sum_in_order(groups, p.c_out * k))
+}

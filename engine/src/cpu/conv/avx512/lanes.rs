@@ -1,0 +1,193 @@
+//! AVX-512 building blocks on f32 slices: bounds-checked vector loads and stores,
+//! masked ones for the first lanes, splitting a row into its stride phases and back,
+//! and transposing rows with gathers.
+use std::arch::x86_64::*;
+
+/// f32 values per 512-bit register.
+pub const LANES: usize = 16;
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn load(s: &[f32], at: usize) -> __m512 {
+    let lanes = &s[at..at + LANES];
+    // SAFETY: `lanes` holds 16 floats.
+    unsafe { _mm512_loadu_ps(lanes.as_ptr()) }
+}
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn store(d: &mut [f32], at: usize, v: __m512) {
+    let lanes = &mut d[at..at + LANES];
+    // SAFETY: `lanes` holds 16 floats.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) }
+}
+
+/// A mask enabling the first `count` (at most 16) lanes.
+#[inline]
+fn first_lanes(count: usize) -> __mmask16 {
+    ((1u32 << count.min(LANES)) - 1) as __mmask16
+}
+
+/// The first `count` (at most 16) values at `s[at..]`, the other lanes zero.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn load_first(s: &[f32], at: usize, count: usize) -> __m512 {
+    let lanes = &s[at..at + count.min(LANES)];
+    // SAFETY: the mask enables exactly the lanes of `lanes`.
+    unsafe { _mm512_maskz_loadu_ps(first_lanes(lanes.len()), lanes.as_ptr()) }
+}
+
+/// Stores the first `count` (at most 16) lanes of `v` at `d[at..]`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn store_first(d: &mut [f32], at: usize, count: usize, v: __m512) {
+    let lanes = &mut d[at..at + count.min(LANES)];
+    // SAFETY: the mask enables exactly the lanes of `lanes`.
+    unsafe { _mm512_mask_storeu_ps(lanes.as_mut_ptr(), first_lanes(lanes.len()), v) }
+}
+
+/// `dst.copy_from_slice(src)` 16 lanes at a time, the last ones masked. For the short
+/// rows of a small image (8 to 32 floats) a call to memcpy costs more than the copy.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn copy(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    for start in (0..dst.len()).step_by(LANES) {
+        let n = (dst.len() - start).min(LANES);
+        store_first(dst, start, n, load_first(src, start, n));
+    }
+}
+
+/// Lane indices (into two concatenated vectors) of the even values, of the odd ones,
+/// and of the two vectors' first (then second) halves interleaved.
+const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
+const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31];
+const ZIP_LO: [i32; 16] = [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23];
+const ZIP_HI: [i32; 16] = [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn lane_index(i: [i32; 16]) -> __m512i {
+    // SAFETY: `i` is 64 readable bytes.
+    unsafe { _mm512_loadu_si512(i.as_ptr().cast()) }
+}
+
+/// Splits a row into its even and odd entries: `even[j] = row[2j]`, `odd[j] = row[2j + 1]`
+/// (`even` holds `ceil(n/2)` values, `odd` `floor(n/2)`), two permutes per 32 values.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn split2(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let n = row.len();
+    let (pick_even, pick_odd) = (lane_index(EVEN), lane_index(ODD));
+    for start in (0..n).step_by(2 * LANES) {
+        let m = n - start;
+        let a = load_first(row, start, m);
+        let b = load_first(row, start + m.min(LANES), m.saturating_sub(LANES));
+        store_first(
+            even,
+            start / 2,
+            m.div_ceil(2),
+            _mm512_permutex2var_ps(a, pick_even, b),
+        );
+        store_first(
+            odd,
+            start / 2,
+            m / 2,
+            _mm512_permutex2var_ps(a, pick_odd, b),
+        );
+    }
+}
+
+/// The inverse of [`split2`]: `row[2j] = even[j]`, `row[2j + 1] = odd[j]`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn merge2(even: &[f32], odd: &[f32], row: &mut [f32]) {
+    let n = row.len();
+    let (zip_lo, zip_hi) = (lane_index(ZIP_LO), lane_index(ZIP_HI));
+    for start in (0..n).step_by(2 * LANES) {
+        let m = n - start;
+        let e = load_first(even, start / 2, m.div_ceil(2));
+        let o = load_first(odd, start / 2, m / 2);
+        store_first(row, start, m, _mm512_permutex2var_ps(e, zip_lo, o));
+        let rest = m.saturating_sub(LANES);
+        store_first(
+            row,
+            start + m.min(LANES),
+            rest,
+            _mm512_permutex2var_ps(e, zip_hi, o),
+        );
+    }
+}
+
+/// Splits a row into its `stride` phases: `phases[r*len + j] = row[j*stride + r]`, with
+/// `len = ceil(row.len() / stride)` (returned).
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn split_phases(row: &[f32], stride: usize, phases: &mut [f32]) -> usize {
+    let len = row.len().div_ceil(stride);
+    if stride == 2 {
+        let (even, odd) = phases.split_at_mut(len);
+        split2(row, even, odd);
+    } else {
+        for r in 0..stride {
+            let dst = phases[r * len..].iter_mut();
+            for (d, &v) in dst.zip(row.iter().skip(r).step_by(stride)) {
+                *d = v;
+            }
+        }
+    }
+    len
+}
+
+/// The inverse of [`split_phases`]: `row[j*stride + r] = phases[r*len + j]`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn merge_phases(phases: &[f32], len: usize, stride: usize, row: &mut [f32]) {
+    if stride == 2 {
+        let (even, odd) = phases.split_at(len);
+        merge2(even, odd, row);
+    } else {
+        for r in 0..stride {
+            let dst = row.iter_mut().skip(r).step_by(stride);
+            for (d, &v) in dst.zip(&phases[r * len..]) {
+                *d = v;
+            }
+        }
+    }
+}
+
+/// `dst[j*ld + i] = src[i*row_stride + j]` for `i < rows`, `j < len`: the first `len`
+/// values of `rows` rows, transposed, 16 values of a column per gather.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn transpose_rows(
+    src: &[f32],
+    rows: usize,
+    len: usize,
+    row_stride: usize,
+    dst: &mut [f32],
+    ld: usize,
+) {
+    assert!(src.len() >= (rows - 1) * row_stride + len && dst.len() >= (len - 1) * ld + rows);
+    assert!(LANES * row_stride < i32::MAX as usize);
+    let index = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(row_stride as i32),
+    );
+    for i0 in (0..rows).step_by(LANES) {
+        let mask = first_lanes(rows - i0);
+        for j in 0..len {
+            // SAFETY: enabled lanes read `src[(i0 + l)*row_stride + j]` and write
+            // `dst[j*ld + i0 + l]` with `i0 + l < rows`, in bounds by the asserts.
+            unsafe {
+                let v = _mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    mask,
+                    index,
+                    src.as_ptr().add(i0 * row_stride + j),
+                );
+                _mm512_mask_storeu_ps(dst.as_mut_ptr().add(j * ld + i0), mask, v);
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Unit tests of the conv kernels: the im2col helpers, and the AVX-512 path against the
+//! generic one.
+use super::*;
+
+#[test]
+fn valid_range_skips_padding() {
+    // 5 inputs, pad 1, stride 1, 5 outputs: tap 0 reads x[-1] at o = 0.
+    assert_eq!(valid_range(0, 1, 1, 5, 5), (1, 5));
+    assert_eq!(valid_range(1, 1, 1, 5, 5), (0, 5));
+    assert_eq!(valid_range(2, 1, 1, 5, 5), (0, 4));
+    // stride 2, pad 2, 6 inputs, 4 outputs: o*2 + tap - 2 in 0..6.
+    assert_eq!(valid_range(0, 2, 2, 6, 4), (1, 4));
+    // A tap that only ever reads padding.
+    assert_eq!(valid_range(0, 3, 1, 1, 2), (2, 2));
+}
+
+#[test]
+fn im2col_then_col2im_counts_uses() {
+    // col2im(im2col(1)) counts how many columns read each pixel.
+    let p = Conv2dParams {
+        batch: 1,
+        c_in: 1,
+        h_in: 3,
+        w_in: 3,
+        c_out: 1,
+        kh: 3,
+        kw: 3,
+        stride: (1, 1),
+        padding: (1, 1),
+    };
+    let (k, pp) = col_dims(&p);
+    let mut col = vec![0.0f64; k * pp];
+    im2col(&[1.0; 9], &p, &mut col);
+    let mut uses = vec![0.0; 9];
+    col2im(&col, &p, &mut uses);
+    assert_eq!(uses, vec![4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+}
+
+/// The AVX-512 path against the generic one, in f32, on geometries that exercise its
+/// every branch: both source layouts at strides 1 and 2, stride-1 and col2im input
+/// grads, tiles with one valid vector, row and vector tails.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn avx512_path_matches_generic_path() {
+    if !avx512::available() {
+        eprintln!("no AVX-512 on this CPU: nothing to compare");
+        return;
+    }
+    let geometries = [
+        // (batch, c_in, h, w, c_out, kh, kw, stride, padding)
+        (3, 16, 32, 32, 16, 3, 3, (1, 1), (1, 1)),
+        (9, 32, 16, 16, 32, 3, 3, (1, 1), (1, 1)),
+        (2, 64, 8, 8, 64, 3, 3, (1, 1), (1, 1)),
+        (2, 16, 32, 32, 32, 3, 3, (2, 2), (1, 1)),
+        (2, 3, 32, 32, 16, 3, 3, (1, 1), (1, 1)),
+        (2, 5, 6, 17, 7, 3, 2, (1, 1), (2, 0)),
+        (2, 4, 8, 8, 13, 1, 1, (1, 1), (0, 0)),
+        (1, 6, 14, 16, 40, 5, 3, (2, 1), (2, 1)),
+        (1, 3, 4, 16, 5, 4, 5, (1, 1), (3, 2)),
+        (2, 16, 15, 14, 13, 2, 2, (2, 2), (1, 1)),
+        (1, 32, 7, 16, 24, 3, 1, (2, 1), (0, 0)),
+    ];
+    let mut seed = 1u32;
+    let mut rand = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 8) as f32 / (1 << 23) as f32 - 1.0
+            })
+            .collect()
+    };
+    for (batch, c_in, h_in, w_in, c_out, kh, kw, stride, padding) in geometries {
+        let p = Conv2dParams {
+            batch,
+            c_in,
+            h_in,
+            w_in,
+            c_out,
+            kh,
+            kw,
+            stride,
+            padding,
+        };
+        let x = rand(batch * c_in * h_in * w_in);
+        let w = rand(c_out * c_in * kh * kw);
+        let g = rand(batch * c_out * p.h_out() * p.w_out());
+        let close = |fast: Vec<f32>, slow: Vec<f32>, what: &str| {
+            assert_eq!(fast.len(), slow.len());
+            for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{what} {p:?} [{i}]: {a} vs {b}"
+                );
+            }
+        };
+        let fast = avx512::conv2d(&x, &w, &p).expect("whole vectors");
+        close(fast, generic_conv2d(&x, &w, &p), "y");
+        let fast = avx512::conv2d_input_grad(&g, &w, &p).expect("whole vectors");
+        close(fast, generic_input_grad(&g, &w, &p), "dx");
+        if let Some(fast) = avx512::conv2d_weight_grad(&g, &x, &p) {
+            close(fast, generic_weight_grad(&g, &x, &p), "dW");
+        }
+    }
+}
+
+/// The same comparison on random geometries (1 to 32 channels, kernels up to 4x4,
+/// strides up to 3, paddings up to 2), for whichever passes the AVX-512 path takes.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn avx512_path_matches_generic_path_on_random_geometries() {
+    if !avx512::available() {
+        return;
+    }
+    let mut state = 12345u64;
+    let mut below = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % n
+    };
+    let mut taken = [0; 3];
+    for _ in 0..1000 {
+        let p = Conv2dParams {
+            batch: 1 + below(3),
+            c_in: [1, 3, 16, 32][below(4)],
+            h_in: 1 + below(20),
+            w_in: 1 + below(34),
+            c_out: 1 + below(20),
+            kh: 1 + below(4),
+            kw: 1 + below(4),
+            stride: (1 + below(3), 1 + below(3)),
+            padding: (below(3), below(3)),
+        };
+        if p.kh > p.h_in + 2 * p.padding.0 || p.kw > p.w_in + 2 * p.padding.1 {
+            continue;
+        }
+        let mut values =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| below(2001) as f32 / 1000.0 - 1.0).collect() };
+        let x = values(p.batch * p.c_in * p.h_in * p.w_in);
+        let w = values(p.c_out * p.c_in * p.kh * p.kw);
+        let g = values(p.batch * p.c_out * p.h_out() * p.w_out());
+        let close = |fast: Vec<f32>, slow: Vec<f32>, what: &str| {
+            for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{what} {p:?} [{i}]: {a} vs {b}"
+                );
+            }
+        };
+        if let Some(fast) = avx512::conv2d(&x, &w, &p) {
+            close(fast, generic_conv2d(&x, &w, &p), "y");
+            taken[0] += 1;
+        }
+        if let Some(fast) = avx512::conv2d_input_grad(&g, &w, &p) {
+            close(fast, generic_input_grad(&g, &w, &p), "dx");
+            taken[1] += 1;
+        }
+        if let Some(fast) = avx512::conv2d_weight_grad(&g, &x, &p) {
+            close(fast, generic_weight_grad(&g, &x, &p), "dW");
+            taken[2] += 1;
+        }
+    }
+    // Enough of each pass took the fast path for the comparison to mean something.
+    assert!(
+        taken.iter().all(|&n| n > 50),
+        "fast path taken {taken:?} times"
+    );
+}
