@@ -118,25 +118,28 @@ pub fn forward_train<T: Float>(
 ) -> (Vec<T>, BatchNormStats<Vec<T>>) {
     let count = (d.n * d.hw).max(1) as f64;
     let (y, stats) = per_channel_output(d, |c, out| {
-        with_simd(#[inline(always)] || {
-            // Moments about the channel's first value rather than 0: the sum of squares
-            // then does not cancel catastrophically when |mean| >> std.
-            let shift = runs(x, *d, c).next().and_then(|r| r.first().copied());
-            let shift = shift.unwrap_or(T::ZERO);
-            let (mut s1, mut s2) = (0.0, 0.0);
-            for r in runs(x, *d, c) {
-                let (a, b) = shifted_moments(r, shift);
-                s1 += a.to_f64();
-                s2 += b.to_f64();
-            }
-            let m = s1 / count;
-            let var = (s2 / count - m * m).max(0.0);
-            let mean = shift.to_f64() + m;
-            let inv_std = 1.0 / (var + eps).sqrt();
-            let (mean_t, scale) = (T::from_f64(mean), T::from_f64(gamma[c].to_f64() * inv_std));
-            normalize_runs(out, runs(x, *d, c), mean_t, scale, beta[c]);
-            (T::from_f64(mean), T::from_f64(var), T::from_f64(inv_std))
-        })
+        with_simd(
+            #[inline(always)]
+            || {
+                // Moments about the channel's first value rather than 0: the sum of squares
+                // then does not cancel catastrophically when |mean| >> std.
+                let shift = runs(x, *d, c).next().and_then(|r| r.first().copied());
+                let shift = shift.unwrap_or(T::ZERO);
+                let (mut s1, mut s2) = (0.0, 0.0);
+                for r in runs(x, *d, c) {
+                    let (a, b) = shifted_moments(r, shift);
+                    s1 += a.to_f64();
+                    s2 += b.to_f64();
+                }
+                let m = s1 / count;
+                let var = (s2 / count - m * m).max(0.0);
+                let mean = shift.to_f64() + m;
+                let inv_std = 1.0 / (var + eps).sqrt();
+                let (mean_t, scale) = (T::from_f64(mean), T::from_f64(gamma[c].to_f64() * inv_std));
+                normalize_runs(out, runs(x, *d, c), mean_t, scale, beta[c]);
+                (T::from_f64(mean), T::from_f64(var), T::from_f64(inv_std))
+            },
+        )
     });
     let stats = BatchNormStats {
         mean: stats.iter().map(|s| s.0).collect(),
@@ -159,7 +162,10 @@ pub fn forward_eval<T: Float>(
 ) -> Vec<T> {
     per_channel_output(d, |c, out| {
         let scale = T::from_f64(gamma[c].to_f64() / (running_var[c].to_f64() + eps).sqrt());
-        with_simd(#[inline(always)] || normalize_runs(out, runs(x, *d, c), running_mean[c], scale, beta[c]));
+        with_simd(
+            #[inline(always)]
+            || normalize_runs(out, runs(x, *d, c), running_mean[c], scale, beta[c]),
+        );
     })
     .0
 }
@@ -178,28 +184,31 @@ pub fn backward<T: Float>(
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let count = (d.n * d.hw).max(1) as f64;
     let (dx, sums) = per_channel_output(d, |c, out| {
-        with_simd(#[inline(always)] || {
-            let (mut sum_dy, mut sum_dy_xc) = (0.0, 0.0);
-            for (g, xr) in runs(dy, *d, c).zip(runs(x, *d, c)) {
-                let (a, b) = sum_and_centered_dot(g, xr, mean[c]);
-                sum_dy += a.to_f64();
-                sum_dy_xc += b.to_f64();
-            }
-            let (istd, gam) = (inv_std[c].to_f64(), gamma[c].to_f64());
-            let dbeta = sum_dy;
-            let dgamma = sum_dy_xc * istd;
-            // dx = a dy + b (x - mean) + k, expanding xhat = (x - mean) istd.
-            let a = gam * istd;
-            let b = -a * istd * dgamma / count;
-            let k = -a * dbeta / count;
-            let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[c]);
-            for ((o, g), xr) in out.into_iter().zip(runs(dy, *d, c)).zip(runs(x, *d, c)) {
-                for ((o, &g), &v) in o.iter_mut().zip(g).zip(xr) {
-                    o.write(a * g + b * (v - mu) + k);
+        with_simd(
+            #[inline(always)]
+            || {
+                let (mut sum_dy, mut sum_dy_xc) = (0.0, 0.0);
+                for (g, xr) in runs(dy, *d, c).zip(runs(x, *d, c)) {
+                    let (a, b) = sum_and_centered_dot(g, xr, mean[c]);
+                    sum_dy += a.to_f64();
+                    sum_dy_xc += b.to_f64();
                 }
-            }
-            (T::from_f64(dgamma), T::from_f64(dbeta))
-        })
+                let (istd, gam) = (inv_std[c].to_f64(), gamma[c].to_f64());
+                let dbeta = sum_dy;
+                let dgamma = sum_dy_xc * istd;
+                // dx = a dy + b (x - mean) + k, expanding xhat = (x - mean) istd.
+                let a = gam * istd;
+                let b = -a * istd * dgamma / count;
+                let k = -a * dbeta / count;
+                let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[c]);
+                for ((o, g), xr) in out.into_iter().zip(runs(dy, *d, c)).zip(runs(x, *d, c)) {
+                    for ((o, &g), &v) in o.iter_mut().zip(g).zip(xr) {
+                        o.write(a * g + b * (v - mu) + k);
+                    }
+                }
+                (T::from_f64(dgamma), T::from_f64(dbeta))
+            },
+        )
     });
     let dgamma = sums.iter().map(|s| s.0).collect();
     let dbeta = sums.iter().map(|s| s.1).collect();
