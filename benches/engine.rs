@@ -7,8 +7,12 @@
 //!   (the input and weight gradients are each a GEMM of the forward's size).
 //!
 //! Memory-bound benches declare `Throughput::Bytes` of the bytes they must read and write
-//! (each value once), next to a plain memcpy that moves as many bytes, so their
-//! bandwidth can be read against the machine's.
+//! (each value once), next to memcpys of the same shape: `memcpy` (one thread, allocating
+//! its output as an op does) and `memcpy_rayon` (every rayon thread, into an existing
+//! buffer), so their bandwidth can be read against the machine's.
+//!
+//! On a shared machine the figures move with the neighbours' load: compare benches of
+//! one run, and rerun when `sgemm/1024` looks low.
 //!
 //! Conv shapes are ResNet-32's on CIFAR-10, batch 128: the three stages' 3x3 convs and the
 //! two stride-2 transitions. All runs are f32 with the tape off for forward-only benches.
