@@ -8,34 +8,47 @@ use super::simd::with_simd;
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::{Float, Shape};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Below this many elements a kernel runs on the calling thread.
 pub const PAR_MIN: usize = 1 << 15;
 /// Elements per rayon task for flat loops.
 const CHUNK: usize = 1 << 14;
 
+/// A vector of `n` values written by `fill`, without zeroing it first (zero-filling the
+/// output costs a third of a memory-bound kernel's time). `fill` must write every element:
+/// the callers below zip the output with inputs of the same length.
+#[inline(always)]
+fn filled<T: Float>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` initialised all `n` elements (see above), and `T` is a plain float.
+    unsafe { v.set_len(n) };
+    v
+}
+
 /// Applies `f` to every element of `x`, in parallel chunks for large inputs.
 #[inline(always)]
 pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
-    let run = |o: &mut [T], i: &[T]| {
+    let run = |o: &mut [MaybeUninit<T>], i: &[T]| {
         with_simd(
             #[inline(always)]
             || {
                 for (o, &i) in o.iter_mut().zip(i) {
-                    *o = f(i);
+                    o.write(f(i));
                 }
             },
         )
     };
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, i)| run(o, i));
-    } else {
-        run(&mut out, x);
-    }
-    out
+    filled(x.len(), |out| {
+        if x.len() >= PAR_MIN {
+            out.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .for_each(|(o, i)| run(o, i));
+        } else {
+            run(out, x);
+        }
+    })
 }
 
 pub fn unary<T: Float>(x: &[T], op: UnaryOp) -> Vec<T> {
@@ -175,30 +188,31 @@ fn broadcast_zip<T: Float, F: Fn(T, T) -> T + Sync + Send + Copy>(
     f: F,
 ) -> Vec<T> {
     let n = out_shape.numel();
-    let mut out = vec![T::ZERO; n];
     if n == 0 {
-        return out;
+        return Vec::new();
     }
     if sa == out_shape && sb == out_shape {
-        let run = |o: &mut [T], x: &[T], y: &[T]| {
+        let run = |o: &mut [MaybeUninit<T>], x: &[T], y: &[T]| {
             with_simd(
                 #[inline(always)]
                 || {
                     for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                        *o = f(x, y);
+                        o.write(f(x, y));
                     }
                 },
             )
         };
-        if n >= PAR_MIN {
-            out.par_chunks_mut(CHUNK)
-                .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-                .for_each(|(o, (x, y))| run(o, x, y));
-        } else {
-            run(&mut out, a, b);
-        }
-        return out;
+        return filled(n, |out| {
+            if n >= PAR_MIN {
+                out.par_chunks_mut(CHUNK)
+                    .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+                    .for_each(|(o, (x, y))| run(o, x, y));
+            } else {
+                run(out, a, b);
+            }
+        });
     }
+    let mut out = vec![T::ZERO; n];
     let lay = coalesce(sa, sb, out_shape);
     let inner = lay.inner;
     let row = |r: usize, o: &mut [T]| {

@@ -6,8 +6,12 @@ use crate::backend::MatmulDims;
 use crate::Float;
 use rayon::prelude::*;
 
-/// Rows per rayon task when one product is split (a multiple of sgemm's 8-row micro-tile).
-const ROW_BLOCK: usize = 64;
+/// Rows per rayon task when one product is split: one block per thread (each task packs
+/// all of B, so fewer, larger blocks repack less), rounded to sgemm's 8-row micro-tile.
+fn row_block(m: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    (m.div_ceil(threads).div_ceil(8) * 8).max(8)
+}
 
 pub fn matmul<T: Float>(a: &[T], b: &[T], d: &MatmulDims) -> Vec<T> {
     let (m, k, n) = (d.m, d.k, d.n);
@@ -55,10 +59,11 @@ pub fn matmul<T: Float>(a: &[T], b: &[T], d: &MatmulDims) -> Vec<T> {
         out.par_chunks_mut(m * n)
             .enumerate()
             .for_each(|(bi, c)| gemm_rows(bi, 0, m, c));
-    } else if d.batch == 1 && work >= PAR_MIN * 8 && m >= 2 * ROW_BLOCK {
-        out.par_chunks_mut(ROW_BLOCK * n)
+    } else if d.batch == 1 && work >= PAR_MIN * 8 && m >= 16 {
+        let block = row_block(m);
+        out.par_chunks_mut(block * n)
             .enumerate()
-            .for_each(|(blk, c)| gemm_rows(0, blk * ROW_BLOCK, c.len() / n, c));
+            .for_each(|(blk, c)| gemm_rows(0, blk * block, c.len() / n, c));
     } else {
         for (bi, c) in out.chunks_mut(m * n).enumerate() {
             gemm_rows(bi, 0, m, c);
