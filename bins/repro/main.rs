@@ -14,6 +14,11 @@ use cli::{Cli, Command, RunArgs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Training allocates and frees the same large activation buffers every step; mimalloc keeps
+/// them for reuse where the system allocator would unmap and re-fault them each time.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli.command.unwrap_or(Command::Demo(RunArgs::default()))) {
