@@ -82,19 +82,6 @@ pub fn unary<T: Float>(x: &[T], op: UnaryOp) -> Vec<T> {
     }
 }
 
-/// The binary op as a scalar function; `match` happens once, outside the loops.
-fn binary_fn<T: Float>(op: BinaryOp) -> fn(T, T) -> T {
-    match op {
-        BinaryOp::Add => |a, b| a + b,
-        BinaryOp::Sub => |a, b| a - b,
-        BinaryOp::Mul => |a, b| a * b,
-        BinaryOp::Div => |a, b| a / b,
-        BinaryOp::Eq => |a, b| if a == b { T::ONE } else { T::ZERO },
-        BinaryOp::ReluGrad => |x, g| if x > T::ZERO { g } else { T::ZERO },
-        BinaryOp::ClampGrad { .. } => unreachable!("handled with its bounds"),
-    }
-}
-
 pub fn binary<T: Float>(
     a: &[T],
     b: &[T],
@@ -113,19 +100,20 @@ pub fn binary<T: Float>(
             }
         });
     }
-    // Monomorphise the loop per op: a fn pointer call in the inner loop would not vectorise.
-    macro_rules! go {
-        ($($variant:ident),*) => {
-            match op {
-                $(BinaryOp::$variant => {
-                    let f = binary_fn::<T>(BinaryOp::$variant);
-                    broadcast_zip(a, b, sa, sb, out, #[inline(always)] move |x, y| f(x, y))
-                })*
-                BinaryOp::ClampGrad { .. } => unreachable!(),
-            }
-        };
+    // One closure per op, so each op gets its own monomorphised, vectorised loop (a function
+    // pointer in the inner loop would be an opaque call per element).
+    let z = T::ZERO;
+    match op {
+        BinaryOp::Add => broadcast_zip(a, b, sa, sb, out, |x, y| x + y),
+        BinaryOp::Sub => broadcast_zip(a, b, sa, sb, out, |x, y| x - y),
+        BinaryOp::Mul => broadcast_zip(a, b, sa, sb, out, |x, y| x * y),
+        BinaryOp::Div => broadcast_zip(a, b, sa, sb, out, |x, y| x / y),
+        BinaryOp::Eq => broadcast_zip(a, b, sa, sb, out, |x, y| if x == y { T::ONE } else { z }),
+        BinaryOp::ReluGrad => {
+            broadcast_zip(a, b, sa, sb, out, move |x, g| if x > z { g } else { z })
+        }
+        BinaryOp::ClampGrad { .. } => unreachable!("handled above, with its bounds"),
     }
-    go!(Add, Sub, Mul, Div, Eq, ReluGrad)
 }
 
 /// The broadcast geometry after merging dimensions that are contiguous for both operands.
