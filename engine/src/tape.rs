@@ -17,6 +17,15 @@ pub trait Backward: Debug {
     /// Gradients of the loss w.r.t. each input (in the order the op recorded them), given
     /// the gradient w.r.t. the op's output; `None` for inputs that need none.
     fn backward(&self, grad_out: &Tensor, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>>;
+
+    /// Whether the rule reads its inputs' *values*. Rules that need only their inputs'
+    /// shapes (add, reshape, slices...) or their own output (relu, exp, softmax) say `false`,
+    /// and the tape then keeps a value-less shell of each non-leaf input instead of the
+    /// tensor: a ResNet's batch-norm and add outputs are freed as soon as the next op has
+    /// consumed them, instead of living until the backward pass.
+    fn needs_input_values(&self) -> bool {
+        true
+    }
 }
 
 /// Where a node sits: the tape's generation (bumped whenever the tape is emptied) and index.

@@ -178,9 +178,19 @@ impl Tensor {
         let provisional = Self::build(storage.clone(), shape.clone(), false, None);
         let op = make_backward(&provisional);
         let id = next_id();
+        let keep_values = op.needs_input_values();
         let node = tape::push(
             id,
-            inputs.iter().map(|t| (*t).clone()).collect(),
+            inputs
+                .iter()
+                .map(|t| {
+                    if keep_values || t.is_leaf() {
+                        (*t).clone()
+                    } else {
+                        t.shell()
+                    }
+                })
+                .collect(),
             Box::new(op),
         );
         let (dtype, device) = (provisional.dtype(), provisional.device());
@@ -192,6 +202,25 @@ impl Tensor {
             storage,
             requires_grad: true,
             node: Some(node),
+            grad: Mutex::new(None),
+        }))
+    }
+
+    /// The same tensor for the tape's purposes (id, shape, dtype, device, node) without its
+    /// values: what a node keeps of an input whose values its backward rule never reads.
+    /// Leaves are never shelled (their gradient slot lives in the real tensor).
+    fn shell(&self) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id: self.0.id,
+            shape: self.0.shape.clone(),
+            dtype: self.0.dtype,
+            device: self.0.device,
+            storage: Arc::new(RwLock::new(Storage::Cpu(CpuStorage::zeros(
+                self.0.dtype,
+                0,
+            )))),
+            requires_grad: self.0.requires_grad,
+            node: self.0.node,
             grad: Mutex::new(None),
         }))
     }

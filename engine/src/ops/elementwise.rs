@@ -40,6 +40,9 @@ impl Backward for BinaryBackward {
             Some(gb.sum_to_shape(b.shape())?),
         ])
     }
+    fn needs_input_values(&self) -> bool {
+        !matches!(self.op, BinaryOp::Add | BinaryOp::Sub)
+    }
 }
 
 #[derive(Debug)]
@@ -57,12 +60,19 @@ impl Backward for UnaryBackward {
             UnaryOp::Exp => g.mul(&self.out)?,
             UnaryOp::Log => g.div(x)?,
             UnaryOp::Sqrt => g.div(&self.out.affine(2.0, 0.0)?)?,
-            UnaryOp::Relu => x.binary_op(g, BinaryOp::ReluGrad)?,
+            // y > 0 exactly where x > 0, so the output serves and the input can be freed.
+            UnaryOp::Relu => self.out.binary_op(g, BinaryOp::ReluGrad)?,
             UnaryOp::Clamp { lo, hi } => x.binary_op(g, BinaryOp::ClampGrad { lo, hi })?,
             UnaryOp::Powf(p) => g.mul(&x.powf(p - 1.0)?.affine(p, 0.0)?)?,
             UnaryOp::Affine { mul, .. } => g.affine(mul, 0.0)?,
         };
         Ok(vec![Some(gx)])
+    }
+    fn needs_input_values(&self) -> bool {
+        matches!(
+            self.op,
+            UnaryOp::Log | UnaryOp::Clamp { .. } | UnaryOp::Powf(_)
+        )
     }
 }
 
@@ -197,5 +207,8 @@ struct BroadcastBackward;
 impl Backward for BroadcastBackward {
     fn backward(&self, g: &Tensor, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.sum_to_shape(inputs[0].shape())?)])
+    }
+    fn needs_input_values(&self) -> bool {
+        false
     }
 }

@@ -16,6 +16,9 @@ impl Backward for SliceBackward {
         let s = g.storage().slice_backward(shape, &self.ranges)?;
         Ok(vec![Some(Tensor::from_storage(s, shape.clone())?)])
     }
+    fn needs_input_values(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -33,6 +36,9 @@ impl Backward for PadChannelsBackward {
             1,
         )?)])
     }
+    fn needs_input_values(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -46,6 +52,9 @@ impl Backward for IndexSelectBackward {
         let shape = inputs[0].shape();
         let s = g.storage().index_add(shape, self.axis, &self.indices)?;
         Ok(vec![Some(Tensor::from_storage(s, shape.clone())?)])
+    }
+    fn needs_input_values(&self) -> bool {
+        false
     }
 }
 
@@ -62,6 +71,9 @@ impl Backward for GatherBackward {
             .storage()
             .scatter_add(shape, self.axis, &self.indices, g.shape())?;
         Ok(vec![Some(Tensor::from_storage(s, shape.clone())?)])
+    }
+    fn needs_input_values(&self) -> bool {
+        false
     }
 }
 
@@ -82,6 +94,9 @@ impl Backward for ConcatBackward {
                 Ok(Some(part))
             })
             .collect()
+    }
+    fn needs_input_values(&self) -> bool {
+        false
     }
 }
 

@@ -10,6 +10,9 @@ impl Backward for ReshapeBackward {
     fn backward(&self, g: &Tensor, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.reshape(inputs[0].shape().clone())?)])
     }
+    fn needs_input_values(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -24,6 +27,9 @@ impl Backward for PermuteBackward {
             inverse[p] = i;
         }
         Ok(vec![Some(g.permute(&inverse)?)])
+    }
+    fn needs_input_values(&self) -> bool {
+        false
     }
 }
 

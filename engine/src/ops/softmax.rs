@@ -23,6 +23,9 @@ impl Backward for SoftmaxBackward {
             self.out.shape().clone(),
         )?)])
     }
+    fn needs_input_values(&self) -> bool {
+        false
+    }
 }
 
 impl Tensor {
