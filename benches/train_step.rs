@@ -19,6 +19,7 @@ const BATCH: usize = 128;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn train_step(c: &mut Bench) {
+    arbor::alloc::keep_freed_memory();
     let model = ResNet::new(Arch::ResNet32, 10, DType::F32, 0).unwrap();
     let mut sgd = Sgd::new(model.parameters(), 0.1, 0.9, 2e-4).unwrap();
     // CIFAR-10-LT IF100 counts, as the PyTorch anchor uses.

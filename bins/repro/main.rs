@@ -20,6 +20,7 @@ use std::process::ExitCode;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    arbor::alloc::keep_freed_memory();
     let cli = Cli::parse();
     match dispatch(cli.command.unwrap_or(Command::Demo(RunArgs::default()))) {
         Ok(()) => ExitCode::SUCCESS,
