@@ -24,12 +24,33 @@ pub fn has_avx2_fma() -> bool {
     }
 }
 
-/// Runs `f`, compiled with AVX2+FMA when the CPU has them. Call it inside each rayon task
-/// (the target feature is a property of the compiled code, not of the thread).
+/// True when the CPU also has AVX-512 (F, VL, BW, DQ): 16 f32 lanes instead of 8.
+#[inline]
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2_fma()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Runs `f`, compiled with AVX-512 or AVX2+FMA when the CPU has them. Call it inside each
+/// rayon task (the target feature is a property of the compiled code, not of the thread).
 #[inline(always)]
 pub fn with_simd<R, F: FnOnce() -> R>(f: F) -> R {
     #[cfg(target_arch = "x86_64")]
     {
+        if has_avx512() {
+            // SAFETY: the CPU supports every feature the callee was compiled with.
+            return unsafe { call_avx512(f) };
+        }
         if has_avx2_fma() {
             // SAFETY: the CPU supports every feature the callee was compiled with.
             return unsafe { call_avx2(f) };
@@ -41,6 +62,12 @@ pub fn with_simd<R, F: FnOnce() -> R>(f: F) -> R {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn call_avx2<R, F: FnOnce() -> R>(f: F) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+unsafe fn call_avx512<R, F: FnOnce() -> R>(f: F) -> R {
     f()
 }
 
