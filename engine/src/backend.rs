@@ -180,6 +180,54 @@ pub struct FusedLossParams<'a> {
     pub grad_scale: f64,
 }
 
+impl FusedLossParams<'_> {
+    /// Most target components per row a kernel accepts (mixup's two labels).
+    pub const MAX_COMPONENTS: usize = 2;
+
+    /// Checks that the parameters agree with the logits (`z_len` values) and the dense
+    /// target (`dense_len`), before any backend indexes with them (labels become indices).
+    pub fn validate(&self, z_len: usize, dense_len: Option<usize>) -> Result<()> {
+        let n = self.rows * self.cols;
+        let per_class_ok = |v: &[f64]| v.is_empty() || v.len() == self.cols;
+        let bad = if z_len != n {
+            Some(format!("{z_len} logits for [{}, {}]", self.rows, self.cols))
+        } else if !(per_class_ok(self.offsets)
+            && per_class_ok(self.margins)
+            && per_class_ok(self.weights))
+        {
+            Some(format!(
+                "per-class parameters must have {} entries",
+                self.cols
+            ))
+        } else if let Some(len) = dense_len {
+            (len != n).then(|| format!("{len} target values for [{}, {}]", self.rows, self.cols))
+        } else if !(1..=Self::MAX_COMPONENTS).contains(&self.per_row)
+            || self.labels.len() != self.rows * self.per_row
+            || self.coefs.len() != self.labels.len()
+        {
+            Some(format!(
+                "{} labels and {} coefficients for {} rows of {} components",
+                self.labels.len(),
+                self.coefs.len(),
+                self.rows,
+                self.per_row
+            ))
+        } else {
+            self.labels
+                .iter()
+                .find(|&&c| c >= self.cols)
+                .map(|c| format!("label {c} out of range for {} classes", self.cols))
+        };
+        match bad {
+            Some(msg) => Err(crate::Error::Invalid {
+                op: "fused_loss",
+                msg,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What the fused loss kernel returns: each row's loss (`[rows]`) and the gradient of
 /// the rows' losses w.r.t. the logits, times `grad_scale` (`[rows, cols]`).
 pub struct FusedLossOut<S> {

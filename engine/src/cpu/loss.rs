@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Hard targets have one component per row; mixup has two.
-pub const MAX_COMPONENTS: usize = 2;
+pub const MAX_COMPONENTS: usize = FusedLossParams::MAX_COMPONENTS;
 
 /// The per-call constants every row reads, converted to `T` once.
 struct Consts<'a, T> {
@@ -325,39 +325,6 @@ fn dense_row<T: Float>(
     Ok(w * lse - d.to_f64())
 }
 
-/// Catches inconsistent parameters that would otherwise index out of bounds.
-fn check_params(p: &FusedLossParams, z_len: usize, dense_len: Option<usize>) -> Result<()> {
-    let n = p.rows * p.cols;
-    let per_class_ok = |v: &[f64]| v.is_empty() || v.len() == p.cols;
-    let bad = if z_len != n {
-        Some(format!("{z_len} logits for [{}, {}]", p.rows, p.cols))
-    } else if !(per_class_ok(p.offsets) && per_class_ok(p.margins) && per_class_ok(p.weights)) {
-        Some(format!("per-class parameters must have {} entries", p.cols))
-    } else if let Some(len) = dense_len {
-        (len != n).then(|| format!("{len} target values for [{}, {}]", p.rows, p.cols))
-    } else if !(1..=MAX_COMPONENTS).contains(&p.per_row)
-        || p.labels.len() != p.rows * p.per_row
-        || p.coefs.len() != p.labels.len()
-    {
-        Some(format!(
-            "{} labels and {} coefficients for {} rows of {} components",
-            p.labels.len(),
-            p.coefs.len(),
-            p.rows,
-            p.per_row
-        ))
-    } else {
-        p.labels
-            .iter()
-            .find(|&&c| c >= p.cols)
-            .map(|c| format!("label {c} out of range for {} classes", p.cols))
-    };
-    match bad {
-        Some(msg) => invalid("fused_loss", msg),
-        None => Ok(()),
-    }
-}
-
 /// Rows `r0..` into the gradient block `g` and losses `l`; returns the first (row, column)
 /// holding a non-finite logit, if any. Inlined into `with_simd`'s AVX2 copy: out of line it
 /// would be compiled for the baseline CPU (scalar, with a libm `floorf` call per `exp`).
@@ -395,7 +362,7 @@ pub fn fused_loss<T: Float>(
     dense: Option<&[T]>,
     p: &FusedLossParams,
 ) -> Result<(Vec<T>, Vec<T>)> {
-    check_params(p, z.len(), dense.map(|d| d.len()))?;
+    p.validate(z.len(), dense.map(|d| d.len()))?;
     let (rows, cols) = (p.rows, p.cols);
     let consts = Consts::new(p);
     let mut loss = vec![T::ZERO; rows];

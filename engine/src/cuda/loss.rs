@@ -22,7 +22,13 @@ pub(super) fn fused_loss<T: GpuFloat>(
     dense: Option<&CudaSlice<T>>,
     p: &FusedLossParams,
 ) -> Result<(CudaSlice<T>, CudaSlice<T>)> {
-    check_params(p, z.len(), dense.map(|d| d.len()))?;
+    p.validate(z.len(), dense.map(|d| d.len()))?;
+    if p.cols > i32::MAX as usize {
+        return Err(Error::Invalid {
+            op: OP,
+            msg: format!("{} classes do not fit the kernel's i32 labels", p.cols),
+        });
+    }
     let err = gpu_err(OP);
     let upload = |v: &[f64]| -> Result<Option<CudaSlice<T>>> {
         if v.is_empty() {
@@ -93,43 +99,4 @@ fn read_one<T: GpuFloat>(dev: &GpuDevice, x: &CudaSlice<T>, i: usize) -> arbor_c
     };
     copy_strided(dev, x, &view, &mut one)?;
     Ok(dev.download(&one)?[0].to_f64())
-}
-
-/// The parameters must be consistent before anything indexes with them (labels become
-/// kernel indices); the messages follow the CPU backend's.
-fn check_params(p: &FusedLossParams, z_len: usize, dense_len: Option<usize>) -> Result<()> {
-    let n = p.rows * p.cols;
-    let per_class_ok = |v: &[f64]| v.is_empty() || v.len() == p.cols;
-    let bad = if z_len != n {
-        Some(format!("{z_len} logits for [{}, {}]", p.rows, p.cols))
-    } else if !(per_class_ok(p.offsets) && per_class_ok(p.margins) && per_class_ok(p.weights)) {
-        Some(format!("per-class parameters must have {} entries", p.cols))
-    } else if let Some(len) = dense_len {
-        (len != n).then(|| format!("{len} target values for [{}, {}]", p.rows, p.cols))
-    } else if !(1..=2).contains(&p.per_row)
-        || p.labels.len() != p.rows * p.per_row
-        || p.coefs.len() != p.labels.len()
-    {
-        Some(format!(
-            "{} labels and {} coefficients for {} rows of {} components",
-            p.labels.len(),
-            p.coefs.len(),
-            p.rows,
-            p.per_row
-        ))
-    } else if p.cols > i32::MAX as usize {
-        Some(format!(
-            "{} classes do not fit the kernel's i32 labels",
-            p.cols
-        ))
-    } else {
-        p.labels
-            .iter()
-            .find(|&&c| c >= p.cols)
-            .map(|c| format!("label {c} out of range for {} classes", p.cols))
-    };
-    match bad {
-        Some(msg) => Err(Error::Invalid { op: OP, msg }),
-        None => Ok(()),
-    }
 }
