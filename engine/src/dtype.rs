@@ -98,99 +98,61 @@ pub trait Float:
     );
 }
 
-impl Float for f32 {
-    const DTYPE: DType = DType::F32;
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    const NEG_INFINITY: Self = f32::NEG_INFINITY;
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    #[inline(always)]
-    fn fast_exp(self) -> Self {
-        exp_f32(self)
-    }
-    fn ln(self) -> Self {
-        f32::ln(self)
-    }
-    fn sqrt(self) -> Self {
-        f32::sqrt(self)
-    }
-    fn powf(self, p: Self) -> Self {
-        f32::powf(self, p)
-    }
-    fn is_finite(self) -> bool {
-        f32::is_finite(self)
-    }
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    ) {
-        matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-    }
+/// The two impls differ only in the type, its `DType`, its GEMM and its `exp`.
+macro_rules! impl_float {
+    ($t:ident, $dtype:ident, $gemm:path, $exp:path) => {
+        impl Float for $t {
+            const DTYPE: DType = DType::$dtype;
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = $t::NEG_INFINITY;
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn fast_exp(self) -> Self {
+                $exp(self)
+            }
+            fn ln(self) -> Self {
+                $t::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                $t::sqrt(self)
+            }
+            fn powf(self, p: Self) -> Self {
+                $t::powf(self, p)
+            }
+            fn is_finite(self) -> bool {
+                $t::is_finite(self)
+            }
+            unsafe fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                beta: Self,
+                c: *mut Self,
+                rsc: isize,
+                csc: isize,
+            ) {
+                $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+            }
+        }
+    };
 }
 
-impl Float for f64 {
-    const DTYPE: DType = DType::F64;
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    const NEG_INFINITY: Self = f64::NEG_INFINITY;
-    fn from_f64(v: f64) -> Self {
-        v
-    }
-    fn to_f64(self) -> f64 {
-        self
-    }
-    #[inline(always)]
-    fn fast_exp(self) -> Self {
-        f64::exp(self)
-    }
-    fn ln(self) -> Self {
-        f64::ln(self)
-    }
-    fn sqrt(self) -> Self {
-        f64::sqrt(self)
-    }
-    fn powf(self, p: Self) -> Self {
-        f64::powf(self, p)
-    }
-    fn is_finite(self) -> bool {
-        f64::is_finite(self)
-    }
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    ) {
-        matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-    }
-}
+// f64 keeps libm's exact `exp`: f64 is where gradient checks need every digit.
+impl_float!(f32, F32, matrixmultiply::sgemm, exp_f32);
+impl_float!(f64, F64, matrixmultiply::dgemm, f64::exp);
 
 /// `e^x` for f32 without a libm call, so loops that use it vectorise.
 ///

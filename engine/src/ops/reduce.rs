@@ -5,7 +5,7 @@
 use crate::backend::{BinaryOp, ReduceOp};
 use crate::error::Result;
 use crate::tape::Backward;
-use crate::{Shape, Tensor};
+use crate::{Shape, Storage, Tensor};
 
 #[derive(Debug)]
 struct SumBackward {
@@ -170,5 +170,3 @@ impl Tensor {
         }
     }
 }
-
-use crate::Storage;
