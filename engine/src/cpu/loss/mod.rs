@@ -9,7 +9,13 @@
 //!
 //! So main memory sees the logits read once and the gradient written once. The per-row
 //! scalars (log-sum-exp, the loss, focal factors) are computed in f64 from the lane sums.
-//! Every loop is a plain map (vectorised by LLVM) or one of `simd`'s lane reductions.
+//! Every loop is a plain map (vectorised by LLVM) or a reduction into lane arrays.
+//!
+//! Short rows of the plain hard-target losses (up to `tile::MAX_COLS` classes) go to
+//! `tile.rs` instead, which puts 16 rows across the SIMD lanes: there the per-row fixed
+//! costs above, not the entries, were the kernel's time.
+mod tile;
+
 use super::elementwise::PAR_MIN;
 use super::simd::{self, with_simd, LANES};
 use crate::backend::FusedLossParams;
@@ -89,9 +95,10 @@ struct Logits<T> {
 }
 
 impl<T: Float> Logits<T> {
+    /// (`maxnum`/`minnum` clamp a NaN `z` to a bound; the kernels add `z * 0` to keep it.)
     #[inline(always)]
     fn of(self, z: T, o: T) -> T {
-        self.scale * z.max(self.lo).min(self.hi) + o
+        self.scale * z.maxnum(self.lo).minnum(self.hi) + o
     }
 
     /// Whether the clamp lets a gradient through `z` (PyTorch's clamp backward).
@@ -101,9 +108,14 @@ impl<T: Float> Logits<T> {
     }
 }
 
-/// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j`. `z * 0` (0 for a
-/// finite `z`, NaN otherwise) is added so that a non-finite logit becomes a NaN `u` even
-/// where the clamp would hide it; sweep 2 turns that into a NaN sum.
+/// Lanes of the row reductions: 32 independent partial maxima/sums (two AVX-512 or four
+/// AVX2 registers of f32), so that the reduction's dependency chain does not limit the
+/// sweep (one 8-lane accumulator cost a third of the kernel's time at C = 8142).
+const ROW_LANES: usize = 32;
+
+/// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j`. `z * 0`
+/// (0 for a finite `z`, NaN otherwise) is added so that a non-finite logit becomes a NaN `u`
+/// even where the clamp would hide it; sweep 2 turns that into a NaN sum.
 #[inline(always)]
 fn sweep_logits<'g, T: Float>(
     z: &[T],
@@ -116,18 +128,31 @@ fn sweep_logits<'g, T: Float>(
     }
     // SAFETY: the loop above wrote every entry of `g` (all three have the row's length).
     let g = unsafe { assume_init(g) };
+    // A pass of its own: LLVM keeps a running maximum in registers only in a loop this
+    // simple (fused into the loop above it went to the stack, one masked store per chunk).
     let m = simd::max(g);
     (g, m)
 }
 
-/// Sweep 2: `g_j <- exp(g_j - m)`; returns their sum, or the column of the first
-/// non-finite logit when the sum is NaN.
+/// Sweep 2: `g_j <- exp(g_j - m)` and their sum, in one loop; returns the sum, or the
+/// column of the first non-finite logit when the sum is NaN.
 #[inline(always)]
 fn sweep_exp<T: Float>(z: &[T], g: &mut [T], m: T) -> std::result::Result<T, usize> {
-    for gv in g.iter_mut() {
+    let n = g.len() / ROW_LANES * ROW_LANES;
+    let (body, tail) = g.split_at_mut(n);
+    let mut acc = [T::ZERO; ROW_LANES];
+    for c in body.chunks_exact_mut(ROW_LANES) {
+        for l in 0..ROW_LANES {
+            let e = (c[l] - m).fast_exp();
+            c[l] = e;
+            acc[l] += e;
+        }
+    }
+    // The tail as a plain map, which LLVM vectorises with its own epilogue.
+    for gv in tail.iter_mut() {
         *gv = (*gv - m).fast_exp();
     }
-    let s = simd::sum(g);
+    let s = simd::sum(tail) + simd::fold_sum(acc);
     if s.to_f64().is_nan() {
         // A NaN can also come from huge finite logits (inf - inf); then there is nothing to
         // name and the row's result is what it is.
@@ -159,6 +184,13 @@ fn target_dot<T: Float>(w: &[T], t: &[T], u: &[T]) -> T {
 unsafe fn assume_init<T>(g: &mut [MaybeUninit<T>]) -> &mut [T] {
     // SAFETY: MaybeUninit<T> has T's layout, and the caller vouches for initialisation.
     unsafe { &mut *(g as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// `ln s` of a row's sum (`s >= 1`) at `T`'s precision: f32 rows use the polynomial
+/// `ln_f32` (libm's f64 `ln` was 14% of the kernel at 32 classes), f64 rows libm's `ln`.
+#[inline(always)]
+fn ln<T: Float>(s: f64) -> f64 {
+    T::from_f64(s).fast_ln().to_f64()
 }
 
 /// Focal loss `(1 - p)^gamma (-log p)` and `G` with `dL/du_j = G (p_j - [j = c])`:
@@ -251,7 +283,7 @@ fn hard_row<T: Float>(
     } else {
         (0.0, s_lanes.to_f64())
     };
-    let lse_full = m64 + s_full.ln();
+    let lse_full = m64 + ln::<T>(s_full);
 
     let eps = p.smoothing;
     let mut loss = 0.0;
@@ -260,7 +292,7 @@ fn hard_row<T: Float>(
     for (ci, (&c, &coef)) in labels.iter().zip(coefs).enumerate() {
         let (s_k, lse_k) = if has_margin {
             let s_k = s_rest + targets.iter().map(|t| e_for(t, c)).sum::<f64>();
-            (s_k, m64 + s_k.ln())
+            (s_k, m64 + ln::<T>(s_k))
         } else {
             (s_full, lse_full)
         };
@@ -314,7 +346,7 @@ fn dense_row<T: Float>(
     let (w, d) = (simd::dot(&k.weights, t), target_dot(&k.weights, t, g));
     let s = sweep_exp(z, g, m)?;
     let (s, w) = (s.to_f64(), w.to_f64());
-    let lse = m.to_f64() + s.ln();
+    let lse = m.to_f64() + ln::<T>(s);
     let gs = k.p.scale * k.p.grad_scale;
     let (at, bt) = (T::from_f64(gs * w / s), T::from_f64(gs));
     let u = k.logits();
@@ -371,17 +403,28 @@ pub fn fused_loss<T: Float>(
     if cols == 0 {
         return Ok((loss, grad));
     }
+    let tiled = tile::applies(p, dense.is_some());
     let task = |r0: usize, g: &mut [MaybeUninit<T>], l: &mut [T]| {
-        // `inline(always)` on the closure too: the body is large, and a closure left
+        // `inline(always)` on the closures too: the body is large, and a closure left
         // out of line would be compiled without AVX2.
-        with_simd(
-            #[inline(always)]
-            || run_rows(z, dense, &consts, r0, g, l),
-        )
+        if tiled {
+            with_simd(
+                #[inline(always)]
+                || tile::run_tiles(z, &consts, r0, g, l),
+            )
+        } else {
+            with_simd(
+                #[inline(always)]
+                || run_rows(z, dense, &consts, r0, g, l),
+            )
+        }
     };
     let spare = &mut grad.spare_capacity_mut()[..rows * cols];
     let problem = if rows * cols >= PAR_MIN && rows > 1 {
-        let rows_per_task = (PAR_MIN / 2 / cols).max(1);
+        let mut rows_per_task = (PAR_MIN / 2 / cols).max(1);
+        if tiled {
+            rows_per_task = rows_per_task.next_multiple_of(tile::TILE);
+        }
         spare
             .par_chunks_mut(rows_per_task * cols)
             .zip(loss.par_chunks_mut(rows_per_task))
