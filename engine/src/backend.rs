@@ -184,6 +184,16 @@ impl FusedLossParams<'_> {
     /// Most target components per row a kernel accepts (mixup's two labels).
     pub const MAX_COMPONENTS: usize = 2;
 
+    /// One hard label per row and no margins, focal term or smoothing (ARB, cross-entropy,
+    /// balanced softmax, class-balanced weights): the case kernels special-case.
+    pub fn is_plain_hard(&self) -> bool {
+        self.per_row == 1
+            && !self.labels.is_empty()
+            && self.margins.is_empty()
+            && self.gamma == 0.0
+            && self.smoothing == 0.0
+    }
+
     /// Checks that the parameters agree with the logits (`z_len` values) and the dense
     /// target (`dense_len`), before any backend indexes with them (labels become indices).
     pub fn validate(&self, z_len: usize, dense_len: Option<usize>) -> Result<()> {

@@ -14,6 +14,9 @@
 //! Short rows of the plain hard-target losses (up to `tile::MAX_COLS` classes) go to
 //! `tile.rs` instead, which puts 16 rows across the SIMD lanes: there the per-row fixed
 //! costs above, not the entries, were the kernel's time.
+mod plain;
+#[cfg(test)]
+mod tests;
 mod tile;
 
 use super::elementwise::PAR_MIN;
@@ -134,14 +137,62 @@ fn sweep_logits<'g, T: Float>(
     (g, m)
 }
 
+/// The next row's logits and gradient, which sweep 2 asks the CPU to bring into L2 while
+/// it computes `exp`s. Without that, a long row's sweep 1 waited on memory (over half the
+/// kernel's time at 8142 classes) while sweeps 2 and 3 left the memory bus idle.
+#[derive(Clone, Copy)]
+struct Ahead {
+    z: *const u8,
+    g: *const u8,
+}
+
+impl Ahead {
+    const NONE: Ahead = Ahead {
+        z: std::ptr::null(),
+        g: std::ptr::null(),
+    };
+
+    /// The row after `z_row`/`g_row` when `more` (it exists in the same buffers).
+    fn after<T>(z_row: &[T], g_row: &[T], more: bool) -> Ahead {
+        if !more {
+            return Ahead::NONE;
+        }
+        Ahead {
+            z: z_row.as_ptr_range().end.cast(),
+            g: g_row.as_ptr_range().end.cast(),
+        }
+    }
+
+    /// Prefetches the bytes `[at, at + len)` of the next row's logits and gradient.
+    #[inline(always)]
+    fn fetch(self, at: usize, len: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if !self.z.is_null() {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+            for off in (at..at + len).step_by(64) {
+                // SAFETY: a prefetch is a hint, not an access: it never faults and reads
+                // nothing into the program; the addresses lie in the same allocations.
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T1>(self.z.wrapping_add(off).cast());
+                    _mm_prefetch::<_MM_HINT_T1>(self.g.wrapping_add(off).cast());
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (at, len);
+    }
+}
+
 /// Sweep 2: `g_j <- exp(g_j - m)` and their sum, in one loop; returns the sum, or the
 /// column of the first non-finite logit when the sum is NaN.
 #[inline(always)]
-fn sweep_exp<T: Float>(z: &[T], g: &mut [T], m: T) -> std::result::Result<T, usize> {
+fn sweep_exp<T: Float>(z: &[T], g: &mut [T], m: T, ahead: Ahead) -> std::result::Result<T, usize> {
     let n = g.len() / ROW_LANES * ROW_LANES;
     let (body, tail) = g.split_at_mut(n);
     let mut acc = [T::ZERO; ROW_LANES];
-    for c in body.chunks_exact_mut(ROW_LANES) {
+    let chunk_bytes = ROW_LANES * std::mem::size_of::<T>();
+    for (i, c) in body.chunks_exact_mut(ROW_LANES).enumerate() {
+        ahead.fetch(i * chunk_bytes, chunk_bytes);
         for l in 0..ROW_LANES {
             let e = (c[l] - m).fast_exp();
             c[l] = e;
@@ -235,7 +286,7 @@ fn hard_row<T: Float>(
     } else {
         0.0
     };
-    let s_lanes = sweep_exp(z, g, m)?;
+    let s_lanes = sweep_exp(z, g, m, Ahead::NONE)?;
     let (m64, p) = (m.to_f64(), k.p);
     let has_margin = !k.margins.is_empty();
     let shift = |c: usize| {
@@ -344,7 +395,7 @@ fn dense_row<T: Float>(
 ) -> std::result::Result<f64, usize> {
     let (g, m) = sweep_logits(z, g, k);
     let (w, d) = (simd::dot(&k.weights, t), target_dot(&k.weights, t, g));
-    let s = sweep_exp(z, g, m)?;
+    let s = sweep_exp(z, g, m, Ahead::NONE)?;
     let (s, w) = (s.to_f64(), w.to_f64());
     let lse = m.to_f64() + ln::<T>(s);
     let gs = k.p.scale * k.p.grad_scale;
@@ -404,6 +455,7 @@ pub fn fused_loss<T: Float>(
         return Ok((loss, grad));
     }
     let tiled = tile::applies(p, dense.is_some());
+    let plain = dense.is_none() && p.is_plain_hard();
     let task = |r0: usize, g: &mut [MaybeUninit<T>], l: &mut [T]| {
         // `inline(always)` on the closures too: the body is large, and a closure left
         // out of line would be compiled without AVX2.
@@ -411,6 +463,11 @@ pub fn fused_loss<T: Float>(
             with_simd(
                 #[inline(always)]
                 || tile::run_tiles(z, &consts, r0, g, l),
+            )
+        } else if plain {
+            with_simd(
+                #[inline(always)]
+                || plain::run_plain_rows(z, &consts, r0, g, l),
             )
         } else {
             with_simd(
@@ -422,7 +479,7 @@ pub fn fused_loss<T: Float>(
     let spare = &mut grad.spare_capacity_mut()[..rows * cols];
     let problem = if rows * cols >= PAR_MIN && rows > 1 {
         let mut rows_per_task = (PAR_MIN / 2 / cols).max(1);
-        if tiled {
+        if tiled || plain {
             rows_per_task = rows_per_task.next_multiple_of(tile::TILE);
         }
         spare

@@ -1,0 +1,130 @@
+//! The special-case kernels (`tile.rs`, `plain.rs`) against the general row kernel, which
+//! the fused-vs-composed tests check against the engine's primitives.
+use super::plain::run_plain_rows;
+use super::tile::{run_tiles, MAX_COLS};
+use super::{run_rows, with_simd, Consts, MaybeUninit};
+use crate::backend::FusedLossParams;
+use crate::gradcheck::SplitMix;
+use crate::Float;
+
+#[derive(Clone, Copy)]
+enum Kernel {
+    Tiles,
+    Plain,
+    Rows,
+}
+
+/// One kernel on all rows: `(losses, gradient)`, or the reported bad logit.
+fn run<T: Float>(
+    kernel: Kernel,
+    z: &[T],
+    p: &FusedLossParams,
+) -> Result<(Vec<T>, Vec<T>), (usize, usize)> {
+    let k = Consts::new(p);
+    let mut g = vec![MaybeUninit::uninit(); p.rows * p.cols];
+    let mut l = vec![T::ZERO; p.rows];
+    let bad = with_simd(|| match kernel {
+        Kernel::Tiles => run_tiles(z, &k, 0, &mut g, &mut l),
+        Kernel::Plain => run_plain_rows(z, &k, 0, &mut g, &mut l),
+        Kernel::Rows => run_rows(z, None, &k, 0, &mut g, &mut l),
+    });
+    match bad {
+        Some(at) => Err(at),
+        // SAFETY: without a reported problem every row wrote all its entries.
+        None => Ok((
+            l,
+            g.into_iter().map(|v| unsafe { v.assume_init() }).collect(),
+        )),
+    }
+}
+
+/// Within `rel` of the largest entry, or of `floor` if that is larger (a lone loss can
+/// be 0 in one kernel and an f32 rounding of `u` in the other).
+fn close(what: &str, a: &[f64], b: &[f64], rel: f64, floor: f64) {
+    let scale = b.iter().fold(floor, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= rel * scale,
+            "{what}[{i}]: {x:e}, row kernel {y:e}"
+        );
+    }
+}
+
+fn params<'a>(
+    rows: usize,
+    cols: usize,
+    labels: &'a [usize],
+    coefs: &'a [f64],
+    offsets: &'a [f64],
+) -> FusedLossParams<'a> {
+    FusedLossParams {
+        rows,
+        cols,
+        labels,
+        coefs,
+        per_row: 1,
+        offsets,
+        margins: &[],
+        weights: &[],
+        scale: 1.0,
+        clamp: Some(30.0),
+        gamma: 0.0,
+        smoothing: 0.0,
+        grad_scale: 1.0 / rows as f64,
+    }
+}
+
+/// `kernel` against the row kernel at each shape: partial last tiles and groups, one and
+/// two classes, logits beyond the clamp, a dropped class (`-inf` offset), weighted rows
+/// and a mean's scale.
+fn agree<T: Float>(kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
+    let mut rng = SplitMix::new(11);
+    for &(rows, cols) in shapes {
+        let z: Vec<T> = rng
+            .vec(rows * cols, -40.0, 40.0)
+            .into_iter()
+            .map(T::from_f64)
+            .collect();
+        let labels: Vec<usize> = (0..rows).map(|i| (i * 7 + 3) % cols).collect();
+        let coefs = rng.vec(rows, 0.5, 2.0);
+        let mut offsets = rng.vec(cols, -2.0, 3.0);
+        if let Some(free) = (0..cols).find(|c| !labels.contains(c)) {
+            offsets[free] = f64::NEG_INFINITY;
+        }
+        let p = params(rows, cols, &labels, &coefs, &offsets);
+        assert!(p.is_plain_hard());
+        let (lk, gk) = run(kernel, &z, &p).unwrap();
+        let (lr, gr) = run(Kernel::Rows, &z, &p).unwrap();
+        let f = |v: Vec<T>| v.into_iter().map(T::to_f64).collect::<Vec<_>>();
+        close("loss", &f(lk), &f(lr), rel, 1.0);
+        close("grad", &f(gk), &f(gr), rel, 1e-30);
+    }
+}
+
+const TILE_SHAPES: [(usize, usize); 5] = [(1, 1), (3, 2), (16, 10), (37, 7), (50, MAX_COLS)];
+const PLAIN_SHAPES: [(usize, usize); 4] = [(1, 3), (17, 57), (37, 100), (33, 1000)];
+
+#[test]
+fn tiles_agree_with_the_row_kernel() {
+    agree::<f64>(Kernel::Tiles, &TILE_SHAPES, 1e-13);
+    agree::<f32>(Kernel::Tiles, &TILE_SHAPES, 1e-6);
+}
+
+#[test]
+fn plain_rows_agree_with_the_row_kernel() {
+    agree::<f64>(Kernel::Plain, &PLAIN_SHAPES, 1e-13);
+    agree::<f32>(Kernel::Plain, &PLAIN_SHAPES, 1e-6);
+}
+
+#[test]
+fn every_kernel_names_the_first_bad_logit() {
+    let (rows, cols) = (21, 5);
+    let mut z = vec![0.5f32; rows * cols];
+    z[18 * cols + 3] = f32::INFINITY;
+    z[19 * cols + 1] = f32::NAN;
+    let (labels, coefs) = (vec![0; rows], vec![1.0; rows]);
+    let p = params(rows, cols, &labels, &coefs, &[]);
+    for kernel in [Kernel::Tiles, Kernel::Plain, Kernel::Rows] {
+        assert_eq!(run(kernel, &z, &p).unwrap_err(), (18, 3));
+    }
+}
