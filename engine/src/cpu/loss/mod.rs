@@ -98,9 +98,18 @@ struct Logits<T> {
 }
 
 impl<T: Float> Logits<T> {
-    /// (`maxnum`/`minnum` clamp a NaN `z` to a bound; the kernels add `z * 0` to keep it.)
+    /// In a loop over one row: the clamp as selects, which compile to one `max` and one
+    /// `min` each (a NaN `z` stays NaN).
     #[inline(always)]
     fn of(self, z: T, o: T) -> T {
+        self.scale * z.max(self.lo).min(self.hi) + o
+    }
+
+    /// [`Logits::of`] for lane arrays (`tile.rs`): LLVM's straight-line vectoriser handles
+    /// the `maxnum`/`minnum` intrinsics but left the selects scalar. They clamp a NaN `z`
+    /// to a bound; the kernels add `z * 0` to keep it NaN.
+    #[inline(always)]
+    fn of_lanes(self, z: T, o: T) -> T {
         self.scale * z.maxnum(self.lo).minnum(self.hi) + o
     }
 

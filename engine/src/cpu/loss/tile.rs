@@ -70,7 +70,7 @@ pub fn hard_tile<T: Float>(
     let mut m = [T::NEG_INFINITY; TILE];
     for ((zj, ej), &o) in zt.iter().zip(et.iter_mut()).zip(&k.offsets) {
         for r in 0..TILE {
-            ej[r] = u.of(zj[r], o) + zj[r] * T::ZERO;
+            ej[r] = u.of_lanes(zj[r], o) + zj[r] * T::ZERO;
             m[r] = m[r].maxnum(ej[r]);
         }
     }
@@ -105,7 +105,7 @@ pub fn hard_tile<T: Float>(
     }
     let (mut loss, mut a, mut target) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
     for r in 0..TILE {
-        loss[r] = c[r] * (lse[r] - u.of(zy[r], oy[r]));
+        loss[r] = c[r] * (lse[r] - u.of_lanes(zy[r], oy[r]));
         let gc = gs * c[r];
         a[r] = gc / sum[r];
         target[r] = if u.passes(zy[r]) {
