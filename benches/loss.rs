@@ -3,8 +3,10 @@
 //! memcpy of the same bytes (logits read + gradient written) as the memory-bound floor.
 //!
 //! Run: `cargo bench --bench loss`. f32, global counts (every class present), hard labels.
+//! Both sides get the class counts prepared once, as a training run does: the composed
+//! form a `log n` tensor, the fused op a [`Criterion`] (the trainer's loss object).
 use arbor::engine::gradcheck::SplitMix;
-use arbor::engine::ops::loss::{arb_loss, ArbOptions, Target};
+use arbor::engine::ops::loss::{CountMode, Criterion as Loss, LossKind, Reduction, Target};
 use arbor::engine::{DType, Result, Tensor};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
@@ -31,7 +33,11 @@ fn fwd_bwd(c: &mut Criterion) {
         let log_n = Tensor::from_vec(log_n, [1, classes]).unwrap();
         let y: Vec<usize> = (0..b).map(|i| i * 7919 % classes).collect();
         let target = Target::Hard(y.clone());
-        let opts = ArbOptions::default();
+        let arb = LossKind::Arb {
+            counts: CountMode::Global,
+            clamp: true,
+        };
+        let loss = Loss::new(arb, Reduction::Mean, &counts).unwrap();
 
         let bytes = 2 * b * classes * std::mem::size_of::<f32>();
         let mut group = c.benchmark_group(format!("arb_loss_fwd_bwd/{b}x{classes}"));
@@ -43,10 +49,7 @@ fn fwd_bwd(c: &mut Criterion) {
         group.bench_function("fused", |bench| {
             bench.iter(|| {
                 z.zero_grad();
-                arb_loss(&z, &target, &counts, &opts)
-                    .unwrap()
-                    .backward()
-                    .unwrap();
+                loss.loss(&z, &target, 1).unwrap().backward().unwrap();
                 black_box(z.grad())
             })
         });
