@@ -17,10 +17,11 @@ use crate::Float;
 /// Rows per tile: one AVX-512 register of f32 (two of f64; two AVX2 registers of f32).
 pub const TILE: usize = 16;
 
-/// Widest rows this kernel takes. Its transposes cost about 1.5 ns per entry, the row
-/// kernel's fixed work about 100 ns per row: at B = 128 (one thread) the tiles took 12.1 us
-/// at C = 48 against the row kernel's 17.7, and 15.3 against 12.7 at C = 64.
-pub const MAX_COLS: usize = 56;
+/// Widest rows this kernel takes. With 16-row gathers in and scatters out, the tiles beat
+/// the grouped row kernel (`plain.rs`) clearly below 24 classes (4.2 against about 12 us at
+/// B = 128, C = 10, one thread); from 24 up the two are within 5%, and the rows win at
+/// multiples of 32 (6.8 against 8.4 us at C = 32).
+pub const MAX_COLS: usize = 24;
 
 /// Whether `p` is a loss this kernel computes.
 pub fn applies(p: &FusedLossParams, dense: bool) -> bool {
@@ -58,9 +59,18 @@ pub fn hard_tile<T: Float>(
     let (zt, et) = (&mut s.z[..cols], &mut s.e[..cols]);
     // Transpose in, row by row (contiguous reads); lanes past the last row keep whatever
     // an earlier tile left there (finite: results of those lanes are never written).
-    for (r, z_row) in z.chunks_exact(cols).enumerate() {
-        for (zj, &v) in zt.iter_mut().zip(z_row) {
-            zj[r] = v;
+    if n == TILE {
+        // A whole tile: per class, one strided read of 16 rows (a gather).
+        for (j, zj) in zt.iter_mut().enumerate() {
+            for r in 0..TILE {
+                zj[r] = z[r * cols + j];
+            }
+        }
+    } else {
+        for (r, z_row) in z.chunks_exact(cols).enumerate() {
+            for (zj, &v) in zt.iter_mut().zip(z_row) {
+                zj[r] = v;
+            }
         }
     }
 
@@ -135,9 +145,18 @@ pub fn hard_tile<T: Float>(
         et[y[r]][r] = target[r];
     }
     // Transpose out, row by row (contiguous writes).
-    for (r, g_row) in g.chunks_exact_mut(cols).enumerate() {
-        for (gv, ej) in g_row.iter_mut().zip(et.iter()) {
-            gv.write(ej[r]);
+    if n == TILE {
+        // A whole tile: per class, one strided write of 16 rows (a scatter).
+        for (j, ej) in et.iter().enumerate() {
+            for r in 0..TILE {
+                g[r * cols + j].write(ej[r]);
+            }
+        }
+    } else {
+        for (r, g_row) in g.chunks_exact_mut(cols).enumerate() {
+            for (gv, ej) in g_row.iter_mut().zip(et.iter()) {
+                gv.write(ej[r]);
+            }
         }
     }
     None
