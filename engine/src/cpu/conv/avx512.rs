@@ -11,8 +11,10 @@
 //!   output positions of a patch row are loaded from a [`Source`], a copy of the image
 //!   laid out so that they are 16 consecutive floats (a fraction of im2col's matrix).
 //! - input grad, stride 1: a forward convolution of `dy` with the kernel flipped and its
-//!   channel axes swapped, padded by `k - 1 - pad`. Other strides: `W^T dy` added into a
-//!   gradient of the image copy, which is then summed back onto the pixels.
+//!   channel axes swapped, padded by `k - 1 - pad`. Other strides: when the image is
+//!   `stride` times the output, each stride phase of `dx` is such a convolution with a
+//!   sub-kernel ([`phases`]); otherwise `W^T dy` added into a gradient of the image copy,
+//!   which is then summed back onto the pixels.
 //! - weight grad, channels-last: `dW[co, ky, kx, ci..ci+16] += dy[co, q] x[q + tap, ci..]`
 //!   broadcasts `dy` (transposed once, so one position's channels are adjacent) and loads
 //!   16 input channels of the padded image, stored `[h][w][c]`.
@@ -21,6 +23,7 @@
 //! body LLVM sometimes vectorised across the reduction (gathers and scatters, 20x slower)
 //! instead of keeping the tile in registers.
 mod lanes;
+pub mod phases;
 mod source;
 mod tile;
 
@@ -128,8 +131,9 @@ fn input_grad_image(
 
 /// Input gradient. Stride 1 (with `pad <= k - 1`): `dx` is the forward convolution of
 /// `dy` with `W'[ci, co, ky, kx] = W[co, ci, kh-1-ky, kw-1-kx]` and padding `k - 1 - pad`.
-/// Otherwise the transpose of the forward: `W^T dy[b]` added into a gradient of the
-/// image copy, then summed back onto the pixels.
+/// Other strides, when [`phases::input_grad`] takes the geometry: one such convolution per stride
+/// phase of `dx`. Otherwise the transpose of the forward: `W^T dy[b]` added into a
+/// gradient of the image copy, then summed back onto the pixels.
 pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
     if p.stride == (1, 1) && p.padding.0 < p.kh && p.padding.1 < p.kw {
         let flipped = Conv2dParams {
@@ -155,6 +159,9 @@ pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f
     }
     if !whole_vectors(p) {
         return None;
+    }
+    if let Some(dx) = phases::input_grad(g, w, p) {
+        return Some(dx);
     }
     let (k, pp) = super::col_dims(p);
     let (image, taps) = (p.c_in * p.h_in * p.w_in, p.kh * p.kw);
