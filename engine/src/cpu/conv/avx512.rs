@@ -27,7 +27,7 @@ pub mod phases;
 mod source;
 mod tile;
 
-use super::WEIGHT_GRAD_GROUP;
+use super::{per_image, WEIGHT_GRAD_GROUP};
 use crate::backend::Conv2dParams;
 use lanes::{store, transpose_rows, LANES};
 use rayon::prelude::*;
@@ -86,10 +86,11 @@ pub fn conv2d(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
     let image = p.c_in * p.h_in * p.w_in;
     let a_panels = panels(p.c_out, k, |co, r| w[co * k + r]);
     let src = Source::new(p);
-    let mut y = vec![0.0; p.batch * p.c_out * pp];
-    y.par_chunks_mut(p.c_out * pp).enumerate().for_each_init(
+    let y = per_image(
+        p.batch,
+        p.c_out * pp,
         || ImageBuffers::new(&src, p),
-        |bufs, (b, yb)| {
+        |bufs, b, yb| {
             let xb = &x[b * image..(b + 1) * image];
             // SAFETY: `available()` was checked by the caller.
             unsafe { forward_image(&a_panels, &src, p, xb, bufs, yb) }
@@ -169,10 +170,11 @@ pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f
     let a_panels = panels(k, p.c_out, |r, co| w[co * k + patch_row(r)]);
     let src = Source::new(p);
     let rows: Vec<usize> = (0..k).map(|r| src.row[patch_row(r)]).collect();
-    let mut dx = vec![0.0; p.batch * image];
-    dx.par_chunks_mut(image).enumerate().for_each_init(
+    let dx = per_image(
+        p.batch,
+        image,
         || ImageBuffers::new(&src, p),
-        |bufs, (b, dxb)| {
+        |bufs, b, dxb| {
             let gb = &g[b * p.c_out * pp..(b + 1) * p.c_out * pp];
             // SAFETY: `available()` was checked by the caller.
             unsafe { input_grad_image(&a_panels, &src, &rows, p, gb, bufs, dxb) }

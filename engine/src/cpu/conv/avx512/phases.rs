@@ -15,7 +15,7 @@ use super::lanes::merge2;
 use super::source::Source;
 use super::tile::{panel_product, panels, Layout};
 use crate::backend::Conv2dParams;
-use rayon::prelude::*;
+use crate::cpu::conv::per_image;
 
 /// `dx` phase by phase, one image per rayon task; `None` if [`PhaseSplit::new`] declines
 /// the geometry. The caller has checked `available()` and that the output positions fill
@@ -23,10 +23,11 @@ use rayon::prelude::*;
 pub fn input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
     let split = PhaseSplit::new(w, p)?;
     let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * p.h_out() * p.w_out());
-    let mut dx = vec![0.0; p.batch * image];
-    dx.par_chunks_mut(image).enumerate().for_each_init(
+    let dx = per_image(
+        p.batch,
+        image,
         || (vec![0.0; split.src.len], vec![0.0; image]),
-        |(copy, out), (b, dxb)| {
+        |(copy, out), b, dxb| {
             let gb = &g[b * out_image..(b + 1) * out_image];
             // SAFETY: the caller checked `available()`.
             unsafe { split.image(p, gb, copy, out, dxb) }
