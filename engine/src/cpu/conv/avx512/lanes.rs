@@ -31,7 +31,7 @@ fn first_lanes(count: usize) -> __mmask16 {
 /// The first `count` (at most 16) values at `s[at..]`, the other lanes zero.
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn load_first(s: &[f32], at: usize, count: usize) -> __m512 {
+pub fn load_first(s: &[f32], at: usize, count: usize) -> __m512 {
     let lanes = &s[at..at + count.min(LANES)];
     // SAFETY: the mask enables exactly the lanes of `lanes`.
     unsafe { _mm512_maskz_loadu_ps(first_lanes(lanes.len()), lanes.as_ptr()) }
@@ -40,7 +40,7 @@ fn load_first(s: &[f32], at: usize, count: usize) -> __m512 {
 /// Stores the first `count` (at most 16) lanes of `v` at `d[at..]`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn store_first(d: &mut [f32], at: usize, count: usize, v: __m512) {
+pub fn store_first(d: &mut [f32], at: usize, count: usize, v: __m512) {
     let lanes = &mut d[at..at + count.min(LANES)];
     // SAFETY: the mask enables exactly the lanes of `lanes`.
     unsafe { _mm512_mask_storeu_ps(lanes.as_mut_ptr(), first_lanes(lanes.len()), v) }
@@ -67,9 +67,16 @@ const ZIP_HI: [i32; 16] = [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
 
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn lane_index(i: [i32; 16]) -> __m512i {
+pub fn lane_index(i: [i32; 16]) -> __m512i {
     // SAFETY: `i` is 64 readable bytes.
     unsafe { _mm512_loadu_si512(i.as_ptr().cast()) }
+}
+
+/// `out[t] = v[index[t]]`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn pick_lanes(v: __m512, index: __m512i) -> __m512 {
+    _mm512_permutexvar_ps(index, v)
 }
 
 /// Splits a row into its even and odd entries: `even[j] = row[2j]`, `odd[j] = row[2j + 1]`
