@@ -27,11 +27,13 @@ pub mod phases;
 mod source;
 mod tile;
 
-use super::{per_image, WEIGHT_GRAD_GROUP};
+use super::{per_image, zeroed, WEIGHT_GRAD_GROUP};
 use crate::backend::Conv2dParams;
-use lanes::{store, transpose_rows, LANES};
+use lanes::{load, store, transpose_rows, LANES};
 use rayon::prelude::*;
 use source::Source;
+use std::arch::x86_64::_mm512_add_ps;
+use std::mem::MaybeUninit;
 use tile::{panel_product, panels, weight_tile, Layout, WR, WV};
 
 /// Whether this CPU can run these kernels (checked once, then cached by std).
@@ -67,13 +69,15 @@ fn forward_image(
     p: &Conv2dParams,
     x: &[f32],
     bufs: &mut ImageBuffers,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     let (k, pp) = super::col_dims(p);
     src.fill(x, p, &mut bufs.copy, &mut bufs.phases);
     let dims = (p.c_out, k, pp);
     let b_at = Layout::Patches(src, &src.row);
-    panel_product(a_panels, dims, &bufs.copy, b_at, y, Layout::Rows(pp), false);
+    // Every one of the `c_out x pp` values is stored.
+    let put = |at, v| store(y, at, v);
+    panel_product(a_panels, dims, &bufs.copy, b_at, Layout::Rows(pp), put);
 }
 
 /// Forward: `y[b] = W patches(x[b])`, one image per rayon task. `None` if the output
@@ -86,17 +90,14 @@ pub fn conv2d(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
     let image = p.c_in * p.h_in * p.w_in;
     let a_panels = panels(p.c_out, k, |co, r| w[co * k + r]);
     let src = Source::new(p);
-    let y = per_image(
-        p.batch,
-        p.c_out * pp,
-        || ImageBuffers::new(&src, p),
-        |bufs, b, yb| {
-            let xb = &x[b * image..(b + 1) * image];
-            // SAFETY: `available()` was checked by the caller.
-            unsafe { forward_image(&a_panels, &src, p, xb, bufs, yb) }
-        },
-    );
-    Some(y)
+    let forward = |bufs: &mut ImageBuffers, b, yb: &mut [MaybeUninit<f32>]| {
+        let xb = &x[b * image..(b + 1) * image];
+        // SAFETY: `available()` was checked by the caller.
+        unsafe { forward_image(&a_panels, &src, p, xb, bufs, yb) }
+    };
+    let new_buffers = || ImageBuffers::new(&src, p);
+    // SAFETY: `forward_image` stores every value of its image.
+    Some(unsafe { per_image(p.batch, p.c_out * pp, new_buffers, forward) })
 }
 
 /// `dx[b] = unfill(W^T dy[b])`: the product lands in a gradient of the image copy
@@ -115,17 +116,21 @@ fn input_grad_image(
     dx: &mut [f32],
 ) {
     let (k, pp) = super::col_dims(p);
-    bufs.copy.fill(0.0);
+    let copy = &mut bufs.copy;
+    copy.fill(0.0);
     let dims = (k, p.c_out, pp);
-    let c_at = Layout::Patches(src, rows);
+    // Entries that alias one pixel add up.
+    let put = |at, v| {
+        let sum = _mm512_add_ps(load(copy, at), v);
+        store(copy, at, sum)
+    };
     panel_product(
         a_panels,
         dims,
         g,
         Layout::Rows(pp),
-        &mut bufs.copy,
-        c_at,
-        true,
+        Layout::Patches(src, rows),
+        put,
     );
     src.unfill(&bufs.copy, p, dx, &mut bufs.phases);
 }
@@ -170,17 +175,14 @@ pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f
     let a_panels = panels(k, p.c_out, |r, co| w[co * k + patch_row(r)]);
     let src = Source::new(p);
     let rows: Vec<usize> = (0..k).map(|r| src.row[patch_row(r)]).collect();
-    let dx = per_image(
-        p.batch,
-        image,
-        || ImageBuffers::new(&src, p),
-        |bufs, b, dxb| {
-            let gb = &g[b * p.c_out * pp..(b + 1) * p.c_out * pp];
-            // SAFETY: `available()` was checked by the caller.
-            unsafe { input_grad_image(&a_panels, &src, &rows, p, gb, bufs, dxb) }
-        },
-    );
-    Some(dx)
+    let input_grad = |bufs: &mut ImageBuffers, b, dxb: &mut [MaybeUninit<f32>]| {
+        let gb = &g[b * p.c_out * pp..(b + 1) * p.c_out * pp];
+        // SAFETY: `available()` was checked by the caller.
+        unsafe { input_grad_image(&a_panels, &src, &rows, p, gb, bufs, zeroed(dxb)) }
+    };
+    let new_buffers = || ImageBuffers::new(&src, p);
+    // SAFETY: `input_grad` zeroes its image first.
+    Some(unsafe { per_image(p.batch, image, new_buffers, input_grad) })
 }
 
 /// Buffers of one weight-gradient task, reused across its groups: the group's images

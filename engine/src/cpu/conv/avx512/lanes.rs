@@ -2,6 +2,7 @@
 //! masked ones for the first lanes, splitting a row into its stride phases and back,
 //! and transposing rows.
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// f32 values per 512-bit register.
 pub const LANES: usize = 16;
@@ -14,12 +15,19 @@ pub fn load(s: &[f32], at: usize) -> __m512 {
     unsafe { _mm512_loadu_ps(lanes.as_ptr()) }
 }
 
+/// A float that vectors are stored into: an `f32`, or a `MaybeUninit<f32>` of an output
+/// being written for the first time (zeroing it first would cost a pass over memory).
+pub trait Slot: Copy {}
+impl Slot for f32 {}
+// Same layout as `f32` (`MaybeUninit` is `repr(transparent)`).
+impl Slot for MaybeUninit<f32> {}
+
 #[target_feature(enable = "avx512f")]
 #[inline]
-pub fn store(d: &mut [f32], at: usize, v: __m512) {
+pub fn store<S: Slot>(d: &mut [S], at: usize, v: __m512) {
     let lanes = &mut d[at..at + LANES];
-    // SAFETY: `lanes` holds 16 floats.
-    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) }
+    // SAFETY: `lanes` holds 16 slots, each laid out as an f32.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr().cast(), v) }
 }
 
 /// A mask enabling the first `count` (at most 16) lanes.
@@ -40,10 +48,10 @@ pub fn load_first(s: &[f32], at: usize, count: usize) -> __m512 {
 /// Stores the first `count` (at most 16) lanes of `v` at `d[at..]`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-pub fn store_first(d: &mut [f32], at: usize, count: usize, v: __m512) {
+pub fn store_first<S: Slot>(d: &mut [S], at: usize, count: usize, v: __m512) {
     let lanes = &mut d[at..at + count.min(LANES)];
-    // SAFETY: the mask enables exactly the lanes of `lanes`.
-    unsafe { _mm512_mask_storeu_ps(lanes.as_mut_ptr(), first_lanes(lanes.len()), v) }
+    // SAFETY: the mask enables exactly the lanes of `lanes`, each laid out as an f32.
+    unsafe { _mm512_mask_storeu_ps(lanes.as_mut_ptr().cast(), first_lanes(lanes.len()), v) }
 }
 
 /// `dst.copy_from_slice(src)` 16 lanes at a time, the last ones masked. For the short
@@ -108,7 +116,7 @@ pub fn split2(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
 /// The inverse of [`split2`]: `row[2j] = even[j]`, `row[2j + 1] = odd[j]`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-pub fn merge2(even: &[f32], odd: &[f32], row: &mut [f32]) {
+pub fn merge2<S: Slot>(even: &[f32], odd: &[f32], row: &mut [S]) {
     let n = row.len();
     let (zip_lo, zip_hi) = (lane_index(ZIP_LO), lane_index(ZIP_HI));
     for start in (0..n).step_by(2 * LANES) {

@@ -11,11 +11,12 @@
 //! of `dy` ([`Source`]), stored whole; the phases are interleaved into `dx` at the end. The
 //! transposed product it replaces added `W^T dy` into a gradient of the image copy, whose
 //! rows overlap: every tile was a read-modify-write of memory other tiles also wrote.
-use super::lanes::merge2;
+use super::lanes::{merge2, store};
 use super::source::Source;
 use super::tile::{panel_product, panels, Layout};
 use crate::backend::Conv2dParams;
 use crate::cpu::conv::per_image;
+use std::mem::MaybeUninit;
 
 /// `dx` phase by phase, one image per rayon task; `None` if [`PhaseSplit::new`] declines
 /// the geometry. The caller has checked `available()` and that the output positions fill
@@ -23,17 +24,14 @@ use crate::cpu::conv::per_image;
 pub fn input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
     let split = PhaseSplit::new(w, p)?;
     let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * p.h_out() * p.w_out());
-    let dx = per_image(
-        p.batch,
-        image,
-        || (vec![0.0; split.src.len], vec![0.0; image]),
-        |(copy, out), b, dxb| {
-            let gb = &g[b * out_image..(b + 1) * out_image];
-            // SAFETY: the caller checked `available()`.
-            unsafe { split.image(p, gb, copy, out, dxb) }
-        },
-    );
-    Some(dx)
+    let input_grad = |(copy, out): &mut (Vec<f32>, Vec<f32>), b, dxb: &mut [MaybeUninit<f32>]| {
+        let gb = &g[b * out_image..(b + 1) * out_image];
+        // SAFETY: the caller checked `available()`.
+        unsafe { split.image(p, gb, copy, out, dxb) }
+    };
+    let new_buffers = || (vec![0.0; split.src.len], vec![0.0; image]);
+    // SAFETY: `PhaseSplit::image` writes every value of its image.
+    Some(unsafe { per_image(p.batch, image, new_buffers, input_grad) })
 }
 
 /// One phase of `dx` along one axis: its pixels are `first + s*o` for `o < n_out`, and
@@ -164,29 +162,23 @@ impl PhaseSplit {
         dy: &[f32],
         copy: &mut [f32],
         out: &mut [f32],
-        dx: &mut [f32],
+        dx: &mut [MaybeUninit<f32>],
     ) {
         let pp = p.h_out() * p.w_out();
         self.src.fill(dy, &self.dy_conv, copy, &mut []);
         for (phase, out) in self.phases.iter().zip(out.chunks_exact_mut(p.c_in * pp)) {
             let dims = (p.c_in, phase.rows.len(), pp);
             let b_at = Layout::Patches(&self.src, &phase.rows);
-            panel_product(
-                &phase.a_panels,
-                dims,
-                copy,
-                b_at,
-                out,
-                Layout::Rows(pp),
-                false,
-            );
+            let put = |at, v| store(out, at, v);
+            panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
         }
         self.interleave(p, out, dx);
     }
 
-    /// `dx[ci, sh*oy + fy, sw*ox + fx] = out[phase (fy, fx)][ci, oy, ox]`.
+    /// `dx[ci, sh*oy + fy, sw*ox + fx] = out[phase (fy, fx)][ci, oy, ox]`, which writes
+    /// every value of `dx` (`h_in = sh*h_out`, `w_in = sw*w_out`).
     #[target_feature(enable = "avx512f")]
-    fn interleave(&self, p: &Conv2dParams, out: &[f32], dx: &mut [f32]) {
+    fn interleave(&self, p: &Conv2dParams, out: &[f32], dx: &mut [MaybeUninit<f32>]) {
         let ((sh, sw), wo) = (p.stride, p.w_out());
         let plane = p.h_out() * wo;
         let part = |phase: usize, ci: usize, oy: usize| {
@@ -202,7 +194,7 @@ impl PhaseSplit {
                 for fx in 0..sw {
                     let src = part(fy * sw + fx, ci, oy);
                     for (d, &v) in row[fx..].iter_mut().step_by(sw).zip(src) {
-                        *d = v;
+                        d.write(v);
                     }
                 }
             }
