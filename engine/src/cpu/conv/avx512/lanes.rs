@@ -113,24 +113,29 @@ pub fn split2(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
     }
 }
 
+/// The 32 lanes `even[0], odd[0], even[1], odd[1], ...` as two vectors.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn zip(even: __m512, odd: __m512) -> [__m512; 2] {
+    let (zip_lo, zip_hi) = (lane_index(ZIP_LO), lane_index(ZIP_HI));
+    [
+        _mm512_permutex2var_ps(even, zip_lo, odd),
+        _mm512_permutex2var_ps(even, zip_hi, odd),
+    ]
+}
+
 /// The inverse of [`split2`]: `row[2j] = even[j]`, `row[2j + 1] = odd[j]`.
 #[target_feature(enable = "avx512f")]
 #[inline]
 pub fn merge2<S: Slot>(even: &[f32], odd: &[f32], row: &mut [S]) {
     let n = row.len();
-    let (zip_lo, zip_hi) = (lane_index(ZIP_LO), lane_index(ZIP_HI));
     for start in (0..n).step_by(2 * LANES) {
         let m = n - start;
         let e = load_first(even, start / 2, m.div_ceil(2));
         let o = load_first(odd, start / 2, m / 2);
-        store_first(row, start, m, _mm512_permutex2var_ps(e, zip_lo, o));
-        let rest = m.saturating_sub(LANES);
-        store_first(
-            row,
-            start + m.min(LANES),
-            rest,
-            _mm512_permutex2var_ps(e, zip_hi, o),
-        );
+        let [lo, hi] = zip(e, o);
+        store_first(row, start, m, lo);
+        store_first(row, start + m.min(LANES), m.saturating_sub(LANES), hi);
     }
 }
 

@@ -8,10 +8,11 @@
 //! `dx` take sub-kernels of 1x1, 1x2, 2x1 and 2x2 taps, 9 in all, as many as the forward.
 //!
 //! Each phase is then a forward-style product ([`panel_product`]) reading one padded copy
-//! of `dy` ([`Source`]), stored whole; the phases are interleaved into `dx` at the end. The
+//! of `dy` ([`Source`]); the phases are interleaved into `dx` (for stride 2 across, by
+//! the product of each odd column phase as it stores). The
 //! transposed product it replaces added `W^T dy` into a gradient of the image copy, whose
 //! rows overlap: every tile was a read-modify-write of memory other tiles also wrote.
-use super::lanes::{merge2, store};
+use super::lanes::{load, merge2, store, zip, LANES};
 use super::source::Source;
 use super::tile::{panel_product, panels, Layout};
 use crate::backend::Conv2dParams;
@@ -164,19 +165,41 @@ impl PhaseSplit {
         out: &mut [f32],
         dx: &mut [MaybeUninit<f32>],
     ) {
-        let pp = p.h_out() * p.w_out();
+        let ((sh, sw), wo) = (p.stride, p.w_out());
+        let (pp, plane) = (p.h_out() * wo, p.h_in * p.w_in);
         self.src.fill(dy, &self.dy_conv, copy, &mut []);
-        for (phase, out) in self.phases.iter().zip(out.chunks_exact_mut(p.c_in * pp)) {
+        // Stride 2 across, with output rows of whole 8-position halves: phase (fy, 1)
+        // zips each of its vectors with phase (fy, 0)'s, just computed, straight into dx.
+        // Interleaved in a pass of its own instead, the stores to dx (cold memory) came in
+        // one burst, stalled, and took a third of the input grad.
+        let zip_in_product = sw == 2 && wo.is_multiple_of(LANES / 2);
+        for (index, phase) in self.phases.iter().enumerate() {
             let dims = (p.c_in, phase.rows.len(), pp);
             let b_at = Layout::Patches(&self.src, &phase.rows);
-            let put = |at, v| store(out, at, v);
-            panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
+            let (done, rest) = out.split_at_mut(index * p.c_in * pp);
+            if zip_in_product && index % 2 == 1 {
+                let (fy, even) = (index / 2, &done[(index - 1) * p.c_in * pp..]);
+                let put = |at: usize, odd| {
+                    let (ci, q) = (at / pp, at % pp);
+                    for (half, v) in zip(load(even, at), odd).into_iter().enumerate() {
+                        let (oy, ox) = ((q + half * LANES / 2) / wo, (q + half * LANES / 2) % wo);
+                        store(dx, ci * plane + (sh * oy + fy) * p.w_in + 2 * ox, v);
+                    }
+                };
+                panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
+            } else {
+                let put = |at, v| store(rest, at, v);
+                panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
+            }
         }
-        self.interleave(p, out, dx);
+        if !zip_in_product {
+            self.interleave(p, out, dx);
+        }
     }
 
     /// `dx[ci, sh*oy + fy, sw*ox + fx] = out[phase (fy, fx)][ci, oy, ox]`, which writes
-    /// every value of `dx` (`h_in = sh*h_out`, `w_in = sw*w_out`).
+    /// every value of `dx` (`h_in = sh*h_out`, `w_in = sw*w_out`); for the geometries
+    /// that do not zip phases inside the products.
     #[target_feature(enable = "avx512f")]
     fn interleave(&self, p: &Conv2dParams, out: &[f32], dx: &mut [MaybeUninit<f32>]) {
         let ((sh, sw), wo) = (p.stride, p.w_out());
