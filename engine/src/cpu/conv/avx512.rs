@@ -23,7 +23,7 @@
 //! body LLVM sometimes vectorised across the reduction (gathers and scatters, 20x slower)
 //! instead of keeping the tile in registers.
 mod lanes;
-pub mod phases;
+pub(super) mod phases;
 mod source;
 mod tile;
 

@@ -9,9 +9,9 @@
 //!
 //! Each phase is then a forward-style product ([`panel_product`]) reading one padded copy
 //! of `dy` ([`Source`]); the phases are interleaved into `dx` (for stride 2 across, by
-//! the product of each odd column phase as it stores). The
-//! transposed product it replaces added `W^T dy` into a gradient of the image copy, whose
-//! rows overlap: every tile was a read-modify-write of memory other tiles also wrote.
+//! the product of each odd column phase as it stores). The transposed product this
+//! replaces added `W^T dy` into a gradient of the image copy, whose rows overlap: every
+//! tile was a read-modify-write of memory other tiles also wrote.
 use super::lanes::{load, merge2, store, zip, LANES};
 use super::source::Source;
 use super::tile::{panel_product, panels, Layout};
@@ -36,7 +36,8 @@ pub fn input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
 }
 
 /// One phase of `dx` along one axis: its pixels are `first + s*o` for `o < n_out`, and
-/// it meets kernel tap `tap` through padded-`dy` entry `o + offset`.
+/// for each `(tap, offset)` of `taps` it meets kernel tap `tap` through padded-`dy` entry
+/// `o + offset`.
 struct AxisPhase {
     first: usize,
     taps: Vec<(usize, usize)>,
