@@ -22,6 +22,7 @@ use crate::backend::Conv2dParams;
 use crate::Float;
 use rayon::prelude::*;
 use std::any::{Any, TypeId};
+use std::mem::MaybeUninit;
 
 /// Images per partial sum in the weight gradient. Fixed (not derived from the thread
 /// count) so that the summation order, and therefore every bit of the result, is the same
@@ -84,6 +85,40 @@ pub fn conv2d_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T
         return dw;
     }
     generic_weight_grad(g, x, p)
+}
+
+/// `images` outputs of `len` values, image `b` written by `run(state, b, image)` in a
+/// rayon task (`state` from `init`, reused across a task's images). The output is not
+/// zeroed: a zeroed allocation of the whole batch is one serial memset (0.35 ms for the
+/// 8 MB input gradient of 128 16x32x32 images, beside about 1.5 ms of arithmetic on two
+/// threads), and a kernel that stores every value needs no zeroing at all. One that adds
+/// into its output starts with [`zeroed`] (in parallel, and in cache for it).
+///
+/// # Safety
+/// `run` must write every value of the image it is given.
+unsafe fn per_image<T: Float, S>(
+    images: usize,
+    len: usize,
+    init: impl Fn() -> S + Sync + Send,
+    run: impl Fn(&mut S, usize, &mut [MaybeUninit<T>]) + Sync + Send,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(images * len);
+    out.spare_capacity_mut()[..images * len]
+        .par_chunks_mut(len)
+        .enumerate()
+        .for_each_init(init, |state, (b, image)| run(state, b, image));
+    // SAFETY: the chunks cover all `images * len` values, and `run` wrote each.
+    unsafe { out.set_len(images * len) };
+    out
+}
+
+/// `image` set to zero, as initialised values.
+fn zeroed<T: Float>(image: &mut [MaybeUninit<T>]) -> &mut [T] {
+    for v in image.iter_mut() {
+        v.write(T::ZERO);
+    }
+    // SAFETY: every value of `image` was just written.
+    unsafe { &mut *(image as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// Adds equal-length partial sums in their given order (a fixed order keeps the result
@@ -254,45 +289,43 @@ fn gemm<T: Float>(m: usize, k: usize, n: usize, a: Mat<T>, b: Mat<T>, beta: T, c
 fn generic_conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     let (k, pp) = col_dims(p);
     let image = p.c_in * p.h_in * p.w_in;
-    let mut y = vec![T::ZERO; p.batch * p.c_out * pp];
     let pointwise = is_pointwise(p);
-    y.par_chunks_mut(p.c_out * pp).enumerate().for_each_init(
-        || vec![T::ZERO; if pointwise { 0 } else { k * pp }],
-        |col, (b, yb)| {
-            let xb = &x[b * image..(b + 1) * image];
-            let col: &[T] = if pointwise {
-                xb
-            } else {
-                im2col(xb, p, col);
-                col
-            };
-            gemm(p.c_out, k, pp, Mat::of(w, k), Mat::of(col, pp), T::ZERO, yb);
-        },
-    );
-    y
+    let forward = |col: &mut Vec<T>, b, yb: &mut [MaybeUninit<T>]| {
+        let yb = zeroed(yb);
+        let xb = &x[b * image..(b + 1) * image];
+        let col: &[T] = if pointwise {
+            xb
+        } else {
+            im2col(xb, p, col);
+            col
+        };
+        gemm(p.c_out, k, pp, Mat::of(w, k), Mat::of(col, pp), T::ZERO, yb);
+    };
+    let col_len = if pointwise { 0 } else { k * pp };
+    // SAFETY: `forward` zeroes its image first.
+    unsafe { per_image(p.batch, p.c_out * pp, || vec![T::ZERO; col_len], forward) }
 }
 
 fn generic_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     let (k, pp) = col_dims(p);
     let image = p.c_in * p.h_in * p.w_in;
-    let mut dx = vec![T::ZERO; p.batch * image];
     let pointwise = is_pointwise(p);
-    dx.par_chunks_mut(image).enumerate().for_each_init(
-        || vec![T::ZERO; if pointwise { 0 } else { k * pp }],
-        |dcol, (b, dxb)| {
-            let gb = Mat::of(&g[b * p.c_out * pp..(b + 1) * p.c_out * pp], pp);
-            if pointwise {
-                gemm(k, p.c_out, pp, Mat::t(w, k), gb, T::ZERO, dxb);
-            } else {
-                gemm(k, p.c_out, pp, Mat::t(w, k), gb, T::ZERO, dcol);
-                super::simd::with_simd(
-                    #[inline(always)]
-                    || col2im(dcol, p, dxb),
-                );
-            }
-        },
-    );
-    dx
+    let input_grad = |dcol: &mut Vec<T>, b, dxb: &mut [MaybeUninit<T>]| {
+        let dxb = zeroed(dxb);
+        let gb = Mat::of(&g[b * p.c_out * pp..(b + 1) * p.c_out * pp], pp);
+        if pointwise {
+            gemm(k, p.c_out, pp, Mat::t(w, k), gb, T::ZERO, dxb);
+        } else {
+            gemm(k, p.c_out, pp, Mat::t(w, k), gb, T::ZERO, dcol);
+            super::simd::with_simd(
+                #[inline(always)]
+                || col2im(dcol, p, dxb),
+            );
+        }
+    };
+    let col_len = if pointwise { 0 } else { k * pp };
+    // SAFETY: `input_grad` zeroes its image first.
+    unsafe { per_image(p.batch, image, || vec![T::ZERO; col_len], input_grad) }
 }
 
 fn generic_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T> {

@@ -11,8 +11,10 @@
 //!   output positions of a patch row are loaded from a [`Source`], a copy of the image
 //!   laid out so that they are 16 consecutive floats (a fraction of im2col's matrix).
 //! - input grad, stride 1: a forward convolution of `dy` with the kernel flipped and its
-//!   channel axes swapped, padded by `k - 1 - pad`. Other strides: `W^T dy` added into a
-//!   gradient of the image copy, which is then summed back onto the pixels.
+//!   channel axes swapped, padded by `k - 1 - pad`. Other strides: when the image is
+//!   `stride` times the output, each stride phase of `dx` is such a convolution with a
+//!   sub-kernel ([`phases`]); otherwise `W^T dy` added into a gradient of the image copy,
+//!   which is then summed back onto the pixels.
 //! - weight grad, channels-last: `dW[co, ky, kx, ci..ci+16] += dy[co, q] x[q + tap, ci..]`
 //!   broadcasts `dy` (transposed once, so one position's channels are adjacent) and loads
 //!   16 input channels of the padded image, stored `[h][w][c]`.
@@ -21,14 +23,17 @@
 //! body LLVM sometimes vectorised across the reduction (gathers and scatters, 20x slower)
 //! instead of keeping the tile in registers.
 mod lanes;
+pub(super) mod phases;
 mod source;
 mod tile;
 
-use super::WEIGHT_GRAD_GROUP;
+use super::{per_image, zeroed, WEIGHT_GRAD_GROUP};
 use crate::backend::Conv2dParams;
-use lanes::{store, transpose_rows, LANES};
+use lanes::{load, store, transpose_rows, LANES};
 use rayon::prelude::*;
 use source::Source;
+use std::arch::x86_64::_mm512_add_ps;
+use std::mem::MaybeUninit;
 use tile::{panel_product, panels, weight_tile, Layout, WR, WV};
 
 /// Whether this CPU can run these kernels (checked once, then cached by std).
@@ -64,13 +69,15 @@ fn forward_image(
     p: &Conv2dParams,
     x: &[f32],
     bufs: &mut ImageBuffers,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     let (k, pp) = super::col_dims(p);
     src.fill(x, p, &mut bufs.copy, &mut bufs.phases);
     let dims = (p.c_out, k, pp);
     let b_at = Layout::Patches(src, &src.row);
-    panel_product(a_panels, dims, &bufs.copy, b_at, y, Layout::Rows(pp), false);
+    // Every one of the `c_out x pp` values is stored.
+    let put = |at, v| store(y, at, v);
+    panel_product(a_panels, dims, &bufs.copy, b_at, Layout::Rows(pp), put);
 }
 
 /// Forward: `y[b] = W patches(x[b])`, one image per rayon task. `None` if the output
@@ -83,16 +90,14 @@ pub fn conv2d(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
     let image = p.c_in * p.h_in * p.w_in;
     let a_panels = panels(p.c_out, k, |co, r| w[co * k + r]);
     let src = Source::new(p);
-    let mut y = vec![0.0; p.batch * p.c_out * pp];
-    y.par_chunks_mut(p.c_out * pp).enumerate().for_each_init(
-        || ImageBuffers::new(&src, p),
-        |bufs, (b, yb)| {
-            let xb = &x[b * image..(b + 1) * image];
-            // SAFETY: `available()` was checked by the caller.
-            unsafe { forward_image(&a_panels, &src, p, xb, bufs, yb) }
-        },
-    );
-    Some(y)
+    let forward = |bufs: &mut ImageBuffers, b, yb: &mut [MaybeUninit<f32>]| {
+        let xb = &x[b * image..(b + 1) * image];
+        // SAFETY: `available()` was checked by the caller.
+        unsafe { forward_image(&a_panels, &src, p, xb, bufs, yb) }
+    };
+    let new_buffers = || ImageBuffers::new(&src, p);
+    // SAFETY: `forward_image` stores every value of its image.
+    Some(unsafe { per_image(p.batch, p.c_out * pp, new_buffers, forward) })
 }
 
 /// `dx[b] = unfill(W^T dy[b])`: the product lands in a gradient of the image copy
@@ -111,25 +116,30 @@ fn input_grad_image(
     dx: &mut [f32],
 ) {
     let (k, pp) = super::col_dims(p);
-    bufs.copy.fill(0.0);
+    let copy = &mut bufs.copy;
+    copy.fill(0.0);
     let dims = (k, p.c_out, pp);
-    let c_at = Layout::Patches(src, rows);
+    // Entries that alias one pixel add up.
+    let put = |at, v| {
+        let sum = _mm512_add_ps(load(copy, at), v);
+        store(copy, at, sum)
+    };
     panel_product(
         a_panels,
         dims,
         g,
         Layout::Rows(pp),
-        &mut bufs.copy,
-        c_at,
-        true,
+        Layout::Patches(src, rows),
+        put,
     );
     src.unfill(&bufs.copy, p, dx, &mut bufs.phases);
 }
 
 /// Input gradient. Stride 1 (with `pad <= k - 1`): `dx` is the forward convolution of
 /// `dy` with `W'[ci, co, ky, kx] = W[co, ci, kh-1-ky, kw-1-kx]` and padding `k - 1 - pad`.
-/// Otherwise the transpose of the forward: `W^T dy[b]` added into a gradient of the
-/// image copy, then summed back onto the pixels.
+/// Other strides, when [`phases::input_grad`] takes the geometry: one such convolution per stride
+/// phase of `dx`. Otherwise the transpose of the forward: `W^T dy[b]` added into a
+/// gradient of the image copy, then summed back onto the pixels.
 pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
     if p.stride == (1, 1) && p.padding.0 < p.kh && p.padding.1 < p.kw {
         let flipped = Conv2dParams {
@@ -156,22 +166,23 @@ pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f
     if !whole_vectors(p) {
         return None;
     }
+    if let Some(dx) = phases::input_grad(g, w, p) {
+        return Some(dx);
+    }
     let (k, pp) = super::col_dims(p);
     let (image, taps) = (p.c_in * p.h_in * p.w_in, p.kh * p.kw);
     let patch_row = |r: usize| (r % p.c_in) * taps + r / p.c_in;
     let a_panels = panels(k, p.c_out, |r, co| w[co * k + patch_row(r)]);
     let src = Source::new(p);
     let rows: Vec<usize> = (0..k).map(|r| src.row[patch_row(r)]).collect();
-    let mut dx = vec![0.0; p.batch * image];
-    dx.par_chunks_mut(image).enumerate().for_each_init(
-        || ImageBuffers::new(&src, p),
-        |bufs, (b, dxb)| {
-            let gb = &g[b * p.c_out * pp..(b + 1) * p.c_out * pp];
-            // SAFETY: `available()` was checked by the caller.
-            unsafe { input_grad_image(&a_panels, &src, &rows, p, gb, bufs, dxb) }
-        },
-    );
-    Some(dx)
+    let input_grad = |bufs: &mut ImageBuffers, b, dxb: &mut [MaybeUninit<f32>]| {
+        let gb = &g[b * p.c_out * pp..(b + 1) * p.c_out * pp];
+        // SAFETY: `available()` was checked by the caller.
+        unsafe { input_grad_image(&a_panels, &src, &rows, p, gb, bufs, zeroed(dxb)) }
+    };
+    let new_buffers = || ImageBuffers::new(&src, p);
+    // SAFETY: `input_grad` zeroes its image first.
+    Some(unsafe { per_image(p.batch, image, new_buffers, input_grad) })
 }
 
 /// Buffers of one weight-gradient task, reused across its groups: the group's images

@@ -166,3 +166,58 @@ fn avx512_path_matches_generic_path_on_random_geometries() {
         "fast path taken {taken:?} times"
     );
 }
+
+/// The stride-phase input gradient against the generic one, on geometries it must take: both source layouts, strides (2, 2), (2, 1),
+/// (1, 2) and 3, paddings 0 to 2, even and odd kernels, channel counts not multiples of 8.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn stride_phase_input_grad_matches_generic_path() {
+    if !avx512::available() {
+        return;
+    }
+    let geometries = [
+        // (batch, c_in, h, w, c_out, kh, kw, stride, padding)
+        (2, 16, 32, 32, 32, 3, 3, (2, 2), (1, 1)),
+        (2, 32, 16, 16, 64, 3, 3, (2, 2), (1, 1)),
+        (1, 5, 16, 8, 7, 2, 2, (2, 2), (0, 0)),
+        (1, 3, 16, 32, 9, 5, 3, (2, 2), (2, 1)),
+        (1, 6, 16, 8, 5, 3, 3, (2, 1), (1, 1)),
+        (1, 4, 8, 32, 3, 3, 4, (1, 2), (1, 1)),
+        (1, 7, 24, 24, 6, 5, 5, (3, 3), (2, 2)),
+        (2, 9, 32, 32, 11, 4, 4, (2, 2), (1, 1)),
+        (1, 8, 16, 32, 8, 3, 2, (2, 2), (1, 0)),
+    ];
+    let mut seed = 7u32;
+    let mut rand = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 8) as f32 / (1 << 23) as f32 - 1.0
+            })
+            .collect()
+    };
+    for (batch, c_in, h_in, w_in, c_out, kh, kw, stride, padding) in geometries {
+        let p = Conv2dParams {
+            batch,
+            c_in,
+            h_in,
+            w_in,
+            c_out,
+            kh,
+            kw,
+            stride,
+            padding,
+        };
+        let w = rand(c_out * c_in * kh * kw);
+        let g = rand(batch * c_out * p.h_out() * p.w_out());
+        let fast = avx512::phases::input_grad(&g, &w, &p).expect("takes the stride phases");
+        let slow = generic_input_grad(&g, &w, &p);
+        assert_eq!(fast.len(), slow.len());
+        for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "dx {p:?} [{i}]: {a} vs {b}"
+            );
+        }
+    }
+}

@@ -1,6 +1,9 @@
 //! [`Source`]: the copy of an input image that the forward product reads in place of an
 //! im2col matrix (and whose gradient the strided input grad accumulates).
-use super::lanes::{copy, merge2, merge_phases, split2, split_phases, LANES};
+use super::lanes::{
+    copy, lane_index, load_first, merge2, merge_phases, pick_lanes, split2, split_phases,
+    store_first, LANES,
+};
 use crate::backend::Conv2dParams;
 use crate::cpu::conv::valid_range;
 
@@ -30,6 +33,11 @@ pub struct Source {
     runs: Vec<Run>,
     /// Every pixel is stored once (stride phases), each phase of a row in one run.
     once: bool,
+    /// For rows of at most 16 pixels, each run as the row's lanes it picks
+    /// (`run[t] = row[pick[t]]`): one permute per run instead of a split into phases and
+    /// a copy (the split and copies of 8-pixel runs took a third of a forward at 16x16
+    /// stride 2).
+    picks: Vec<[i32; LANES]>,
 }
 
 /// `len` values of an input row's stride phase `phase`, from its entry `from`, stored
@@ -114,6 +122,11 @@ impl Source {
             len: p.c_in * channel_len,
             channel_len,
             row_start,
+            picks: if phases || p.w_in > LANES {
+                Vec::new()
+            } else {
+                runs.iter().map(|run| picks(run, p.stride.1)).collect()
+            },
             runs,
             once: phases,
         }
@@ -127,6 +140,7 @@ impl Source {
     /// (they are never written, so a buffer reused across images stays valid).
     #[target_feature(enable = "avx512f")]
     pub fn fill(&self, x: &[f32], p: &Conv2dParams, dst: &mut [f32], scratch: &mut [f32]) {
+        let picks: Vec<_> = self.picks.iter().map(|&pick| lane_index(pick)).collect();
         for (ci, channel) in x.chunks_exact(p.h_in * p.w_in).enumerate() {
             for (row, start) in channel.chunks_exact(p.w_in).zip(&self.row_start) {
                 let base = ci * self.channel_len + start;
@@ -143,6 +157,13 @@ impl Source {
                         continue;
                     }
                     _ => {}
+                }
+                if !self.picks.is_empty() {
+                    let row = load_first(row, 0, row.len());
+                    for (run, &pick) in self.runs.iter().zip(&picks) {
+                        store_first(dst, base + run.at, run.len, pick_lanes(row, pick));
+                    }
+                    continue;
                 }
                 let (phases, len) = match p.stride.1 {
                     1 => (row, p.w_in),
@@ -199,6 +220,19 @@ impl Source {
             }
         }
     }
+}
+
+/// The row lanes `run` stores (`row[(from + t)*stride + phase]` for `t < len`, the
+/// other lanes 0).
+fn picks(run: &Run, stride: usize) -> [i32; LANES] {
+    std::array::from_fn(|t| {
+        let lane = if t < run.len {
+            (run.from + t) * stride + run.phase
+        } else {
+            0
+        };
+        lane as i32
+    })
 }
 
 /// Two disjoint ranges `(start, len)` of one slice, both mutable.

@@ -2,7 +2,7 @@
 //! reduction step, with `R` scalars of one operand broadcast and `V` vectors of the other
 //! loaded ([`fma_step`]). [`panel_product`] drives `8 x 32` tiles over a whole product
 //! (forward and input grad); [`weight_tile`] is the weight gradient's `8 x 48` tile.
-use super::lanes::{load, store, LANES};
+use super::lanes::{load, LANES};
 use super::source::Source;
 use std::arch::x86_64::*;
 
@@ -87,17 +87,17 @@ impl Layout<'_> {
     }
 }
 
-/// `c = A B` (or `c += A B` with `accumulate`) for `A` given as panels (`m` rows, `depth`
-/// steps) and a `B` with `n` columns, `n` a multiple of 16.
+/// `C = A B` for `A` given as panels (`m` rows, `depth` steps) and a `B` with `n`
+/// columns, `n` a multiple of 16: `put(at, v)` receives the 16 values of `C` at `c_at`
+/// offset `at` (to store, or to add to what is there).
 #[target_feature(enable = "avx512f")]
 pub fn panel_product(
     a_panels: &[f32],
     (m, depth, n): (usize, usize, usize),
     b: &[f32],
     b_at: Layout,
-    c: &mut [f32],
     c_at: Layout,
-    accumulate: bool,
+    mut put: impl FnMut(usize, __m512),
 ) {
     for j in (0..n).step_by(NV * LANES) {
         // A last tile with one valid vector repeats it rather than read past the end.
@@ -110,13 +110,7 @@ pub fn panel_product(
                 for (v, &vector) in vectors.iter().enumerate() {
                     let (row, col) = (ib * MR + i, j + v * LANES);
                     if row < m && col < n {
-                        let at = c_at.row(row) + c_base[v];
-                        let sum = if accumulate {
-                            _mm512_add_ps(load(c, at), vector)
-                        } else {
-                            vector
-                        };
-                        store(c, at, sum);
+                        put(c_at.row(row) + c_base[v], vector);
                     }
                 }
             }
