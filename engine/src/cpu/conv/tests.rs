@@ -60,27 +60,10 @@ fn avx512_path_matches_generic_path() {
         (2, 16, 15, 14, 13, 2, 2, (2, 2), (1, 1)),
         (1, 32, 7, 16, 24, 3, 1, (2, 1), (0, 0)),
     ];
-    let mut seed = 1u32;
-    let mut rand = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (seed >> 8) as f32 / (1 << 23) as f32 - 1.0
-            })
-            .collect()
-    };
-    for (batch, c_in, h_in, w_in, c_out, kh, kw, stride, padding) in geometries {
-        let p = Conv2dParams {
-            batch,
-            c_in,
-            h_in,
-            w_in,
-            c_out,
-            kh,
-            kw,
-            stride,
-            padding,
-        };
+    let mut rand = uniform(1);
+    for geometry in geometries {
+        let p = params(geometry);
+        let (batch, c_in, h_in, w_in, c_out, kh, kw, _, _) = geometry;
         let x = rand(batch * c_in * h_in * w_in);
         let w = rand(c_out * c_in * kh * kw);
         let g = rand(batch * c_out * p.h_out() * p.w_out());
@@ -187,27 +170,10 @@ fn stride_phase_input_grad_matches_generic_path() {
         (2, 9, 32, 32, 11, 4, 4, (2, 2), (1, 1)),
         (1, 8, 16, 32, 8, 3, 2, (2, 2), (1, 0)),
     ];
-    let mut seed = 7u32;
-    let mut rand = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (seed >> 8) as f32 / (1 << 23) as f32 - 1.0
-            })
-            .collect()
-    };
-    for (batch, c_in, h_in, w_in, c_out, kh, kw, stride, padding) in geometries {
-        let p = Conv2dParams {
-            batch,
-            c_in,
-            h_in,
-            w_in,
-            c_out,
-            kh,
-            kw,
-            stride,
-            padding,
-        };
+    let mut rand = uniform(7);
+    for geometry in geometries {
+        let p = params(geometry);
+        let (batch, c_in, _, _, c_out, kh, kw, _, _) = geometry;
         let w = rand(c_out * c_in * kh * kw);
         let g = rand(batch * c_out * p.h_out() * p.w_out());
         let fast = avx512::phases::input_grad(&g, &w, &p).expect("takes the stride phases");
@@ -219,5 +185,44 @@ fn stride_phase_input_grad_matches_generic_path() {
                 "dx {p:?} [{i}]: {a} vs {b}"
             );
         }
+    }
+}
+
+/// `(batch, c_in, h, w, c_out, kh, kw, stride, padding)`, as the tables above list them.
+type Geometry = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    (usize, usize),
+    (usize, usize),
+);
+
+fn params((batch, c_in, h_in, w_in, c_out, kh, kw, stride, padding): Geometry) -> Conv2dParams {
+    Conv2dParams {
+        batch,
+        c_in,
+        h_in,
+        w_in,
+        c_out,
+        kh,
+        kw,
+        stride,
+        padding,
+    }
+}
+
+/// Values in `[-1, 1)` from a linear congruential generator seeded with `seed`.
+fn uniform(mut seed: u32) -> impl FnMut(usize) -> Vec<f32> {
+    move |n| {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 8) as f32 / (1 << 23) as f32 - 1.0
+            })
+            .collect()
     }
 }
