@@ -17,11 +17,12 @@ use crate::Float;
 /// Rows per tile: one AVX-512 register of f32 (two of f64; two AVX2 registers of f32).
 pub const TILE: usize = 16;
 
-/// Widest rows this kernel takes. With 16-row gathers in and scatters out, the tiles beat
-/// the grouped row kernel (`plain.rs`) clearly below 24 classes (4.2 against about 12 us at
-/// B = 128, C = 10, one thread); from 24 up the two are within 5%, and the rows win at
-/// multiples of 32 (6.8 against 8.4 us at C = 32).
-pub const MAX_COLS: usize = 24;
+/// Widest rows this kernel takes. Whole op at B = 128 on one thread, tiles against the
+/// grouped row kernel (`plain.rs`): 4.0 against 13.4 us at C = 10, 6.4 against 9.8 at 24,
+/// 7.5 against 12.4 at 28; from 32 up the two trade places within about 10% (9.2 / 9.5 at
+/// 40, 11.1 / 10.4 at 48), and the rows win clearly at multiples of 32 (8.2 / 6.3 at 32,
+/// 13.9 / 8.1 at 64), where they have no remainder loop.
+pub const MAX_COLS: usize = 31;
 
 /// Whether `p` is a loss this kernel computes.
 pub fn applies(p: &FusedLossParams, dense: bool) -> bool {
