@@ -488,8 +488,11 @@ pub fn fused_loss<T: Float>(
     let spare = &mut grad.spare_capacity_mut()[..rows * cols];
     let problem = if rows * cols >= PAR_MIN && rows > 1 {
         let mut rows_per_task = (PAR_MIN / 2 / cols).max(1);
-        if tiled || plain {
+        // Whole tiles or groups per task, so none is split between two tasks.
+        if tiled {
             rows_per_task = rows_per_task.next_multiple_of(tile::TILE);
+        } else if plain {
+            rows_per_task = rows_per_task.next_multiple_of(plain::GROUP);
         }
         spare
             .par_chunks_mut(rows_per_task * cols)
