@@ -6,6 +6,7 @@
 //! deterministic for a given thread count, so the same seed and threads give the same
 //! numbers, and a resumed run continues exactly where it stopped.
 pub mod checkpoint;
+pub mod jsonl;
 pub mod report;
 pub mod source;
 
