@@ -67,17 +67,85 @@ impl From<DataError> for Error {
     }
 }
 
+/// The temporary file `write_atomic` writes `path` through: `NAME.EXT.tmp` beside it.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader (or a kill
-/// mid-write) never sees a half-written file.
+/// mid-write) never sees a half-written file. A failed write (a full disk, say) removes
+/// its temporary file, so nothing half-written is left behind to take up the space.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// [`write_atomic`] with the writing done by `write` (which tests use to inject a failure).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = temp_path(path);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        write(&mut f).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("arbor-atomic-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temp_file() {
+        let d = scratch("fail");
+        let p = d.join("checkpoint.bin");
+        std::fs::write(&p, b"old").unwrap();
+        let err = write_atomic_with(&p, |f| {
+            use std::io::Write;
+            f.write_all(b"half")?;
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("checkpoint.bin.tmp"), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        assert!(!temp_path(&p).exists(), "temp file left behind");
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_failed_rename_removes_the_temp_file() {
+        let d = scratch("rename");
+        // A non-empty directory where the file should go: the rename fails.
+        let p = d.join("results.json");
+        std::fs::create_dir_all(p.join("inside")).unwrap();
+        assert!(write_atomic(&p, b"{}").is_err());
+        assert!(!temp_path(&p).exists(), "temp file left behind");
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn temp_path_appends_tmp_to_the_whole_name() {
+        assert_eq!(
+            temp_path(Path::new("/r/checkpoint.bin")),
+            Path::new("/r/checkpoint.bin.tmp")
+        );
+        assert_eq!(temp_path(Path::new("/r/LOCK")), Path::new("/r/LOCK.tmp"));
+    }
 }
