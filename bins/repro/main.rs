@@ -141,6 +141,11 @@ fn variant(base: &RunConfig, spec: &str) -> Result<(String, RunConfig), String> 
         ),
         None => (spec, None),
     };
+    if loss.trim().is_empty() {
+        return Err(format!("--losses: an empty loss name in `{spec}`"));
+    }
+    loss.parse::<arbor_engine::ops::loss::LossKind>()
+        .map_err(|e| format!("--losses {spec}: {e}"))?;
     let mut cfg = RunArgs {
         loss: Some(loss.to_string()),
         ..RunArgs::default()
@@ -157,13 +162,24 @@ fn variant(base: &RunConfig, spec: &str) -> Result<(String, RunConfig), String> 
 }
 
 fn compare(base: &RunConfig, losses: &[String], out: &Path, args: &RunArgs) -> Result<(), String> {
-    if losses.is_empty() {
-        return Err("--losses: give at least one loss".into());
+    if losses.is_empty() || losses.iter().all(|l| l.trim().is_empty()) {
+        return Err("--losses: give at least one loss, e.g. --losses ce,arb".into());
     }
     let variants = losses
         .iter()
         .map(|l| variant(base, l))
         .collect::<Result<Vec<_>, _>>()?;
+    // Every variant is checked before the first one trains.
+    for (i, (label, _)) in variants.iter().enumerate() {
+        if let Some(j) = variants[..i].iter().position(|(l, _)| l == label) {
+            return Err(format!(
+                "--losses: `{}` and `{}` are the same run ({label}); give each loss once",
+                losses[j], losses[i]
+            ));
+        }
+    }
+    // One comparison per folder at a time (each run inside also locks its own folder).
+    let _lock = train::run_dir::lock(out).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for (label, cfg) in &variants {
         let dir = out.join(label);
@@ -232,6 +248,7 @@ fn paper(root: &Path, args: &RunArgs) -> Result<(), String> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join("paper"));
+    let _lock = train::run_dir::lock(&out).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for p in presets::all()
         .into_iter()
@@ -253,7 +270,8 @@ fn paper(root: &Path, args: &RunArgs) -> Result<(), String> {
             Ok(bytes) => serde_json::from_slice::<RunResult>(&bytes)
                 .map_err(|e| format!("{}: {e}", dir.display()))?,
             Err(_) => {
-                let resume = dir.join(train::CHECKPOINT_FILE).exists();
+                let resume = dir.join(train::CONFIG_FILE).exists()
+                    || dir.join(train::CHECKPOINT_FILE).exists();
                 let a = RunArgs {
                     resume,
                     ..run_args.clone()

@@ -192,6 +192,14 @@ impl RunConfig {
                 self.mixup
             ));
         }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.threads > cpus * 4 {
+            return Err(format!(
+                "--threads {} is more than 4 x the {cpus} CPUs of this machine (at most {}; 0 uses every core)",
+                self.threads,
+                cpus * 4
+            ));
+        }
         if self.eval_every == 0 {
             return Err("--eval-every must be at least 1".into());
         }

@@ -99,10 +99,23 @@ fn a_class_with_too_few_images_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("class 0 has 97 images"), "{error}");
-    let error = longtail_subset(&[0, 1, 12], 10, 10.0, 0)
+    let mut labels = balanced_labels(10, 10);
+    labels[2] = 12;
+    let error = longtail_subset(&labels, 10, 10.0, 0)
         .unwrap_err()
         .to_string();
     assert!(error.contains("label 12 of image 2"), "{error}");
+}
+
+#[test]
+fn an_imbalance_that_empties_a_class_is_an_error_naming_it() {
+    // 10 images in the largest class and IF 20: the last class would get floor(0.5) = 0.
+    let error = longtail_subset(&balanced_labels(4, 10), 4, 20.0, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("class 3 of 4"), "{error}");
+    assert!(error.contains("at most 10"), "{error}");
+    assert!(longtail_subset(&balanced_labels(4, 10), 4, 10.0, 0).is_ok());
 }
 
 #[test]

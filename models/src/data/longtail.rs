@@ -34,9 +34,16 @@ pub fn longtail_counts(
     }
     let ratio = 1.0 / imbalance;
     let last = (num_classes - 1) as f64;
-    Ok((0..num_classes)
+    let counts: Vec<usize> = (0..num_classes)
         .map(|i| (n_max as f64 * ratio.powf(i as f64 / last)) as usize)
-        .collect())
+        .collect();
+    if let Some(empty) = counts.iter().position(|&n| n == 0) {
+        return Err(DataError::invalid(format!(
+            "--imb {imbalance} leaves class {empty} of {num_classes} with no training images \
+             (the largest class has {n_max}); use an imbalance factor of at most {n_max}"
+        )));
+    }
+    Ok(counts)
 }
 
 /// The chosen training images of a long-tailed subset, serialisable so that a run's

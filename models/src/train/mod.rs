@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod jsonl;
 pub mod report;
+pub mod run_dir;
 pub mod source;
 
 use crate::config::{CountsMode, RunConfig};
@@ -25,8 +26,7 @@ use checkpoint::Checkpoint;
 use indicatif::{ProgressBar, ProgressStyle};
 use report::{BalanceRow, EpochLog, EvalSummary, RunResult};
 use source::{prepare, AnySource};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -84,6 +84,7 @@ pub enum Outcome {
 /// Trains `cfg` into `out`.
 pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
     cfg.validate().map_err(Error::Config)?;
+    run_dir::check_not_in_use(out)?;
     // Everything that can fail on bad input is checked before the output folder is touched.
     let device = training_device(cfg)?;
     let started = Instant::now();
@@ -96,7 +97,11 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             data.train.len()
         )));
     }
-    let resume_from = prepare_out_dir(cfg, out, opts)?;
+    // Held until the run returns; the OS releases it if the process dies.
+    let run_dir::Prepared {
+        lock: _lock,
+        resume_from,
+    } = run_dir::prepare(cfg, out, opts)?;
     if resume_from.is_none() {
         data.save_indices(out)?;
     }
@@ -233,7 +238,7 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         if !opts.quiet {
             eprintln!("{}", epoch_line(&log, cfg.epochs));
         }
-        append_log(&out.join(LOG_FILE), &log)?;
+        jsonl::append(&out.join(LOG_FILE), &log)?;
         state.history.push(log);
         state.wall_s = wall_before + started.elapsed().as_secs_f64();
         let (params, buffers) = model.named();
@@ -281,48 +286,6 @@ struct RunState {
     wall_s: f64,
     train_images: u64,
     train_s: f64,
-}
-
-/// Creates (or checks) the output folder and returns the checkpoint to resume from.
-fn prepare_out_dir(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Option<Checkpoint>> {
-    let occupied = out.exists()
-        && std::fs::read_dir(out)
-            .map_err(|e| Error::io(out, e))?
-            .next()
-            .is_some();
-    if opts.resume {
-        let path = out.join(CHECKPOINT_FILE);
-        if !path.exists() {
-            return Err(Error::Config(format!(
-                "--resume: no checkpoint at {}",
-                path.display()
-            )));
-        }
-        let ck = Checkpoint::load(&path)?;
-        let mut saved = ck.config.clone();
-        saved.epochs = cfg.epochs;
-        if &saved != cfg {
-            return Err(Error::Config(format!(
-                "--resume: the flags differ from the run in {} (only --epochs may change); saved: {}",
-                out.display(),
-                serde_json::to_string(&ck.config).unwrap_or_default()
-            )));
-        }
-        return Ok(Some(ck));
-    }
-    if occupied {
-        if !opts.force {
-            return Err(Error::Config(format!(
-                "output folder {} already holds a run; pass --resume to continue it or --force to replace it",
-                out.display()
-            )));
-        }
-        std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
-    }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let json = serde_json::to_vec_pretty(cfg).expect("config serialises");
-    write_atomic(&out.join(CONFIG_FILE), &json)?;
-    Ok(None)
 }
 
 /// Top-1/top-5/many/medium/few/ECE of `model` on `test`, in evaluation mode, no tape.
@@ -420,16 +383,6 @@ fn summarise(cfg: &RunConfig, class_counts: &[usize], s: &RunState) -> Result<Ru
             / s.train_s.max(1e-9),
         peak_rss_mb: peak_rss_mb(),
     })
-}
-
-fn append_log(path: &PathBuf, log: &EpochLog) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    let line = serde_json::to_string(log).expect("log serialises");
-    writeln!(f, "{line}").map_err(|e| Error::io(path, e))
 }
 
 fn progress_bar(quiet: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {

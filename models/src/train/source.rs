@@ -158,6 +158,12 @@ fn data_dir(cfg: &RunConfig) -> Result<PathBuf> {
         .data
         .clone()
         .ok_or_else(|| Error::Config(format!("--data DIR is required for {}", cfg.dataset)))?;
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Config(format!(
+            "--data {} is a file; it must be the data folder",
+            dir.display()
+        )));
+    }
     if !dir.is_dir() {
         return Err(Error::Config(format!(
             "data folder {} does not exist (--data)",
