@@ -7,3 +7,4 @@ pub mod metrics;
 pub mod presets;
 pub mod resnet;
 pub mod train;
+pub mod weights;
