@@ -6,6 +6,7 @@
 //! the way PyTorch saves it. Reading checks every name, shape and dtype against the model
 //! before it changes anything ([`load`]), so a file that does not fit leaves the model as
 //! it was and the error lists the first mismatches.
+pub mod export;
 pub mod load;
 pub mod meta;
 
@@ -70,29 +71,45 @@ pub fn model_tensors(model: &ResNet) -> Result<Vec<HostTensor>> {
 
 /// The bytes of a safetensors file holding `tensors` and `meta`.
 pub fn encode(tensors: &[HostTensor], meta: &HashMap<String, String>) -> Result<Vec<u8>> {
-    let owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
+    let raw: Vec<RawTensor> = tensors
         .iter()
         .map(|t| {
             let (dtype, bytes) = if is_counter(&t.name) {
-                let v: Vec<u8> = t
-                    .values
-                    .iter()
-                    .flat_map(|&v| (v.round() as i64).to_le_bytes())
-                    .collect();
-                (Dtype::I64, v)
+                let v = t.values.iter().map(|&v| v.round() as i64);
+                (Dtype::I64, v.flat_map(i64::to_le_bytes).collect())
             } else {
-                let v: Vec<u8> = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (Dtype::F32, v)
+                (
+                    Dtype::F32,
+                    t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
             };
-            (t.name.clone(), dtype, t.dims.clone(), bytes)
+            RawTensor {
+                name: t.name.clone(),
+                dtype,
+                dims: t.dims.clone(),
+                bytes,
+            }
         })
         .collect();
-    let views = owned
+    encode_raw(&raw, meta)
+}
+
+/// A tensor as safetensors stores it: little-endian bytes of `dtype`.
+pub struct RawTensor {
+    pub name: String,
+    pub dtype: Dtype,
+    pub dims: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
+
+/// The bytes of a safetensors file holding `tensors` (any dtype) and `meta`.
+pub fn encode_raw(tensors: &[RawTensor], meta: &HashMap<String, String>) -> Result<Vec<u8>> {
+    let views = tensors
         .iter()
-        .map(|(name, dtype, dims, bytes)| {
-            safetensors::tensor::TensorView::new(*dtype, dims.clone(), bytes)
-                .map(|v| (name.as_str(), v))
-                .map_err(|e| Error::Config(format!("tensor {name}: {e}")))
+        .map(|t| {
+            safetensors::tensor::TensorView::new(t.dtype, t.dims.clone(), &t.bytes)
+                .map(|v| (t.name.as_str(), v))
+                .map_err(|e| Error::Config(format!("tensor {}: {e}", t.name)))
         })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, Some(meta.clone()))
