@@ -45,6 +45,10 @@ pub enum Command {
     },
     /// The demo (also what `repro` with no command runs).
     Demo(RunArgs),
+    /// Write a run's weights as safetensors (torchvision names; PyTorch loads them).
+    Export(crate::weights_cmd::ExportArgs),
+    /// Evaluate safetensors weights on a test split: results.json and predictions.csv.
+    Eval(crate::weights_cmd::EvalArgs),
 }
 
 /// Flags of a run. Unset flags keep the preset's (or the protocol's) value.
@@ -119,6 +123,13 @@ pub struct RunArgs {
     /// No progress bars or per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Start from these safetensors weights (a classifier of another class count is
+    /// re-initialised).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+    /// Train only the classifier (and blocks the file lacks); needs --init-from.
+    #[arg(long)]
+    pub freeze_backbone: bool,
 }
 
 fn parse<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String>
@@ -162,6 +173,10 @@ impl RunArgs {
             c.synthetic_max = v;
         }
         c.diagnostic |= self.diagnostic;
+        if let Some(v) = &self.init_from {
+            c.init_from = Some(v.clone());
+        }
+        c.freeze_backbone |= self.freeze_backbone;
         c.validate()?;
         Ok(c)
     }

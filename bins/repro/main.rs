@@ -4,6 +4,7 @@
 //! described by `repro --help`. Errors print one line naming what is wrong and exit 1.
 mod cli;
 mod report;
+mod weights_cmd;
 
 use arbor_models::config::{CountsMode, DatasetKind, RunConfig};
 use arbor_models::presets;
@@ -66,6 +67,8 @@ fn dispatch(cmd: Command) -> Result<(), String> {
         }
         Command::Demo(run) => demo(&run),
         Command::Paper { data_root, run } => paper(&data_root, &run),
+        Command::Export(a) => weights_cmd::export(&a),
+        Command::Eval(a) => weights_cmd::eval(&a),
     }
 }
 

@@ -129,6 +129,13 @@ pub struct RunConfig {
     pub num_classes_synthetic: usize,
     /// Record the gradient-balance diagnostic each epoch.
     pub diagnostic: bool,
+    /// Start from these safetensors weights instead of a random initialisation.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
+    /// Train only the head (classifier, and blocks the pretrained backbone lacks); the
+    /// backbone keeps its weights and batch-norm statistics. Needs `init_from`.
+    #[serde(default)]
+    pub freeze_backbone: bool,
 }
 
 impl Default for RunConfig {
@@ -156,6 +163,8 @@ impl Default for RunConfig {
             synthetic_max: 500,
             num_classes_synthetic: 10,
             diagnostic: false,
+            init_from: None,
+            freeze_backbone: false,
         }
     }
 }
@@ -225,6 +234,12 @@ impl RunConfig {
             && (self.num_classes_synthetic < 2 || self.synthetic_max < 1)
         {
             return Err("synthetic-lt needs at least 2 classes and 1 image per class".into());
+        }
+        if self.freeze_backbone && self.init_from.is_none() {
+            return Err(
+                "--freeze-backbone needs --init-from FILE: a frozen random backbone learns nothing (the README says how to get ImageNet weights)"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -103,6 +103,10 @@ pub struct BatchNorm2d {
     pub beta: Tensor,
     pub running_mean: Tensor,
     pub running_var: Tensor,
+    /// Training-mode forwards so far, PyTorch's `num_batches_tracked` (which it saves, and
+    /// which momentum-0.1 batch norm never reads). A host scalar of the model's dtype even
+    /// on a GPU, so that counting costs no device work; exact up to 2^24 batches in f32.
+    pub num_batches_tracked: Tensor,
 }
 
 impl BatchNorm2d {
@@ -115,9 +119,11 @@ impl BatchNorm2d {
             beta: Tensor::zeros([c], dtype).into_parameter(),
             running_mean: Tensor::zeros([c], dtype),
             running_var: Tensor::ones([c], dtype),
+            num_batches_tracked: Tensor::scalar(0.0, dtype),
         }
     }
-    /// Moves the affine parameters and the running statistics to `device`.
+    /// Moves the affine parameters and the running statistics to `device` (the batch
+    /// counter stays on the host).
     pub fn to_device(&mut self, device: Device) -> Result<()> {
         self.gamma = parameter_on(&self.gamma, device)?;
         self.beta = parameter_on(&self.beta, device)?;
@@ -126,6 +132,12 @@ impl BatchNorm2d {
         Ok(())
     }
     pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        if training {
+            let n = self.num_batches_tracked.item()?;
+            let dtype = self.num_batches_tracked.dtype();
+            self.num_batches_tracked
+                .assign(&Tensor::scalar(n + 1.0, dtype))?;
+        }
         x.batch_norm2d(
             &self.gamma,
             &self.beta,
@@ -141,6 +153,12 @@ impl BatchNorm2d {
         push(params, prefix, "bias", &self.beta);
         push(buffers, prefix, "running_mean", &self.running_mean);
         push(buffers, prefix, "running_var", &self.running_var);
+        push(
+            buffers,
+            prefix,
+            "num_batches_tracked",
+            &self.num_batches_tracked,
+        );
     }
 }
 

@@ -4,6 +4,8 @@ pub mod data;
 pub mod error;
 pub mod layers;
 pub mod metrics;
+pub mod predict;
 pub mod presets;
 pub mod resnet;
 pub mod train;
+pub mod weights;

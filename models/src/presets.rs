@@ -54,10 +54,18 @@ pub fn all() -> Vec<Preset> {
         (DatasetKind::INat2018, "inat2018", 200, 1024, 1e-4),
         (DatasetKind::PlacesLt, "places-lt", 90, 1024, 5e-4),
     ] {
+        // Places-LT fine-tunes an ImageNet-pretrained ResNet-50 (`--init-from`): frozen but
+        // for one new Bottleneck block and the classifier.
+        let places = ds == DatasetKind::PlacesLt;
         let config = RunConfig {
             dataset: ds,
             imb: 1,
-            arch: Arch::ResNet50,
+            arch: if places {
+                Arch::ResNet50Places
+            } else {
+                Arch::ResNet50
+            },
+            freeze_backbone: places,
             loss: "arb".into(),
             counts: CountsMode::Global,
             mixup: 0.2,
@@ -68,8 +76,8 @@ pub fn all() -> Vec<Preset> {
             schedule: "cosine".into(),
             ..RunConfig::default()
         };
-        let note = if ds == DatasetKind::PlacesLt {
-            " (deviation: trained from scratch; the reference fine-tunes an ImageNet-pretrained ResNet-50 with one new block)"
+        let note = if places {
+            "; needs --init-from an ImageNet-pretrained ResNet-50 (README), frozen but for one new Bottleneck block and the classifier"
         } else {
             ""
         };

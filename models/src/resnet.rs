@@ -2,8 +2,12 @@
 //! parameter-free shortcut used by the LDAM/MiSLAS/ARB code) and torchvision's ResNet-50.
 //! Every model splits into a feature extractor (`features`) and a linear classifier
 //! (`classifier`), because the gradient-balance diagnostic needs the features.
+//!
+//! Tensor names are torchvision's (`conv1.weight`, `layer1.0.bn2.running_var`,
+//! `layer2.0.downsample.0.weight`, `fc.bias`...), so that ResNet-50 is exactly
+//! torchvision's `state_dict()` and the CIFAR nets follow the same scheme.
 use crate::layers::{ConvBn, Fan, Linear, Named};
-use arbor_engine::{DType, Device, Error, Result, Tensor};
+use arbor_engine::{no_grad, DType, Device, Error, Result, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::str::FromStr;
@@ -15,6 +19,10 @@ pub enum Arch {
     ResNet20,
     ResNet32,
     ResNet50,
+    /// ResNet-50 with one new Bottleneck block after `layer4` (named `layer4.3`): the
+    /// Places-LT protocol's model, an ImageNet-pretrained backbone kept frozen while the
+    /// new block and the classifier train.
+    ResNet50Places,
 }
 
 impl FromStr for Arch {
@@ -25,8 +33,9 @@ impl FromStr for Arch {
             "resnet20" => Ok(Arch::ResNet20),
             "resnet32" => Ok(Arch::ResNet32),
             "resnet50" => Ok(Arch::ResNet50),
+            "resnet50-places" => Ok(Arch::ResNet50Places),
             other => Err(format!(
-                "unknown architecture `{other}` (expected resnet8, resnet20, resnet32 or resnet50)"
+                "unknown architecture `{other}` (expected resnet8, resnet20, resnet32, resnet50 or resnet50-places)"
             )),
         }
     }
@@ -39,6 +48,7 @@ impl std::fmt::Display for Arch {
             Arch::ResNet20 => "resnet20",
             Arch::ResNet32 => "resnet32",
             Arch::ResNet50 => "resnet50",
+            Arch::ResNet50Places => "resnet50-places",
         })
     }
 }
@@ -161,6 +171,11 @@ pub struct ResNet {
     pub feature_dim: usize,
     pub num_classes: usize,
     training: bool,
+    /// Blocks `..backbone_blocks` (with the stem) are the pretrained backbone; the rest are
+    /// added on top of it (`resnet50-places`' extra block).
+    backbone_blocks: usize,
+    /// The backbone runs in evaluation mode without a tape and its tensors do not train.
+    frozen: bool,
 }
 
 impl ResNet {
@@ -178,6 +193,18 @@ impl ResNet {
             Arch::ResNet20 => Self::cifar(arch, 3, num_classes, dtype, &mut rng),
             Arch::ResNet32 => Self::cifar(arch, 5, num_classes, dtype, &mut rng),
             Arch::ResNet50 => Self::resnet50(num_classes, dtype, &mut rng),
+            Arch::ResNet50Places => {
+                let mut m = Self::resnet50(num_classes, dtype, &mut rng)?;
+                let extra = Bottleneck {
+                    a: ConvBn::new(2048, 512, 1, 1, Fan::Out, dtype, &mut rng)?,
+                    b: ConvBn::new(512, 512, 3, 1, Fan::Out, dtype, &mut rng)?,
+                    c: ConvBn::new(512, 2048, 1, 1, Fan::Out, dtype, &mut rng)?,
+                    downsample: None,
+                };
+                m.blocks.push((3, 3, Block::Bottleneck(extra)));
+                m.arch = Arch::ResNet50Places;
+                Ok(m)
+            }
         }
     }
 
@@ -200,11 +227,13 @@ impl ResNet {
             arch,
             stem,
             stem_pool: false,
+            backbone_blocks: blocks.len(),
             blocks,
             classifier,
             feature_dim: 64,
             num_classes: classes,
             training: true,
+            frozen: false,
         })
     }
 
@@ -239,11 +268,13 @@ impl ResNet {
             arch: Arch::ResNet50,
             stem,
             stem_pool: true,
+            backbone_blocks: blocks.len(),
             blocks,
             classifier,
             feature_dim: 2048,
             num_classes: classes,
             training: true,
+            frozen: false,
         })
     }
 
@@ -279,11 +310,24 @@ impl ResNet {
                 msg: format!("expects [N, 3, H, W] images, got {:?}", x.shape()),
             });
         }
-        let mut h = self.stem.forward(x, self.training)?.relu()?;
-        if self.stem_pool {
-            h = h.max_pool2d((3, 3), (2, 2), (1, 1))?;
-        }
-        for (_, _, block) in &self.blocks {
+        let backbone = |training: bool| -> Result<Tensor> {
+            let mut h = self.stem.forward(x, training)?.relu()?;
+            if self.stem_pool {
+                h = h.max_pool2d((3, 3), (2, 2), (1, 1))?;
+            }
+            for (_, _, block) in &self.blocks[..self.backbone_blocks] {
+                h = block.forward(&h, training)?;
+            }
+            Ok(h)
+        };
+        // A frozen backbone needs no gradient: without a tape its activations are freed
+        // as it goes, and batch norm uses (and keeps) its running statistics.
+        let mut h = if self.frozen {
+            no_grad(|| backbone(false))?
+        } else {
+            backbone(self.training)?
+        };
+        for (_, _, block) in &self.blocks[self.backbone_blocks..] {
             h = block.forward(&h, self.training)?;
         }
         h.global_avg_pool2d()
@@ -311,6 +355,36 @@ impl ResNet {
 
     pub fn parameters(&self) -> Vec<Tensor> {
         self.named().0.into_iter().map(|n| n.tensor).collect()
+    }
+
+    /// Freezes the backbone (see [`ResNet::head_prefixes`] for what still trains).
+    pub fn freeze_backbone(&mut self) {
+        self.frozen = true;
+    }
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Name prefixes of the tensors that are not part of the pretrained backbone: the
+    /// classifier (`fc.`) and any block added on top (`layer4.3.` for `resnet50-places`).
+    pub fn head_prefixes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.blocks[self.backbone_blocks..]
+            .iter()
+            .map(|(stage, i, _)| format!("layer{}.{i}.", stage + 1))
+            .collect();
+        out.push("fc.".into());
+        out
+    }
+
+    /// The parameters the optimiser updates: all of them, or only the head's when frozen.
+    pub fn trainable_parameters(&self) -> Vec<Tensor> {
+        let head = self.head_prefixes();
+        self.named()
+            .0
+            .into_iter()
+            .filter(|n| !self.frozen || head.iter().any(|p| n.name.starts_with(p.as_str())))
+            .map(|n| n.tensor)
+            .collect()
     }
 
     pub fn num_parameters(&self) -> usize {

@@ -6,6 +6,7 @@
 //! deterministic for a given thread count, so the same seed and threads give the same
 //! numbers, and a resumed run continues exactly where it stopped.
 pub mod checkpoint;
+pub mod hooks;
 pub mod jsonl;
 pub mod report;
 pub mod run_dir;
@@ -97,6 +98,8 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             data.train.len()
         )));
     }
+    // Built (and --init-from read and checked) before the output folder is touched.
+    let (mut model, init_notes) = hooks::build_model(cfg, data.num_classes, opts.resume)?;
     // Held until the run returns; the OS releases it if the process dies.
     let run_dir::Prepared {
         lock: _lock,
@@ -105,10 +108,12 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
     if resume_from.is_none() {
         data.save_indices(out)?;
     }
-    let mut model = ResNet::new(cfg.arch, data.num_classes, DType::F32, cfg.seed)?;
+    for note in &init_notes {
+        eprintln!("init: {note}");
+    }
     // Weights are drawn on the host (the same numbers on every device), then moved once.
     model.to_device(device)?;
-    let mut sgd = Sgd::new(model.parameters(), cfg.lr, cfg.momentum, cfg.wd)?;
+    let mut sgd = Sgd::new(model.trainable_parameters(), cfg.lr, cfg.momentum, cfg.wd)?;
     let schedule = LrSchedule::by_name(&cfg.schedule, cfg.lr, cfg.epochs)?;
 
     let mut state = RunState {
@@ -224,6 +229,9 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         } else {
             None
         };
+        if let Some(e) = &eval {
+            hooks::keep_if_best(out, cfg, &model, &state.history, epoch, e.top1)?;
+        }
         let log = EpochLog {
             epoch,
             lr: sgd.lr,
@@ -266,7 +274,7 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
 
 /// The device `--device` names, after checking it can be used: `cuda` needs a build with
 /// the `cuda` feature and a GPU, and the error says which is missing.
-fn training_device(cfg: &RunConfig) -> Result<Device> {
+pub fn training_device(cfg: &RunConfig) -> Result<Device> {
     if cfg.device != "cuda" {
         return Ok(Device::Cpu);
     }

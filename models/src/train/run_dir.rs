@@ -36,6 +36,9 @@ pub const RUN_FILES: &[&str] = &[
     CHECKPOINT_FILE,
     RESULTS_FILE,
     LOCK_FILE,
+    super::hooks::BEST_FILE,
+    // What `repro export RUN_DIR` writes by default.
+    "model.safetensors",
 ];
 
 /// What an `--out` folder holds, as far as a run is concerned.
