@@ -336,7 +336,7 @@ fn a_full_disk_leaves_no_temp_file() {
     }
     let d = m.join("run");
     let o = train(&d, &[]);
-    let err = failed_with(&o, &["checkpoint.bin.tmp"]);
+    let err = failed_with(&o, &[".tmp: No space left"]);
     let leftovers: Vec<String> = std::fs::read_dir(&d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
