@@ -3,6 +3,7 @@
 //! `repro` alone runs the synthetic demo; `repro train|compare|preset|presets|paper` are
 //! described by `repro --help`. Errors print one line naming what is wrong and exit 1.
 mod cli;
+mod data_cmd;
 mod report;
 
 use arbor_models::config::{CountsMode, DatasetKind, RunConfig};
@@ -66,6 +67,7 @@ fn dispatch(cmd: Command) -> Result<(), String> {
         }
         Command::Demo(run) => demo(&run),
         Command::Paper { data_root, run } => paper(&data_root, &run),
+        Command::Data(cmd) => data_cmd::run(cmd),
     }
 }
 

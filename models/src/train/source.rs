@@ -2,6 +2,7 @@
 //! CIFAR (indices written to the run folder), the generated synthetic set, or list files
 //! of JPEGs for the large-scale sets.
 use crate::config::{DatasetKind, RunConfig};
+use crate::data::hints;
 use crate::data::imagefolder::{ImageFolderSamples, ImageList, ImageTransform};
 use crate::data::{
     generate_synthetic, load_cifar, longtail_subset, CifarKind, CifarSamples, CifarTransform,
@@ -97,14 +98,16 @@ pub fn prepare(cfg: &RunConfig) -> Result<Prepared> {
             let dir = data_dir(cfg)?;
             let full = load_cifar(kind, &dir, Split::Train)?;
             let test = load_cifar(kind, &dir, Split::Test)?;
-            let subset =
-                longtail_subset(full.labels(), kind.num_classes(), cfg.imb as f64, cfg.seed)?;
+            let subset = cifar_subset(cfg, &full)?;
             let train = full.subset(&subset.indices)?;
             let groups = ClassGroups::cifar(kind.num_classes()).map_err(Error::Config)?;
             let mut prepared = cifar_like(train, test, subset.counts.clone(), groups)?;
             prepared.subset = Some(subset);
             Ok(prepared)
         }
+        DatasetKind::Folder => Err(Error::Config(
+            "--dataset folder is not implemented yet".into(),
+        )),
         kind => {
             let dir = data_dir(cfg)?;
             let (train_list, test_list, classes) = list_files(kind);
@@ -128,6 +131,36 @@ pub fn prepare(cfg: &RunConfig) -> Result<Prepared> {
             })
         }
     }
+}
+
+/// The long-tailed subset of a full CIFAR training set that `cfg` trains on.
+fn cifar_subset(cfg: &RunConfig, full: &Dataset) -> Result<LongTailSubset> {
+    let mut subset = longtail_subset(
+        full.labels(),
+        full.num_classes(),
+        cfg.imb as f64,
+        cfg.subset_seed,
+    )?;
+    subset.train_seed = Some(cfg.seed);
+    Ok(subset)
+}
+
+/// The long-tailed subset `cfg` would train on, without loading the test set
+/// (`repro data subset`); it records no training seed.
+pub fn longtail_of(cfg: &RunConfig) -> Result<LongTailSubset> {
+    let kind = match cfg.dataset {
+        DatasetKind::Cifar10Lt => CifarKind::Cifar10,
+        DatasetKind::Cifar100Lt => CifarKind::Cifar100,
+        other => {
+            return Err(Error::Config(format!(
+                "--dataset {other}: a long-tailed subset is drawn only for cifar10-lt,                  cifar100-lt and folder"
+            )))
+        }
+    };
+    let full = load_cifar(kind, &data_dir(cfg)?, Split::Train)?;
+    let mut subset = cifar_subset(cfg, &full)?;
+    subset.train_seed = None;
+    Ok(subset)
 }
 
 fn cifar_like(
@@ -154,14 +187,19 @@ fn cifar_like(
 }
 
 fn data_dir(cfg: &RunConfig) -> Result<PathBuf> {
+    if let Some(message) = hints::missing_data(cfg.dataset, cfg.data.as_deref()) {
+        return Err(Error::Config(message));
+    }
     let dir = cfg
         .data
         .clone()
-        .ok_or_else(|| Error::Config(format!("--data DIR is required for {}", cfg.dataset)))?;
+        .or_else(|| hints::default_data_dir(cfg.dataset))
+        .unwrap_or_default();
     if !dir.is_dir() {
-        return Err(Error::Config(format!(
-            "data folder {} does not exist (--data)",
-            dir.display()
+        return Err(Error::Config(hints::no_such_folder(
+            cfg.dataset,
+            &dir,
+            cfg.data.is_some(),
         )));
     }
     Ok(dir)
