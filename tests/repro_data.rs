@@ -6,9 +6,9 @@ mod archive;
 #[path = "../models/tests/common/http.rs"]
 mod http;
 
-use archive::{md5_hex, small_cifar10};
 use arbor_models::data::fetch::{fetch, ArchiveSpec};
 use arbor_models::data::{load_cifar, longtail_subset, CifarKind, Split};
+use archive::{md5_hex, small_cifar10};
 use http::{Behaviour, Server};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,8 +60,25 @@ fn fetched_archive_trains_for_an_epoch_on_the_references_subset() {
     let data = dir.to_str().unwrap();
     let out = dir.join("run");
     let o = repro(&[
-        "train", "--dataset", "cifar10-lt", "--data", data, "--imb", "10", "--arch", "resnet8",
-        "--epochs", "1", "--batch", "32", "--seed", "5", "--quiet", "--threads", "2", "--out",
+        "train",
+        "--dataset",
+        "cifar10-lt",
+        "--data",
+        data,
+        "--imb",
+        "10",
+        "--arch",
+        "resnet8",
+        "--epochs",
+        "1",
+        "--batch",
+        "32",
+        "--seed",
+        "5",
+        "--quiet",
+        "--threads",
+        "2",
+        "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -79,14 +96,32 @@ fn fetched_archive_trains_for_an_epoch_on_the_references_subset() {
     // `repro data subset` writes the same subset without training.
     let file = dir.join("subset.json");
     let o = repro(&[
-        "data", "subset", "--dataset", "cifar10-lt", "--data", data, "--imb", "10", "--out",
+        "data",
+        "subset",
+        "--dataset",
+        "cifar10-lt",
+        "--data",
+        data,
+        "--imb",
+        "10",
+        "--out",
         file.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&file)["indices"], indices["indices"]);
     let o = repro(&[
-        "data", "subset", "--dataset", "cifar10-lt", "--data", data, "--imb", "10",
-        "--subset-seed", "1", "--out", file.to_str().unwrap(),
+        "data",
+        "subset",
+        "--dataset",
+        "cifar10-lt",
+        "--data",
+        data,
+        "--imb",
+        "10",
+        "--subset-seed",
+        "1",
+        "--out",
+        file.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_ne!(json(&file)["indices"], indices["indices"]);
@@ -98,18 +133,35 @@ fn fetch_from_a_mirror_with_a_wrong_archive_fails_on_the_checksum() {
     let server = serving(&small_cifar10(3));
     let dir = tmp("fetch-wrong");
     let o = repro(&[
-        "data", "fetch", "cifar10", "--quiet", "--dir", dir.to_str().unwrap(), "--mirror",
+        "data",
+        "fetch",
+        "cifar10",
+        "--quiet",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--mirror",
         &server.url(),
     ]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("checksum mismatch") && e.contains("c32a1d4ab5d03f1284b67883e8d87530"), "{e}");
+    assert!(
+        e.contains("checksum mismatch") && e.contains("c32a1d4ab5d03f1284b67883e8d87530"),
+        "{e}"
+    );
     assert!(!dir.join("cifar-10-batches-bin").exists());
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing may be left");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing may be left"
+    );
 
     let o = repro(&["data", "fetch", "mnist", "--dir", dir.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("unknown dataset `mnist`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown dataset `mnist`"),
+        "{}",
+        stderr(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -117,15 +169,32 @@ fn fetch_from_a_mirror_with_a_wrong_archive_fails_on_the_checksum() {
 fn cli_edges_name_the_flag_and_say_how_to_get_data() {
     let o = repro(&["train", "--dataset", "synthetic-lt", "--lr", "-1"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("--lr must be a positive number, got -1"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--lr must be a positive number, got -1"),
+        "{}",
+        stderr(&o)
+    );
     let o = repro(&["train", "--dataset", "synthetic-lt", "--wd", "-0.5"]);
     assert!(stderr(&o).contains("--wd must be >= 0"), "{}", stderr(&o));
 
-    let o = repro(&["train", "--dataset", "cifar100-lt", "--data", "/nonexistent/arbor"]);
+    let o = repro(&[
+        "train",
+        "--dataset",
+        "cifar100-lt",
+        "--data",
+        "/nonexistent/arbor",
+    ]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("/nonexistent/arbor") && e.contains("repro data fetch cifar100"), "{e}");
+    assert!(
+        e.contains("/nonexistent/arbor") && e.contains("repro data fetch cifar100"),
+        "{e}"
+    );
     let o = repro(&["train", "--dataset", "imagenet-lt"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("--data DIR is required for imagenet-lt"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--data DIR is required for imagenet-lt"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -159,6 +159,8 @@ impl RunArgs {
         }
         if let Some(v) = self.imb {
             c.imb = v;
+        } else if c.dataset == arbor_models::config::DatasetKind::Folder {
+            c.imb = 1; // a folder is used as it is, already long-tailed
         }
         if let Some(v) = &self.arch {
             c.arch = parse("arch", v)?;

@@ -229,6 +229,7 @@ impl RunConfig {
         if self.image_size == Some(0) {
             return Err("--image-size must be at least 1".into());
         }
+        crate::data::folder::parse_normalize(self.normalize.as_deref())?;
         if self.dataset == DatasetKind::SyntheticLt
             && (self.num_classes_synthetic < 2 || self.synthetic_max < 1)
         {

@@ -11,6 +11,7 @@ pub mod cifar;
 pub mod dataset;
 pub mod error;
 pub mod fetch;
+pub mod folder;
 pub mod hints;
 pub mod imagefolder;
 pub mod loader;

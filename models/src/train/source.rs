@@ -13,6 +13,8 @@ use crate::metrics::ClassGroups;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod folder;
+
 /// Either kind of sample source, so one loader type serves every dataset.
 pub enum AnySource {
     Cifar(CifarSamples),
@@ -62,6 +64,9 @@ pub struct Prepared {
     pub groups: ClassGroups,
     /// CIFAR's chosen long-tail indices, to be written into the run folder.
     pub subset: Option<LongTailSubset>,
+    /// What a folder dataset found (class names, image size, normalisation), added to
+    /// the run's `config.json` under `"data"`.
+    pub data_info: Option<serde_json::Value>,
 }
 
 impl Prepared {
@@ -69,6 +74,15 @@ impl Prepared {
     pub fn save_indices(&self, out: &Path) -> Result<()> {
         if let Some(s) = &self.subset {
             s.save(&out.join("indices.json"))?;
+        }
+        if let Some(info) = &self.data_info {
+            let path = out.join(crate::train::CONFIG_FILE);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let mut config: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| Error::file(&path, e.to_string()))?;
+            config["data"] = info.clone();
+            let json = serde_json::to_vec_pretty(&config).expect("config serialises");
+            crate::error::write_atomic(&path, &json)?;
         }
         Ok(())
     }
@@ -105,9 +119,7 @@ pub fn prepare(cfg: &RunConfig) -> Result<Prepared> {
             prepared.subset = Some(subset);
             Ok(prepared)
         }
-        DatasetKind::Folder => Err(Error::Config(
-            "--dataset folder is not implemented yet".into(),
-        )),
+        DatasetKind::Folder => folder::prepare_folder(cfg, &data_dir(cfg)?),
         kind => {
             let dir = data_dir(cfg)?;
             let (train_list, test_list, classes) = list_files(kind);
@@ -115,19 +127,28 @@ pub fn prepare(cfg: &RunConfig) -> Result<Prepared> {
             let test = ImageList::read(&dir.join(test_list), &dir, Some(classes))?;
             let counts = train.class_counts();
             let groups = ClassGroups::from_train_counts(&counts);
+            let normalisation = folder::list_normalisation(cfg)?;
+            let (train, test) = match cfg.image_size {
+                Some(side) => folder::large_sources(train, test, side, normalisation)?,
+                None => (
+                    AnySource::Folder(
+                        ImageFolderSamples::new(train, ImageTransform::Train)
+                            .with_normalisation(normalisation),
+                    ),
+                    AnySource::Folder(
+                        ImageFolderSamples::new(test, ImageTransform::Test)
+                            .with_normalisation(normalisation),
+                    ),
+                ),
+            };
             Ok(Prepared {
-                train: Arc::new(AnySource::Folder(ImageFolderSamples::new(
-                    train,
-                    ImageTransform::Train,
-                ))),
-                test: Arc::new(AnySource::Folder(ImageFolderSamples::new(
-                    test,
-                    ImageTransform::Test,
-                ))),
+                train: Arc::new(train),
+                test: Arc::new(test),
                 num_classes: classes,
                 class_counts: counts,
                 groups,
                 subset: None,
+                data_info: None,
             })
         }
     }
@@ -151,6 +172,17 @@ pub fn longtail_of(cfg: &RunConfig) -> Result<LongTailSubset> {
     let kind = match cfg.dataset {
         DatasetKind::Cifar10Lt => CifarKind::Cifar10,
         DatasetKind::Cifar100Lt => CifarKind::Cifar100,
+        DatasetKind::Folder => {
+            let folders = crate::data::folder::scan(&data_dir(cfg)?)?;
+            let labels: Vec<u32> = folders.train.iter().map(|&(_, l)| l).collect();
+            let subset = longtail_subset(
+                &labels,
+                folders.classes.len(),
+                cfg.imb as f64,
+                cfg.subset_seed,
+            )?;
+            return Ok(subset);
+        }
         other => {
             return Err(Error::Config(format!(
                 "--dataset {other}: a long-tailed subset is drawn only for cifar10-lt,                  cifar100-lt and folder"
@@ -183,6 +215,7 @@ fn cifar_like(
         class_counts,
         groups,
         subset: None,
+        data_info: None,
     })
 }
 
