@@ -8,6 +8,7 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod cifar_pickle;
 pub mod dataset;
 pub mod error;
 pub mod fetch;

@@ -2,11 +2,12 @@
 //! CIFAR (indices written to the run folder), the generated synthetic set, or list files
 //! of JPEGs for the large-scale sets.
 use crate::config::{DatasetKind, RunConfig};
+use crate::data::cifar_pickle::load_cifar_any;
 use crate::data::hints;
 use crate::data::imagefolder::{ImageFolderSamples, ImageList, ImageTransform};
 use crate::data::{
-    generate_synthetic, load_cifar, longtail_subset, CifarKind, CifarSamples, CifarTransform,
-    DataError, DataRng, Dataset, LongTailSubset, SampleSource, Split, SyntheticConfig,
+    generate_synthetic, longtail_subset, CifarKind, CifarSamples, CifarTransform, DataError,
+    DataRng, Dataset, LongTailSubset, SampleSource, Split, SyntheticConfig,
 };
 use crate::error::{Error, Result};
 use crate::metrics::ClassGroups;
@@ -110,8 +111,8 @@ pub fn prepare(cfg: &RunConfig) -> Result<Prepared> {
                 CifarKind::Cifar100
             };
             let dir = data_dir(cfg)?;
-            let full = load_cifar(kind, &dir, Split::Train)?;
-            let test = load_cifar(kind, &dir, Split::Test)?;
+            let full = load_cifar_any(kind, &dir, Split::Train)?;
+            let test = load_cifar_any(kind, &dir, Split::Test)?;
             let subset = cifar_subset(cfg, &full)?;
             let train = full.subset(&subset.indices)?;
             let groups = ClassGroups::cifar(kind.num_classes()).map_err(Error::Config)?;
@@ -189,7 +190,7 @@ pub fn longtail_of(cfg: &RunConfig) -> Result<LongTailSubset> {
             )))
         }
     };
-    let full = load_cifar(kind, &data_dir(cfg)?, Split::Train)?;
+    let full = load_cifar_any(kind, &data_dir(cfg)?, Split::Train)?;
     let mut subset = cifar_subset(cfg, &full)?;
     subset.train_seed = None;
     Ok(subset)
