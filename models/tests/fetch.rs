@@ -150,10 +150,15 @@ fn http_errors_and_no_server_are_clear_errors() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/");
-    let error = fetch(&spec_for(&bytes), &url, dir.path(), false).unwrap_err();
+    let fresh = dir.path().join("new-data");
+    let error = fetch(&spec_for(&bytes), &url, &fresh, false).unwrap_err();
     assert!(
         error.to_string().contains("cannot reach the server"),
         "{error}"
+    );
+    assert!(
+        !fresh.exists(),
+        "the folder made for the download is removed"
     );
     assert_nothing_unpacked(dir.path());
 }

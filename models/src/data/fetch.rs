@@ -117,12 +117,19 @@ pub fn fetch(
             ))),
         };
     }
+    let created = !dir.exists();
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     let part = dir.join(format!("{}.part", spec.file));
     let url = format!("{}/{}", base_url.trim_end_matches('/'), spec.file);
-    download(&url, &part, spec.size, progress)?;
-    check_download(spec, &part)?;
-    extract::unpack(spec, &part, dir)?;
+    let result = download(&url, &part, spec.size, progress)
+        .and_then(|()| check_download(spec, &part))
+        .and_then(|()| extract::unpack(spec, &part, dir));
+    if result.is_err() && created {
+        // A folder this call made and left empty (no resumable .part in it) goes too;
+        // remove_dir refuses a non-empty folder.
+        let _ = std::fs::remove_dir(dir);
+    }
+    result?;
     // The folder is in place and complete: the download is no longer needed.
     remove(&part)?;
     Ok(Fetched::Unpacked(target))
