@@ -49,15 +49,24 @@ pub enum Command {
     Export(crate::weights_cmd::ExportArgs),
     /// Evaluate safetensors weights on a test split: results.json and predictions.csv.
     Eval(crate::weights_cmd::EvalArgs),
+    /// Get the data (`repro data fetch cifar10`) or write a long-tailed subset.
+    #[command(subcommand)]
+    Data(crate::data_cmd::DataCommand),
 }
 
 /// Flags of a run. Unset flags keep the preset's (or the protocol's) value.
+///
+/// `allow_negative_numbers`: `--lr -1` is the value -1 (and gets the range error naming
+/// the flag), not an unknown flag `-1`.
 #[derive(Args, Debug, Default, Clone)]
+#[command(allow_negative_numbers = true)]
 pub struct RunArgs {
     /// synthetic-lt, cifar10-lt, cifar100-lt, imagenet-lt, inat2018 or places-lt
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Data folder (CIFAR binary folder, or the folder of the list files and images).
+    /// Data folder: CIFAR's binary or Python folder (default ./data, see `repro data
+    /// fetch`), the list files and images of the large-scale sets, or train/ + test/
+    /// class folders for `--dataset folder`.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Imbalance factor (100, 50, 10).
@@ -90,6 +99,17 @@ pub struct RunArgs {
     pub schedule: Option<String>,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// numpy seed of the long-tailed subset (default 0: the reference's images).
+    #[arg(long)]
+    pub subset_seed: Option<u32>,
+    /// Folder and list-file datasets: network input side (default: folder, the images'
+    /// own size; list files, 224).
+    #[arg(long)]
+    pub image_size: Option<u32>,
+    /// Folder and list-file datasets: data (training-set statistics), cifar, imagenet,
+    /// or MEAN_R,MEAN_G,MEAN_B,STD_R,STD_G,STD_B.
+    #[arg(long)]
+    pub normalize: Option<String>,
     /// Worker threads (default: RAYON_NUM_THREADS, else all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -150,6 +170,8 @@ impl RunArgs {
         }
         if let Some(v) = self.imb {
             c.imb = v;
+        } else if c.dataset == arbor_models::config::DatasetKind::Folder {
+            c.imb = 1; // a folder is used as it is, already long-tailed
         }
         if let Some(v) = &self.arch {
             c.arch = parse("arch", v)?;
@@ -168,6 +190,15 @@ impl RunArgs {
         copy!(mixup, epochs, batch, lr, wd, momentum, schedule, seed, threads, device, eval_every);
         if let Some(v) = self.classes {
             c.num_classes_synthetic = v;
+        }
+        if let Some(v) = self.subset_seed {
+            c.subset_seed = v;
+        }
+        if let Some(v) = self.image_size {
+            c.image_size = Some(v);
+        }
+        if let Some(v) = &self.normalize {
+            c.normalize = Some(v.clone());
         }
         if let Some(v) = self.synthetic_max {
             c.synthetic_max = v;

@@ -3,6 +3,7 @@
 //! `repro` alone runs the synthetic demo; `repro train|compare|preset|presets|paper` are
 //! described by `repro --help`. Errors print one line naming what is wrong and exit 1.
 mod cli;
+mod data_cmd;
 mod report;
 mod weights_cmd;
 
@@ -69,6 +70,7 @@ fn dispatch(cmd: Command) -> Result<(), String> {
         Command::Paper { data_root, run } => paper(&data_root, &run),
         Command::Export(a) => weights_cmd::export(&a),
         Command::Eval(a) => weights_cmd::eval(&a),
+        Command::Data(cmd) => data_cmd::run(cmd),
     }
 }
 

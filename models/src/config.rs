@@ -14,16 +14,19 @@ pub enum DatasetKind {
     ImageNetLt,
     INat2018,
     PlacesLt,
+    /// The user's own images: `DIR/train/<class>/*` and `DIR/test/<class>/*`.
+    Folder,
 }
 
 impl DatasetKind {
-    pub const ALL: [DatasetKind; 6] = [
+    pub const ALL: [DatasetKind; 7] = [
         DatasetKind::SyntheticLt,
         DatasetKind::Cifar10Lt,
         DatasetKind::Cifar100Lt,
         DatasetKind::ImageNetLt,
         DatasetKind::INat2018,
         DatasetKind::PlacesLt,
+        DatasetKind::Folder,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +36,7 @@ impl DatasetKind {
             DatasetKind::ImageNetLt => "imagenet-lt",
             DatasetKind::INat2018 => "inat2018",
             DatasetKind::PlacesLt => "places-lt",
+            DatasetKind::Folder => "folder",
         }
     }
     /// Whether the data comes as list files + JPEGs (the large-scale sets).
@@ -136,6 +140,15 @@ pub struct RunConfig {
     /// backbone keeps its weights and batch-norm statistics. Needs `init_from`.
     #[serde(default)]
     pub freeze_backbone: bool,
+    /// numpy seed of the long-tailed subset (0: the reference's subset), apart from `seed`.
+    #[serde(default)]
+    pub subset_seed: u32,
+    /// Folder and list-file datasets: side of the square network input.
+    #[serde(default)]
+    pub image_size: Option<u32>,
+    /// Folder and list-file datasets: `data`, `cifar`, `imagenet` or six numbers.
+    #[serde(default)]
+    pub normalize: Option<String>,
 }
 
 impl Default for RunConfig {
@@ -165,6 +178,9 @@ impl Default for RunConfig {
             diagnostic: false,
             init_from: None,
             freeze_backbone: false,
+            subset_seed: 0,
+            image_size: None,
+            normalize: None,
         }
     }
 }
@@ -224,12 +240,13 @@ impl RunConfig {
                 self.device
             ));
         }
-        if self.dataset != DatasetKind::SyntheticLt && self.data.is_none() {
-            return Err(format!(
-                "--data DIR is required for {} (only synthetic-lt is built in)",
-                self.dataset
-            ));
+        if let Some(hint) = crate::data::hints::missing_data(self.dataset, self.data.as_deref()) {
+            return Err(hint);
         }
+        if self.image_size == Some(0) {
+            return Err("--image-size must be at least 1".into());
+        }
+        crate::data::folder::parse_normalize(self.normalize.as_deref())?;
         if self.dataset == DatasetKind::SyntheticLt
             && (self.num_classes_synthetic < 2 || self.synthetic_max < 1)
         {

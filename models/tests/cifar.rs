@@ -69,7 +69,7 @@ fn cifar100_takes_the_fine_label() {
 #[test]
 fn truncated_file_is_reported_with_its_name() {
     let dir = TempDir::new("trunc");
-    let folder = write_cifar10(dir.path(), false);
+    let folder = write_cifar10(dir.path(), true);
     let path = folder.join("test_batch.bin");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
@@ -79,12 +79,23 @@ fn truncated_file_is_reported_with_its_name() {
     assert!(error.contains("test_batch.bin"), "{error}");
     assert!(error.contains("record 9999 is truncated"), "{error}");
 
-    // A whole number of records, but too few.
+    // A whole number of records, but fewer than in the split's first file.
+    let path = folder.join("data_batch_3.bin");
+    let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..3073 * 5000]).unwrap();
-    let error = load_cifar(CifarKind::Cifar10, dir.path(), Split::Test)
+    let error = load_cifar(CifarKind::Cifar10, dir.path(), Split::Train)
         .unwrap_err()
         .to_string();
+    assert!(error.contains("data_batch_3.bin"), "{error}");
     assert!(error.contains("5000 records, expected 10000"), "{error}");
+    std::fs::write(&path, b"").unwrap();
+    let error = load_cifar(CifarKind::Cifar10, dir.path(), Split::Train)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("data_batch_3.bin: holds no record"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -153,6 +153,7 @@ pub enum CifarTransform {
 pub struct CifarSamples {
     dataset: Arc<Dataset>,
     transform: CifarTransform,
+    normalisation: Normalisation,
 }
 
 impl CifarSamples {
@@ -164,7 +165,17 @@ impl CifarSamples {
                 dataset.shape()
             )));
         }
-        Ok(CifarSamples { dataset, transform })
+        Ok(CifarSamples {
+            dataset,
+            transform,
+            normalisation: CIFAR_NORMALISATION,
+        })
+    }
+
+    /// The same samples normalised with other statistics (a folder dataset's own).
+    pub fn with_normalisation(mut self, normalisation: Normalisation) -> Self {
+        self.normalisation = normalisation;
+        self
     }
 
     /// The underlying dataset.
@@ -194,12 +205,12 @@ impl SampleSource for CifarSamples {
     ) -> Result<(), DataError> {
         let image = self.dataset.image(index);
         match self.transform {
-            CifarTransform::Test => CIFAR_NORMALISATION.apply_u8(image, out),
+            CifarTransform::Test => self.normalisation.apply_u8(image, out),
             CifarTransform::Train => {
                 let params = CropFlip::random(CIFAR_PAD, rng);
                 let mut cropped = vec![0u8; image.len()];
                 pad_crop_flip(image, self.dataset.shape(), CIFAR_PAD, params, &mut cropped)?;
-                CIFAR_NORMALISATION.apply_u8(&cropped, out)
+                self.normalisation.apply_u8(&cropped, out)
             }
         }
     }

@@ -107,8 +107,11 @@ pub fn resolve_cifar_dir(kind: CifarKind, dir: &Path) -> PathBuf {
 
 /// Loads one split of CIFAR-10 or CIFAR-100 from `dir` (see [`resolve_cifar_dir`]).
 ///
-/// Checks each file's size (a whole number of records, and the official record count)
-/// and every label's range; errors name the file and the record index.
+/// Checks each file's size (a whole number of records, at least one, and as many in each
+/// file of the split as in its first) and every label's range; errors name the file and
+/// the record index. Any record count is accepted so that smaller files in the same format
+/// (a test's, a user's subset) load too; the official archives are checked by MD5 when
+/// `repro data fetch` downloads them.
 pub fn load_cifar(kind: CifarKind, dir: &Path, split: Split) -> Result<Dataset, DataError> {
     let layout = kind.layout();
     let dir = resolve_cifar_dir(kind, dir);
@@ -119,26 +122,29 @@ pub fn load_cifar(kind: CifarKind, dir: &Path, split: Split) -> Result<Dataset, 
     let total = files.len() * records_per_file;
     let mut images = Vec::with_capacity(total * PIXELS);
     let mut labels = Vec::with_capacity(total);
+    let mut first_file_records = None;
     for name in files {
-        read_file(
+        let records = read_file(
             &dir.join(name),
             layout,
-            records_per_file,
+            first_file_records,
             &mut images,
             &mut labels,
         )?;
+        first_file_records.get_or_insert(records);
     }
     Dataset::new(images, labels, layout.num_classes, CIFAR_SHAPE)
 }
 
-/// Appends the records of one `.bin` file to `images` and `labels`.
+/// Appends the records of one `.bin` file to `images` and `labels`; returns how many.
+/// `expected_records`: the count of the split's first file, which this one must match.
 fn read_file(
     path: &Path,
     layout: &Layout,
-    expected_records: usize,
+    expected_records: Option<usize>,
     images: &mut Vec<u8>,
     labels: &mut Vec<u32>,
-) -> Result<(), DataError> {
+) -> Result<usize, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let record_len = layout.header + PIXELS;
     if bytes.len() % record_len != 0 {
@@ -153,10 +159,13 @@ fn read_file(
         ));
     }
     let records = bytes.len() / record_len;
-    if records != expected_records {
+    if records == 0 {
+        return Err(DataError::format(path, "holds no record"));
+    }
+    if let Some(expected) = expected_records.filter(|&e| e != records) {
         return Err(DataError::format(
             path,
-            format!("holds {records} records, expected {expected_records}"),
+            format!("holds {records} records, expected {expected} as in the split's first file"),
         ));
     }
     for (index, record) in bytes.chunks_exact(record_len).enumerate() {
@@ -182,5 +191,5 @@ fn read_file(
         labels.push(label);
         images.extend_from_slice(&record[layout.header..]);
     }
-    Ok(())
+    Ok(records)
 }

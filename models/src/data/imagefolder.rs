@@ -87,6 +87,17 @@ impl ImageList {
         })
     }
 
+    /// A list made in memory (a class-folder dataset): `source` names it in errors,
+    /// `entries` are full paths (the root is empty) with their labels.
+    pub fn from_entries(source: &Path, entries: Vec<(PathBuf, u32)>, num_classes: usize) -> Self {
+        ImageList {
+            list_file: source.to_path_buf(),
+            root: PathBuf::new(),
+            entries,
+            num_classes,
+        }
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -176,6 +187,7 @@ pub struct ImageFolderSamples {
     list: ImageList,
     transform: ImageTransform,
     sizes: ImageSizes,
+    normalisation: Normalisation,
 }
 
 impl ImageFolderSamples {
@@ -185,7 +197,14 @@ impl ImageFolderSamples {
             list,
             transform,
             sizes: ImageSizes::default(),
+            normalisation: IMAGENET_NORMALISATION,
         }
+    }
+
+    /// The same samples normalised with other statistics.
+    pub fn with_normalisation(mut self, normalisation: Normalisation) -> Self {
+        self.normalisation = normalisation;
+        self
     }
 
     /// Serves `list` through `transform` at other sizes (e.g. a small-resolution run);
@@ -204,6 +223,7 @@ impl ImageFolderSamples {
             list,
             transform,
             sizes,
+            normalisation: IMAGENET_NORMALISATION,
         })
     }
 
@@ -268,6 +288,6 @@ impl SampleSource for ImageFolderSamples {
         if self.transform == ImageTransform::Train {
             ColorJitter::uniform(0.4).apply(&mut planes, rng);
         }
-        IMAGENET_NORMALISATION.apply_unit(&planes, out)
+        self.normalisation.apply_unit(&planes, out)
     }
 }

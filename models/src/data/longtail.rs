@@ -5,15 +5,21 @@
 //! (`int(img_max * imb_factor ** (i / (C - 1.0)))`, all in f64 with `imb_factor = 1/IF`),
 //! so the counts match bit for bit; CIFAR-10 IF100 gives 5000, 2997, 1796, 1077, 645,
 //! 387, 232, 139, 83, 50.
+//!
+//! Which images are kept is drawn as the reference draws them: numpy's legacy generator
+//! seeded once with the *subset* seed (the reference's `np.random.seed(0)`), then one
+//! `np.random.shuffle` per class in label order ([`super::mt19937`]). The subset seed is
+//! separate from the training seed, so changing `--seed` never changes the data.
 
 use std::path::Path;
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::seed::DataRng;
+use super::mt19937::Mt19937;
 use super::DataError;
+
+/// The reference's subset seed (`np.random.seed(0)` in its CIFAR-LT dataset class).
+pub const REFERENCE_SUBSET_SEED: u32 = 0;
 
 /// Per-class image counts of the long-tailed profile, class 0 first.
 ///
@@ -52,8 +58,14 @@ pub fn longtail_counts(
 pub struct LongTailSubset {
     /// Imbalance factor the counts were computed with.
     pub imbalance: f64,
-    /// Seed of the per-class shuffles.
-    pub seed: u64,
+    /// numpy seed of the per-class shuffles (`--subset-seed`); files written before the
+    /// numpy generator called it `seed`.
+    #[serde(alias = "seed")]
+    pub subset_seed: u32,
+    /// The run's training seed (`--seed`), recorded to show it played no part here;
+    /// `None` when the subset was written without a run (`repro data subset`).
+    #[serde(default)]
+    pub train_seed: Option<u64>,
     /// Images kept per class.
     pub counts: Vec<usize>,
     /// Indices into the full training set, class 0's first, each class in shuffled order.
@@ -62,14 +74,15 @@ pub struct LongTailSubset {
 
 /// Picks a long-tailed subset of a balanced training set with `labels`.
 ///
-/// `n_max = labels.len() / num_classes`; one generator seeded with `seed` shuffles each
-/// class's indices in turn (class 0 first) and the first `n_i` are kept, as the reference
-/// does with seed 0. A class with fewer than `n_i` images is an error.
+/// `n_max = labels.len() / num_classes`; numpy's MT19937 seeded with `subset_seed`
+/// shuffles each class's indices (in file order) in turn, class 0 first, and the first
+/// `n_i` are kept: with seed 0 exactly the reference's subset. A class with fewer than
+/// `n_i` images is an error.
 pub fn longtail_subset(
     labels: &[u32],
     num_classes: usize,
     imbalance: f64,
-    seed: u64,
+    subset_seed: u32,
 ) -> Result<LongTailSubset, DataError> {
     if num_classes == 0 {
         return Err(DataError::invalid("long-tail subset needs num_classes > 0"));
@@ -84,7 +97,7 @@ pub fn longtail_subset(
         })?;
         class.push(index);
     }
-    let mut rng = DataRng::seed_from_u64(seed);
+    let mut rng = Mt19937::new(subset_seed);
     let mut indices = Vec::with_capacity(counts.iter().sum());
     for (class, (members, &keep)) in by_class.iter_mut().zip(&counts).enumerate() {
         if members.len() < keep {
@@ -93,23 +106,29 @@ pub fn longtail_subset(
                 members.len()
             )));
         }
-        members.shuffle(&mut rng);
+        rng.shuffle(members);
         indices.extend_from_slice(&members[..keep]);
     }
     Ok(LongTailSubset {
         imbalance,
-        seed,
+        subset_seed,
+        train_seed: None,
         counts,
         indices,
     })
 }
 
 impl LongTailSubset {
-    /// Writes the subset as pretty-printed JSON.
+    /// Writes the subset as pretty-printed JSON, through a temporary file and a rename so
+    /// that a reader never sees half a file.
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| DataError::invalid(format!("cannot serialise subset: {e}")))?;
-        std::fs::write(path, json).map_err(|e| DataError::io(path, e))
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        std::fs::write(&tmp, json).map_err(|e| DataError::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
     }
 
     /// Reads a subset written by [`LongTailSubset::save`], checking that the indices

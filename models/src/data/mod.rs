@@ -8,12 +8,17 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod cifar_pickle;
 pub mod dataset;
 pub mod error;
+pub mod fetch;
+pub mod folder;
+pub mod hints;
 pub mod imagefolder;
 pub mod loader;
 pub mod longtail;
 pub mod mixup;
+pub mod mt19937;
 pub mod seed;
 pub mod synthetic;
 
@@ -22,7 +27,7 @@ pub use cifar::{load_cifar, CifarKind, Split};
 pub use dataset::Dataset;
 pub use error::DataError;
 pub use loader::{Batch, Loader, LoaderConfig, LoaderState, SampleSource};
-pub use longtail::{longtail_counts, longtail_subset, LongTailSubset};
+pub use longtail::{longtail_counts, longtail_subset, LongTailSubset, REFERENCE_SUBSET_SEED};
 pub use mixup::{mixup, Mixup};
 pub use seed::DataRng;
 pub use synthetic::{generate_synthetic, SyntheticConfig, SyntheticLt};

@@ -2,15 +2,19 @@
 //! CIFAR (indices written to the run folder), the generated synthetic set, or list files
 //! of JPEGs for the large-scale sets.
 use crate::config::{DatasetKind, RunConfig};
+use crate::data::cifar_pickle::load_cifar_any;
+use crate::data::hints;
 use crate::data::imagefolder::{ImageFolderSamples, ImageList, ImageTransform};
 use crate::data::{
-    generate_synthetic, load_cifar, longtail_subset, CifarKind, CifarSamples, CifarTransform,
-    DataError, DataRng, Dataset, LongTailSubset, SampleSource, Split, SyntheticConfig,
+    generate_synthetic, longtail_subset, CifarKind, CifarSamples, CifarTransform, DataError,
+    DataRng, Dataset, LongTailSubset, SampleSource, Split, SyntheticConfig,
 };
 use crate::error::{Error, Result};
 use crate::metrics::ClassGroups;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+mod folder;
 
 /// Either kind of sample source, so one loader type serves every dataset.
 pub enum AnySource {
@@ -61,6 +65,9 @@ pub struct Prepared {
     pub groups: ClassGroups,
     /// CIFAR's chosen long-tail indices, to be written into the run folder.
     pub subset: Option<LongTailSubset>,
+    /// What a folder dataset found (class names, image size, normalisation), added to
+    /// the run's `config.json` under `"data"`.
+    pub data_info: Option<serde_json::Value>,
 }
 
 impl Prepared {
@@ -68,6 +75,15 @@ impl Prepared {
     pub fn save_indices(&self, out: &Path) -> Result<()> {
         if let Some(s) = &self.subset {
             s.save(&out.join("indices.json"))?;
+        }
+        if let Some(info) = &self.data_info {
+            let path = out.join(crate::train::CONFIG_FILE);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let mut config: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| Error::file(&path, e.to_string()))?;
+            config["data"] = info.clone();
+            let json = serde_json::to_vec_pretty(&config).expect("config serialises");
+            crate::error::write_atomic(&path, &json)?;
         }
         Ok(())
     }
@@ -95,16 +111,16 @@ pub fn prepare(cfg: &RunConfig) -> Result<Prepared> {
                 CifarKind::Cifar100
             };
             let dir = data_dir(cfg)?;
-            let full = load_cifar(kind, &dir, Split::Train)?;
-            let test = load_cifar(kind, &dir, Split::Test)?;
-            let subset =
-                longtail_subset(full.labels(), kind.num_classes(), cfg.imb as f64, cfg.seed)?;
+            let full = load_cifar_any(kind, &dir, Split::Train)?;
+            let test = load_cifar_any(kind, &dir, Split::Test)?;
+            let subset = cifar_subset(cfg, &full)?;
             let train = full.subset(&subset.indices)?;
             let groups = ClassGroups::cifar(kind.num_classes()).map_err(Error::Config)?;
             let mut prepared = cifar_like(train, test, subset.counts.clone(), groups)?;
             prepared.subset = Some(subset);
             Ok(prepared)
         }
+        DatasetKind::Folder => folder::prepare_folder(cfg, &data_dir(cfg)?),
         kind => {
             let dir = data_dir(cfg)?;
             let (train_list, test_list, classes) = list_files(kind);
@@ -112,22 +128,72 @@ pub fn prepare(cfg: &RunConfig) -> Result<Prepared> {
             let test = ImageList::read(&dir.join(test_list), &dir, Some(classes))?;
             let counts = train.class_counts();
             let groups = ClassGroups::from_train_counts(&counts);
+            let normalisation = folder::list_normalisation(cfg)?;
+            let (train, test) = match cfg.image_size {
+                Some(side) => folder::large_sources(train, test, side, normalisation)?,
+                None => (
+                    AnySource::Folder(
+                        ImageFolderSamples::new(train, ImageTransform::Train)
+                            .with_normalisation(normalisation),
+                    ),
+                    AnySource::Folder(
+                        ImageFolderSamples::new(test, ImageTransform::Test)
+                            .with_normalisation(normalisation),
+                    ),
+                ),
+            };
             Ok(Prepared {
-                train: Arc::new(AnySource::Folder(ImageFolderSamples::new(
-                    train,
-                    ImageTransform::Train,
-                ))),
-                test: Arc::new(AnySource::Folder(ImageFolderSamples::new(
-                    test,
-                    ImageTransform::Test,
-                ))),
+                train: Arc::new(train),
+                test: Arc::new(test),
                 num_classes: classes,
                 class_counts: counts,
                 groups,
                 subset: None,
+                data_info: None,
             })
         }
     }
+}
+
+/// The long-tailed subset of a full CIFAR training set that `cfg` trains on.
+fn cifar_subset(cfg: &RunConfig, full: &Dataset) -> Result<LongTailSubset> {
+    let mut subset = longtail_subset(
+        full.labels(),
+        full.num_classes(),
+        cfg.imb as f64,
+        cfg.subset_seed,
+    )?;
+    subset.train_seed = Some(cfg.seed);
+    Ok(subset)
+}
+
+/// The long-tailed subset `cfg` would train on, without loading the test set
+/// (`repro data subset`); it records no training seed.
+pub fn longtail_of(cfg: &RunConfig) -> Result<LongTailSubset> {
+    let kind = match cfg.dataset {
+        DatasetKind::Cifar10Lt => CifarKind::Cifar10,
+        DatasetKind::Cifar100Lt => CifarKind::Cifar100,
+        DatasetKind::Folder => {
+            let folders = crate::data::folder::scan(&data_dir(cfg)?)?;
+            let labels: Vec<u32> = folders.train.iter().map(|&(_, l)| l).collect();
+            let subset = longtail_subset(
+                &labels,
+                folders.classes.len(),
+                cfg.imb as f64,
+                cfg.subset_seed,
+            )?;
+            return Ok(subset);
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "--dataset {other}: a long-tailed subset is drawn only for cifar10-lt,                  cifar100-lt and folder"
+            )))
+        }
+    };
+    let full = load_cifar_any(kind, &data_dir(cfg)?, Split::Train)?;
+    let mut subset = cifar_subset(cfg, &full)?;
+    subset.train_seed = None;
+    Ok(subset)
 }
 
 fn cifar_like(
@@ -150,24 +216,30 @@ fn cifar_like(
         class_counts,
         groups,
         subset: None,
+        data_info: None,
     })
 }
 
 fn data_dir(cfg: &RunConfig) -> Result<PathBuf> {
+    if let Some(message) = hints::missing_data(cfg.dataset, cfg.data.as_deref()) {
+        return Err(Error::Config(message));
+    }
     let dir = cfg
         .data
         .clone()
-        .ok_or_else(|| Error::Config(format!("--data DIR is required for {}", cfg.dataset)))?;
-    if dir.exists() && !dir.is_dir() {
+        .or_else(|| hints::default_data_dir(cfg.dataset))
+        .unwrap_or_default();
+    if dir.is_file() {
         return Err(Error::Config(format!(
             "--data {} is a file; it must be the data folder",
             dir.display()
         )));
     }
     if !dir.is_dir() {
-        return Err(Error::Config(format!(
-            "data folder {} does not exist (--data)",
-            dir.display()
+        return Err(Error::Config(hints::no_such_folder(
+            cfg.dataset,
+            &dir,
+            cfg.data.is_some(),
         )));
     }
     Ok(dir)
