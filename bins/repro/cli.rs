@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// Record the gradient-balance diagnostic (attraction vs repulsion per class).
     #[arg(long)]
     pub diagnostic: bool,
+    /// Record the attraction–repulsion matrix and neural-collapse metrics per evaluated
+    /// epoch into OUT/analysis.jsonl (plot them with `repro analyze`).
+    #[arg(long)]
+    pub analyze: bool,
     /// Output folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -162,6 +166,7 @@ impl RunArgs {
             c.synthetic_max = v;
         }
         c.diagnostic |= self.diagnostic;
+        c.analyze |= self.analyze;
         c.validate()?;
         Ok(c)
     }

@@ -129,6 +129,10 @@ pub struct RunConfig {
     pub num_classes_synthetic: usize,
     /// Record the gradient-balance diagnostic each epoch.
     pub diagnostic: bool,
+    /// Record the attraction–repulsion matrix and neural-collapse metrics per evaluated
+    /// epoch into `analysis.jsonl`.
+    #[serde(default)]
+    pub analyze: bool,
 }
 
 impl Default for RunConfig {
@@ -156,6 +160,7 @@ impl Default for RunConfig {
             synthetic_max: 500,
             num_classes_synthetic: 10,
             diagnostic: false,
+            analyze: false,
         }
     }
 }

@@ -117,6 +117,9 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         ck.restore(&[params, buffers].concat(), &path)?;
         sgd.load_state(&ck.sgd)?;
         loader_state = ck.loader;
+        // A kill between a line's append and the checkpoint save left lines past ck.epoch.
+        jsonl::truncate_to_epoch(&out.join(LOG_FILE), ck.epoch)?;
+        crate::analysis::on_resume(out, ck.epoch)?;
         state = RunState {
             first_epoch: ck.epoch + 1,
             history: ck.history.clone(),
@@ -128,6 +131,10 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
     let loader_cfg = LoaderConfig::train(cfg.batch, cfg.seed);
     let mut loader = Loader::resume(data.train.clone(), loader_cfg, loader_state)?;
     let wall_before = state.wall_s;
+    let unaugmented_train = match cfg.analyze {
+        true => Some(crate::analysis::unaugmented(&data.train)?),
+        false => None,
+    };
 
     let last = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
     for epoch in state.first_epoch..=last {
@@ -143,6 +150,9 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         let mut balance = cfg
             .diagnostic
             .then(|| GradientBalanceAccumulator::new(data.num_classes));
+        // `M` is only recorded for evaluated epochs, so only those pay for it.
+        let mut analyzer = (cfg.analyze && (epoch % cfg.eval_every == 0 || epoch == cfg.epochs))
+            .then(|| crate::analysis::EpochAnalyzer::new(data.num_classes));
         let (mut loss_sum, mut seen, mut data_wait_s) = (0.0, 0usize, 0.0);
         let mut batches = loader.epoch().enumerate();
         loop {
@@ -170,17 +180,21 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             let x = Tensor::from_vec(batch.images, batch.shape.to_vec())?.to_device(device)?;
             let features = model.features(&x)?;
             let logits = model.classifier.forward(&features)?;
-            let loss = match balance.as_mut() {
-                Some(acc) => {
-                    let (loss, dlogits) = criterion.loss_with_grad(&logits, &target, epoch)?;
+            let loss = if balance.is_some() || analyzer.is_some() {
+                let (loss, dlogits) = criterion.loss_with_grad(&logits, &target, epoch)?;
+                if let Some(acc) = balance.as_mut() {
                     acc.add(&GradientBalance::compute(
                         &features.detach(),
                         &dlogits,
                         &labels,
                     )?)?;
-                    loss
                 }
-                None => criterion.loss(&logits, &target, epoch)?,
+                if let Some(a) = analyzer.as_mut() {
+                    a.add_step(&features.detach(), &dlogits, &target)?;
+                }
+                loss
+            } else {
+                criterion.loss(&logits, &target, epoch)?
             };
             let value = loss.item()?;
             if !value.is_finite() {
@@ -219,6 +233,10 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         } else {
             None
         };
+        if let (Some(a), Some(train)) = (analyzer, &unaugmented_train) {
+            let record = a.finish(&mut model, train, &data.class_counts, cfg.batch, epoch)?;
+            crate::analysis::write(out, &record)?;
+        }
         let log = EpochLog {
             epoch,
             lr: sgd.lr,
