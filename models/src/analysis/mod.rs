@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::resnet::ResNet;
 use crate::train::jsonl;
 use crate::train::source::AnySource;
-use arbor_engine::ops::loss::Target;
+use arbor_engine::ops::loss::{Criterion, Target};
 use arbor_engine::{no_grad, Tensor};
 use collapse::{CollapseMetrics, FeatureStats, NearestMean};
 use matrix::{memberships, MatrixAccumulator};
@@ -86,9 +86,19 @@ impl EpochAnalyzer {
         }
     }
 
-    /// One step: `features` `[B, d]` and the summed loss's logit gradient `dlogits` `[B, C]`.
-    pub fn add_step(&mut self, features: &Tensor, dlogits: &Tensor, target: &Target) -> Result<()> {
+    /// One step: `features` `[B, d]` and `logits` `[B, C]` of the step, and its loss. The
+    /// logit gradient is recomputed off the tape, so the step's own backward (and hence
+    /// the training) is exactly that of a run without `--analyze`.
+    pub fn add_step(
+        &mut self,
+        features: &Tensor,
+        logits: &Tensor,
+        criterion: &Criterion,
+        target: &Target,
+        epoch: usize,
+    ) -> Result<()> {
         let t0 = Instant::now();
+        let dlogits = no_grad(|| criterion.loss_with_grad(&logits.detach(), target, epoch))?.1;
         let members = match target {
             Target::Hard(y) => memberships(y, None),
             Target::Mixup { a, b, lam } => memberships(a, Some((b, *lam))),
@@ -98,7 +108,7 @@ impl EpochAnalyzer {
                 ))
             }
         };
-        let h = features.to_vec::<f32>()?;
+        let h = features.detach().to_vec::<f32>()?;
         let g = dlogits.to_vec::<f32>()?;
         self.acc.add(&h, &g, &members)?;
         self.seconds += t0.elapsed().as_secs_f64();

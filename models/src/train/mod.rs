@@ -180,22 +180,21 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             let x = Tensor::from_vec(batch.images, batch.shape.to_vec())?.to_device(device)?;
             let features = model.features(&x)?;
             let logits = model.classifier.forward(&features)?;
-            let loss = if balance.is_some() || analyzer.is_some() {
-                let (loss, dlogits) = criterion.loss_with_grad(&logits, &target, epoch)?;
-                if let Some(acc) = balance.as_mut() {
+            let loss = match balance.as_mut() {
+                Some(acc) => {
+                    let (loss, dlogits) = criterion.loss_with_grad(&logits, &target, epoch)?;
                     acc.add(&GradientBalance::compute(
                         &features.detach(),
                         &dlogits,
                         &labels,
                     )?)?;
+                    loss
                 }
-                if let Some(a) = analyzer.as_mut() {
-                    a.add_step(&features.detach(), &dlogits, &target)?;
-                }
-                loss
-            } else {
-                criterion.loss(&logits, &target, epoch)?
+                None => criterion.loss(&logits, &target, epoch)?,
             };
+            if let Some(a) = analyzer.as_mut() {
+                a.add_step(&features, &logits, &criterion, &target, epoch)?;
+            }
             let value = loss.item()?;
             if !value.is_finite() {
                 tape::clear();
