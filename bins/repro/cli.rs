@@ -40,8 +40,21 @@ pub enum Command {
         /// Folder holding `cifar-10-batches-bin/` and `cifar-100-binary/`.
         #[arg(long)]
         data_root: PathBuf,
+        /// Only these presets (comma-separated names from `repro presets`).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Plot the `--analyze` records of one or more runs: M heatmaps, repulsion/attraction
+    /// per class, NC1-NC4 per epoch, norms against class count, and analysis.md.
+    Analyze {
+        /// Run folders holding analysis.jsonl.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Output folder (default: RUN_DIR/analysis for one run, runs/analysis for several).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// The demo (also what `repro` with no command runs).
     Demo(RunArgs),
