@@ -121,6 +121,9 @@ pub struct RunArgs {
     /// epoch into OUT/analysis.jsonl (plot them with `repro analyze`).
     #[arg(long)]
     pub analyze: bool,
+    /// With --analyze: record every N-th evaluated epoch and the last (default 10).
+    #[arg(long)]
+    pub analyze_every: Option<usize>,
     /// Output folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -180,6 +183,9 @@ impl RunArgs {
         }
         c.diagnostic |= self.diagnostic;
         c.analyze |= self.analyze;
+        if let Some(v) = self.analyze_every {
+            c.analyze_every = v;
+        }
         c.validate()?;
         Ok(c)
     }

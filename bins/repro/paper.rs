@@ -58,12 +58,13 @@ pub fn differing_keys(dir: &Path, cfg: &RunConfig) -> Result<Vec<String>, String
     let mut keys: Vec<String> = saved.keys().chain(want.keys()).cloned().collect();
     keys.sort();
     keys.dedup();
+    let defaults = serde_json::to_value(RunConfig::default()).expect("config serialises");
     Ok(keys
         .into_iter()
         .filter(|k| {
-            // A key this build added (serde default) and left at its default is no change.
+            // A key added since the run was saved, left at its default, is no change.
             let (a, b) = (saved.get(k), want.get(k));
-            a != b && !(a.is_none() && b == Some(&serde_json::Value::Bool(false)))
+            a != b && !(a.is_none() && b == defaults.get(k))
         })
         .collect())
 }

@@ -88,7 +88,7 @@ fn lines(runs: &[(String, RunResult)]) -> Vec<Line> {
                 });
             }
             // Published methods arbor does not run, for reference.
-            let mut seen: Vec<&str> = methods().iter().filter_map(|m| m.2).collect();
+            let mut seen: Vec<&str> = ours.iter().filter_map(|o| o.2 .4).collect();
             for p in published.iter().filter(|p| p.dataset == ds && p.imb == imb) {
                 if seen.contains(&p.method) {
                     continue;

@@ -262,3 +262,60 @@ fn random_features_are_far_from_collapse_and_nc1_matches_a_naive_computation() {
         assert!(nc4 > 0.2, "C={c}: NC4 {nc4}");
     }
 }
+
+/// The C = 1000 cost (ImageNet-LT shapes: ResNet-50's 2048-d features, batch 1024):
+/// `cargo test --release -p arbor-models --test analysis -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand"]
+fn cost_at_1000_classes() {
+    use std::time::Instant;
+    let (c, d, b, n_train) = (1000, 2048, 1024, 115_846usize);
+    let mut rng = StdRng::seed_from_u64(1);
+    // ImageNet-LT-like labels: class k drawn with weight ~ 1280 * (5/1280)^(k/999).
+    let weights: Vec<f64> = (0..c)
+        .map(|k| (5.0f64 / 1280.0).powf(k as f64 / 999.0))
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut label = || {
+        let mut u = rng.gen_range(0.0..total);
+        weights
+            .iter()
+            .position(|w| {
+                u -= w;
+                u <= 0.0
+            })
+            .unwrap_or(c - 1)
+    };
+    let labels: Vec<usize> = (0..b).map(|_| label()).collect();
+    let mut rng = StdRng::seed_from_u64(2);
+    let h = random(&mut rng, b * d);
+    let g = random(&mut rng, b * c);
+    let mut acc = MatrixAccumulator::new(c);
+    let t = Instant::now();
+    acc.add(&h, &g, &memberships(&labels, None)).unwrap();
+    let m_batch = t.elapsed().as_secs_f64();
+    let mut stats = FeatureStats::new(c, d);
+    let t = Instant::now();
+    stats.add(&h, &labels).unwrap();
+    let s_batch = t.elapsed().as_secs_f64();
+    // Every class needs an image for the metrics; the rest of the epoch is extrapolated.
+    let all: Vec<usize> = (0..c).collect();
+    stats.add(&h[..c * d], &all).unwrap();
+    let w = DMatrix::from_fn(c, d, |_, _| rng.gen_range(-1.0..1.0));
+    let mut nm = NearestMean::new(&stats);
+    let t = Instant::now();
+    nm.add(&h, &g, b).unwrap();
+    let n_batch = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let m = stats.metrics(&w, nm.share());
+    let metrics_s = t.elapsed().as_secs_f64();
+    assert!(m.nc1.is_some());
+    let batches = n_train.div_ceil(b) as f64;
+    println!(
+        "C={c} d={d} B={b}: M {m_batch:.3} s/batch ({:.1} s per ImageNet-LT epoch); \
+         NC statistics {s_batch:.3} s/batch, nearest-mean {n_batch:.3} s/batch \
+         ({:.1} s for both passes over {n_train} images, host side); metrics {metrics_s:.2} s",
+        m_batch * batches,
+        (s_batch + n_batch) * batches
+    );
+}

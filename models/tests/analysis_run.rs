@@ -22,6 +22,7 @@ fn tiny() -> RunConfig {
         imb: 10,
         schedule: "cosine".into(),
         analyze: true,
+        analyze_every: 1,
         ..RunConfig::default()
     }
 }

@@ -1,4 +1,5 @@
-//! `--analyze`: the paper's geometry, per evaluated epoch, into `analysis.jsonl`.
+//! `--analyze`: the paper's geometry, per recorded epoch ([`records_epoch`]), into
+//! `analysis.jsonl`.
 //!
 //! Each record holds the epoch-mean attraction–repulsion matrix `M` ([`matrix`]), per class
 //! its attraction, summed repulsion and their ratio, the neural-collapse metrics of the
@@ -16,6 +17,7 @@
 pub mod collapse;
 pub mod matrix;
 
+use crate::config::RunConfig;
 use crate::data::imagefolder::ImageTransform;
 use crate::data::{CifarSamples, CifarTransform, Loader, LoaderConfig};
 use crate::error::{Error, Result};
@@ -31,6 +33,13 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Whether `--analyze` records `epoch`: an evaluated epoch that is a multiple of
+/// `analyze_every`, and the last epoch.
+pub fn records_epoch(cfg: &RunConfig, epoch: usize) -> bool {
+    let evaluated = epoch % cfg.eval_every == 0 || epoch == cfg.epochs;
+    cfg.analyze && evaluated && (epoch % cfg.analyze_every == 0 || epoch == cfg.epochs)
+}
 
 /// The per-epoch analysis file of a run folder.
 pub const ANALYSIS_FILE: &str = "analysis.jsonl";

@@ -150,8 +150,8 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         let mut balance = cfg
             .diagnostic
             .then(|| GradientBalanceAccumulator::new(data.num_classes));
-        // `M` is only recorded for evaluated epochs, so only those pay for it.
-        let mut analyzer = (cfg.analyze && (epoch % cfg.eval_every == 0 || epoch == cfg.epochs))
+        // Only the epochs that are recorded pay for `M` and the collapse passes.
+        let mut analyzer = crate::analysis::records_epoch(cfg, epoch)
             .then(|| crate::analysis::EpochAnalyzer::new(data.num_classes));
         let (mut loss_sum, mut seen, mut data_wait_s) = (0.0, 0usize, 0.0);
         let mut batches = loader.epoch().enumerate();
