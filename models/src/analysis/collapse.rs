@@ -44,7 +44,7 @@ pub struct CollapseMetrics {
 }
 
 fn host_rows(features: &[f32], rows: usize, what: &str) -> Result<(usize, DMatrix<f64>)> {
-    if rows == 0 || features.len() % rows != 0 {
+    if rows == 0 || !features.len().is_multiple_of(rows) {
         return Err(Error::Config(format!(
             "analysis: {} {what} values for {rows} rows",
             features.len()

@@ -56,7 +56,7 @@ pub fn batch_matrix(
     num_classes: usize,
 ) -> Result<Vec<f64>> {
     let (b, c) = (members.len(), num_classes);
-    if b == 0 || dlogits.len() != b * c || features.len() % b != 0 {
+    if b == 0 || dlogits.len() != b * c || !features.len().is_multiple_of(b) {
         return Err(Error::Config(format!(
             "analysis: {} feature values, {} logit-gradient values for {b} rows and {c} classes",
             features.len(),

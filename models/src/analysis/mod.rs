@@ -37,8 +37,8 @@ use std::time::Instant;
 /// Whether `--analyze` records `epoch`: an evaluated epoch that is a multiple of
 /// `analyze_every`, and the last epoch.
 pub fn records_epoch(cfg: &RunConfig, epoch: usize) -> bool {
-    let evaluated = epoch % cfg.eval_every == 0 || epoch == cfg.epochs;
-    cfg.analyze && evaluated && (epoch % cfg.analyze_every == 0 || epoch == cfg.epochs)
+    let evaluated = epoch.is_multiple_of(cfg.eval_every) || epoch == cfg.epochs;
+    cfg.analyze && evaluated && (epoch.is_multiple_of(cfg.analyze_every) || epoch == cfg.epochs)
 }
 
 /// The per-epoch analysis file of a run folder.
