@@ -15,6 +15,7 @@ struct Line {
     imb: u32,
     method: String,
     preset: Option<String>,
+    arch: Option<String>,
     epochs: Option<usize>,
     short_grid: bool,
     top1_final: Option<f64>,
@@ -69,6 +70,7 @@ fn lines(runs: &[(String, RunResult)]) -> Vec<Line> {
                     imb,
                     method: label.into(),
                     preset: Some(name.to_string()),
+                    arch: Some(r.arch.clone()),
                     epochs: Some(r.epochs),
                     short_grid: short,
                     top1_final: Some(r.top1_final),
@@ -99,6 +101,7 @@ fn lines(runs: &[(String, RunResult)]) -> Vec<Line> {
                     imb,
                     method: p.method.into(),
                     preset: None,
+                    arch: None,
                     epochs: None,
                     short_grid: false,
                     top1_final: None,
@@ -123,6 +126,15 @@ fn lines(runs: &[(String, RunResult)]) -> Vec<Line> {
 fn markdown(lines: &[Line]) -> String {
     let (epochs_protocol, within) = protocol();
     let mut s = String::from("# CIFAR-LT, ResNet-32: arbor beside the published figures\n\n");
+    let mut archs: Vec<&str> = lines.iter().filter_map(|l| l.arch.as_deref()).collect();
+    archs.sort();
+    archs.dedup();
+    if archs.iter().any(|a| *a != "resnet32") {
+        s += &format!(
+            "**arbor's runs use {}, not the protocol's ResNet-32.**\n\n",
+            archs.join(", ")
+        );
+    }
     let short: Vec<usize> = lines
         .iter()
         .filter(|l| l.short_grid)
@@ -141,6 +153,9 @@ fn markdown(lines: &[Line]) -> String {
             s += &format!("\n## {} IF {}\n\n| method | epochs | top-1 final | many / med / few final | top-1 best (epoch) | many / med / few best | published top-1 | reproduced? |\n|---|---|---|---|---|---|---|---|\n", l.dataset, l.imb);
         }
         let verdict = match (l.reproduced, l.short_grid, l.published_top1, &l.preset) {
+            (_, _, _, None) if methods().iter().any(|m| m.2 == Some(l.method.as_str())) => {
+                "not in this grid".to_string()
+            }
             (_, _, _, None) => "not run by arbor".to_string(),
             (_, true, _, _) => "n/a (short grid)".into(),
             (Some(true), ..) => "yes".into(),
