@@ -210,5 +210,5 @@ fn presets_list_every_reference_config() {
     ] {
         assert!(text.contains(name), "{name} missing");
     }
-    assert_eq!(text.lines().count(), 27);
+    assert_eq!(text.lines().count(), 51);
 }

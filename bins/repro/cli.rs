@@ -40,8 +40,21 @@ pub enum Command {
         /// Folder holding `cifar-10-batches-bin/` and `cifar-100-binary/`.
         #[arg(long)]
         data_root: PathBuf,
+        /// Only these presets (comma-separated names from `repro presets`).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Plot the `--analyze` records of one or more runs: M heatmaps, repulsion/attraction
+    /// per class, NC1-NC4 per epoch, norms against class count, and analysis.md.
+    Analyze {
+        /// Run folders holding analysis.jsonl.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Output folder (default: RUN_DIR/analysis for one run, runs/analysis for several).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// The demo (also what `repro` with no command runs).
     Demo(RunArgs),
@@ -128,6 +141,13 @@ pub struct RunArgs {
     /// Record the gradient-balance diagnostic (attraction vs repulsion per class).
     #[arg(long)]
     pub diagnostic: bool,
+    /// Record the attraction–repulsion matrix and neural-collapse metrics per evaluated
+    /// epoch into OUT/analysis.jsonl (plot them with `repro analyze`).
+    #[arg(long)]
+    pub analyze: bool,
+    /// With --analyze: record every N-th evaluated epoch and the last (default 10).
+    #[arg(long)]
+    pub analyze_every: Option<usize>,
     /// Output folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -208,6 +228,10 @@ impl RunArgs {
             c.init_from = Some(v.clone());
         }
         c.freeze_backbone |= self.freeze_backbone;
+        c.analyze |= self.analyze;
+        if let Some(v) = self.analyze_every {
+            c.analyze_every = v;
+        }
         c.validate()?;
         Ok(c)
     }

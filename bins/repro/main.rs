@@ -2,8 +2,12 @@
 //!
 //! `repro` alone runs the synthetic demo; `repro train|compare|preset|presets|paper` are
 //! described by `repro --help`. Errors print one line naming what is wrong and exit 1.
+mod analyze;
+mod analyze_plots;
 mod cli;
 mod data_cmd;
+mod paper;
+mod paper_table;
 mod report;
 mod weights_cmd;
 
@@ -67,10 +71,24 @@ fn dispatch(cmd: Command) -> Result<(), String> {
             compare(&base, &losses, &out, &run)
         }
         Command::Demo(run) => demo(&run),
-        Command::Paper { data_root, run } => paper(&data_root, &run),
         Command::Export(a) => weights_cmd::export(&a),
         Command::Eval(a) => weights_cmd::eval(&a),
         Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Analyze { runs, out } => {
+            let out = out.unwrap_or_else(|| match runs.as_slice() {
+                [one] => one.join("analysis"),
+                _ => PathBuf::from("runs").join("analysis"),
+            });
+            for f in analyze::run(&runs, &out)? {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
+        Command::Paper {
+            data_root,
+            only,
+            run,
+        } => paper::run(&data_root, &only, &run),
     }
 }
 
@@ -245,58 +263,4 @@ fn demo(args: &RunArgs) -> Result<(), String> {
         &out,
         args,
     )
-}
-
-/// The CIFAR grid: every CIFAR preset, then one table beside the published numbers.
-fn paper(root: &Path, args: &RunArgs) -> Result<(), String> {
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join("paper"));
-    let _lock = train::run_dir::lock(&out).map_err(|e| e.to_string())?;
-    let mut rows = Vec::new();
-    for p in presets::all()
-        .into_iter()
-        .filter(|p| !p.config.dataset.is_large_scale())
-    {
-        let folder = match p.config.dataset {
-            DatasetKind::Cifar10Lt => "cifar-10-batches-bin",
-            _ => "cifar-100-binary",
-        };
-        let run_args = RunArgs {
-            data: Some(root.join(folder)),
-            ..args.clone()
-        };
-        let cfg = run_args.apply(p.config.clone())?;
-        set_threads_once(cfg.threads)?;
-        let dir = out.join(&p.name);
-        // A finished run is reused; an interrupted one continues from its checkpoint.
-        let result = match std::fs::read(dir.join(train::RESULTS_FILE)) {
-            Ok(bytes) => serde_json::from_slice::<RunResult>(&bytes)
-                .map_err(|e| format!("{}: {e}", dir.display()))?,
-            Err(_) => {
-                let resume = dir.join(train::CONFIG_FILE).exists()
-                    || dir.join(train::CHECKPOINT_FILE).exists();
-                let a = RunArgs {
-                    resume,
-                    ..run_args.clone()
-                };
-                match train_one(&cfg, &dir, &a)? {
-                    Some(r) => r,
-                    None => return Ok(()),
-                }
-            }
-        };
-        rows.push((p.name.clone(), result));
-    }
-    let path = report::write_paper_table(&out, &rows)?;
-    println!("{}", std::fs::read_to_string(&path).unwrap_or_default());
-    println!("paper table: {}", path.display());
-    Ok(())
-}
-
-/// `paper` applies the thread count once for the whole grid.
-fn set_threads_once(threads: usize) -> Result<(), String> {
-    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| set_threads(threads)).clone()
 }

@@ -1,6 +1,4 @@
 //! Comparison tables (markdown, CSV, JSON), the paper-style grid, and PNG plots.
-use arbor_models::config::DatasetKind;
-use arbor_models::presets::{self, Published};
 use arbor_models::train::report::{EpochLog, RunResult};
 use arbor_models::train::LOG_FILE;
 use plotters::prelude::*;
@@ -254,62 +252,4 @@ fn plot_curves(path: &Path, rows: &[Row]) -> Result<(), String> {
             .map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))
-}
-
-/// The CIFAR grid as the paper lays it out: rows are methods, columns dataset x IF; our
-/// runs (best-epoch top-1, as the reference reports, and final-epoch in brackets) above the
-/// published baselines.
-pub fn write_paper_table(out: &Path, runs: &[(String, RunResult)]) -> Result<PathBuf, String> {
-    let cols = [
-        (DatasetKind::Cifar10Lt, 100),
-        (DatasetKind::Cifar10Lt, 50),
-        (DatasetKind::Cifar10Lt, 10),
-        (DatasetKind::Cifar100Lt, 100),
-        (DatasetKind::Cifar100Lt, 50),
-        (DatasetKind::Cifar100Lt, 10),
-    ];
-    let mut s = String::from("# CIFAR-LT top-1 (%), ResNet-32\n\n| method | C10 IF100 | C10 IF50 | C10 IF10 | C100 IF100 | C100 IF50 | C100 IF10 |\n|---|---|---|---|---|---|---|\n");
-    for (variant, label) in [
-        ("ce", "CE (ours)"),
-        ("arb", "ARB (ours)"),
-        ("arb-mixup", "ARB + mixup (ours)"),
-        ("arb-ugcc", "ARB, global counts (ours)"),
-    ] {
-        s += &format!("| {label} |");
-        for (ds, imb) in cols {
-            let name = format!("{}-if{imb}-{variant}", ds.name());
-            let cell = runs
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or("-".to_string(), |(_, r)| {
-                    format!("{:.1} ({:.1})", r.top1_best, r.top1_final)
-                });
-            s += &format!(" {cell} |");
-        }
-        s += "\n";
-    }
-    let published = presets::published();
-    let mut methods: Vec<&str> = published.iter().map(|p| p.method).collect();
-    methods.dedup();
-    for m in methods {
-        s += &format!("| {m} (published) |");
-        for (ds, imb) in cols {
-            let cell = published
-                .iter()
-                .find(|p: &&Published| p.method == m && p.dataset == ds && p.imb == imb)
-                .map_or("-".to_string(), |p| format!("{:.1}", p.top1));
-            s += &format!(" {cell} |");
-        }
-        s += "\n";
-    }
-    s += "\nOurs: best-epoch top-1 (selected on the test set, as the reference reports) and, in brackets, the final epoch.\n\nSources of the published rows:\n";
-    let mut sources: Vec<(&str, &str)> = published.iter().map(|p| (p.method, p.source)).collect();
-    sources.dedup();
-    for (m, src) in sources {
-        s += &format!("- {m}: {src}\n");
-    }
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let path = out.join("paper_table.md");
-    write(&path, s.as_bytes())?;
-    Ok(path)
 }

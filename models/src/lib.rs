@@ -1,4 +1,5 @@
 //! ResNets, datasets, trainer and metrics.
+pub mod analysis;
 pub mod config;
 pub mod data;
 pub mod error;

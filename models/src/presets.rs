@@ -11,16 +11,21 @@ pub struct Preset {
     pub config: RunConfig,
 }
 
-/// The four CIFAR configs of the ARB reference, per dataset and imbalance factor.
-const CIFAR_VARIANTS: [(&str, &str, CountsMode, f64); 4] = [
+/// The four CIFAR configs of the ARB reference and four baselines, per dataset and IF.
+const CIFAR_VARIANTS: [(&str, &str, CountsMode, f64); 8] = [
     ("ce", "ce", CountsMode::Batch, 0.0),
+    // The baselines the protocol compares against, on the same recipe.
+    ("focal", "focal", CountsMode::Batch, 0.0),
+    ("cb", "cb", CountsMode::Batch, 0.0),
+    ("ldam-drw", "ldam-drw", CountsMode::Batch, 0.0),
+    ("bsm", "bsm", CountsMode::Batch, 0.0),
     ("arb", "arb", CountsMode::Batch, 0.0),
     ("arb-mixup", "arb", CountsMode::Batch, 1.0),
     ("arb-ugcc", "arb", CountsMode::Global, 0.0),
 ];
 
-/// Every preset: CIFAR-10/100-LT x IF 100/50/10 x {ce, arb, arb-mixup, arb-ugcc}, and the
-/// large-scale ARB runs.
+/// Every preset: CIFAR-10/100-LT x IF 100/50/10 x {ce, focal, cb, ldam-drw, bsm, arb,
+/// arb-mixup, arb-ugcc}, and the large-scale ARB runs.
 pub fn all() -> Vec<Preset> {
     let mut out = Vec::new();
     for (ds, short) in [

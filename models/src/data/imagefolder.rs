@@ -191,6 +191,15 @@ pub struct ImageFolderSamples {
 }
 
 impl ImageFolderSamples {
+    /// The same images through another transform (the analysis reads the training set
+    /// un-augmented).
+    pub fn with_transform(&self, transform: ImageTransform) -> Self {
+        ImageFolderSamples {
+            transform,
+            ..self.clone()
+        }
+    }
+
     /// Serves `list` through `transform` at the protocol's sizes.
     pub fn new(list: ImageList, transform: ImageTransform) -> Self {
         ImageFolderSamples {

@@ -17,8 +17,10 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"ARBORCKP";
-/// Version 1 was a bare bincode payload starting with the string `arbor-checkpoint-v1`.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 1 was a bare bincode payload starting with the string `arbor-checkpoint-v1`;
+/// version 2 had a `RunConfig` without the data, weights and analysis fields (bincode is
+/// not self-describing, so every change of the payload's types bumps this).
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
 #[derive(Serialize, Deserialize)]

@@ -138,6 +138,10 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
     let loader_cfg = LoaderConfig::train(cfg.batch, cfg.seed);
     let mut loader = Loader::resume(data.train.clone(), loader_cfg, loader_state)?;
     let wall_before = state.wall_s;
+    let unaugmented_train = match cfg.analyze {
+        true => Some(crate::analysis::unaugmented(&data.train)?),
+        false => None,
+    };
 
     let last = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
     for epoch in state.first_epoch..=last {
@@ -153,6 +157,9 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         let mut balance = cfg
             .diagnostic
             .then(|| GradientBalanceAccumulator::new(data.num_classes));
+        // Only the epochs that are recorded pay for `M` and the collapse passes.
+        let mut analyzer = crate::analysis::records_epoch(cfg, epoch)
+            .then(|| crate::analysis::EpochAnalyzer::new(data.num_classes));
         let (mut loss_sum, mut seen, mut data_wait_s) = (0.0, 0usize, 0.0);
         let mut batches = loader.epoch().enumerate();
         loop {
@@ -192,6 +199,9 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
                 }
                 None => criterion.loss(&logits, &target, epoch)?,
             };
+            if let Some(a) = analyzer.as_mut() {
+                a.add_step(&features, &logits, &criterion, &target, epoch)?;
+            }
             let value = loss.item()?;
             if !value.is_finite() {
                 tape::clear();
@@ -231,6 +241,10 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         };
         if let Some(e) = &eval {
             hooks::keep_if_best(out, cfg, &model, &state.history, epoch, e.top1)?;
+        }
+        if let (Some(a), Some(train)) = (analyzer, &unaugmented_train) {
+            let record = a.finish(&mut model, train, &data.class_counts, cfg.batch, epoch)?;
+            crate::analysis::write(out, &record)?;
         }
         let log = EpochLog {
             epoch,

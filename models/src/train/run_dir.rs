@@ -37,6 +37,7 @@ pub const RUN_FILES: &[&str] = &[
     RESULTS_FILE,
     LOCK_FILE,
     super::hooks::BEST_FILE,
+    crate::analysis::ANALYSIS_FILE,
     // What `repro export RUN_DIR` writes by default.
     "model.safetensors",
 ];
@@ -316,7 +317,13 @@ fn resume(cfg: &RunConfig, out: &Path, saved: &RunConfig) -> Result<Option<Check
     let Some(found) = found else {
         // Killed before its first checkpoint: start again from epoch 1, same config.
         check_flags(cfg, saved, out, CONFIG_FILE)?;
-        for f in [LOG_FILE, RESULTS_FILE, INDICES_FILE] {
+        for f in [
+            LOG_FILE,
+            RESULTS_FILE,
+            INDICES_FILE,
+            crate::analysis::ANALYSIS_FILE,
+            super::hooks::BEST_FILE,
+        ] {
             remove_if_present(&out.join(f))?;
         }
         eprintln!(
@@ -355,7 +362,9 @@ fn resume(cfg: &RunConfig, out: &Path, saved: &RunConfig) -> Result<Option<Check
         // Written again from the checkpoint's config (with --epochs as now given).
         write_config(out, cfg)?;
     }
+    // A kill between a line's append and the checkpoint save left lines past ck.epoch.
     jsonl::truncate_to_epoch(&out.join(LOG_FILE), ck.epoch)?;
+    crate::analysis::on_resume(out, ck.epoch)?;
     Ok(Some(ck))
 }
 
