@@ -1,20 +1,8 @@
 //! `repro train --analyze` then `repro analyze`: the figures and analysis.md of two short
 //! synthetic runs, and a clear error for a run without analysis.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repro(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repro"))
-        .args(args)
-        .output()
-        .expect("repro runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("arbor-analyze-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod common;
+use common::{repro, tmp};
+use std::path::Path;
 
 fn train(out: &Path, loss: &str) {
     let o = repro(&[

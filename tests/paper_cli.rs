@@ -1,16 +1,11 @@
 //! `repro paper` on two presets of a one-epoch grid over CIFAR-10 binary files the test
 //! writes: the table (markdown, CSV, JSON) holds the runs' own numbers, a second call
 //! reuses them, and a changed configuration is refused by name.
+mod common;
+use common::{repro, tmp};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repro(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repro"))
-        .args(args)
-        .output()
-        .expect("repro runs")
-}
+use std::path::Path;
+use std::process::Output;
 
 /// CIFAR-10 binary files: 5 x 10 000 training and 10 000 test records (what the reader
 /// insists on), label `i % 10`, pixels a function of the label and the record.
@@ -38,12 +33,6 @@ fn write_cifar10(root: &Path) {
             .write_all(&bytes)
             .unwrap();
     }
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("arbor-paper-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 const PRESETS: &str = "cifar10-lt-if100-ce,cifar10-lt-if100-arb";

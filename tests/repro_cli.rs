@@ -1,22 +1,10 @@
 //! `repro` end to end, as a user runs it: a tiny synthetic training run, results.json
 //! against the documented schema, stop-and-resume equal to an uninterrupted run, and bad
 //! input answered with a message and a non-zero exit.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repro(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repro"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("repro runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("arbor-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod common;
+use common::{repro, tmp};
+use std::path::Path;
+use std::process::Output;
 
 const TINY: &[&str] = &[
     "--dataset",

@@ -1,6 +1,8 @@
 //! Getting data as a user does: fetch a (small, test-built) CIFAR archive from a loopback
 //! server and train on it; the reference's subset regardless of --seed; and the errors a
 //! new user meets, each naming the flag or file and how to get the data.
+mod common;
+use common::{repro, stderr, tmp_dir as tmp};
 #[path = "../models/tests/common/archive.rs"]
 mod archive;
 #[path = "../models/tests/common/http.rs"]
@@ -11,27 +13,7 @@ use arbor_models::data::{load_cifar, longtail_subset, CifarKind, Split};
 use archive::{md5_hex, small_cifar10};
 use http::{Behaviour, Server};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repro(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repro"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("repro runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("arbor-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use std::path::Path;
 
 fn serving(bytes: &[u8]) -> Server {
     Server::start(Behaviour {

@@ -1,27 +1,10 @@
 //! `--dataset folder` end to end: PNGs the test writes, one folder per class, trained for
 //! an epoch; class names and the data's own normalisation in config.json (checked against
 //! a naive computation over the written pixels); and each bad input named in the error.
+mod common;
+use common::{repro, stderr, tmp_dir as tmp};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repro(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repro"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("repro runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("arbor-folder-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use std::process::Output;
 
 /// Pixel (x, y) channel c of image `k` of class `class`.
 fn pixel(class: usize, k: usize, x: u32, y: u32, c: usize) -> u8 {

@@ -2,22 +2,11 @@
 //! `--force` never deletes what arbor did not write, one process per folder, checksummed
 //! checkpoints, recovery after a kill at any moment, `config.json` kept true, and no temp
 //! file left by a failed write.
-use std::path::{Path, PathBuf};
+mod common;
+use common::{repro, tmp};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn repro(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repro"))
-        .args(args)
-        .output()
-        .expect("repro runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("arbor-runfolder-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 /// A run of a few seconds; `max` sets the largest class (and so the epoch's length).
 fn run_args(out: &Path, max: &str, epochs: &str) -> Vec<String> {

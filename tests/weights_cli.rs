@@ -1,22 +1,10 @@
 //! `repro export` / `repro eval` / `repro train --init-from` as a user runs them: figures
 //! that match the run's own results.json, per-image predictions, and files that do not fit
 //! answered with a message naming the tensor and a non-zero exit.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repro(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repro"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("repro runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("arbor-wcli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod common;
+use common::{repro, tmp};
+use std::path::Path;
+use std::process::Output;
 
 const DATA: &[&str] = &[
     "--dataset",
