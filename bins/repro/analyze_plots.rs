@@ -1,6 +1,7 @@
 //! The PNGs of `repro analyze`; each has a title, axis labels and, with several runs, a
 //! legend, so it reads on its own.
 use crate::analyze::RunAnalysis;
+use crate::report::COLOURS;
 use arbor_models::analysis::collapse::CollapseMetrics;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -14,15 +15,6 @@ pub const FIGURES: [(&str, Draw); 4] = [
     ("ratio.png", ratio),
     ("collapse.png", collapse),
     ("norms.png", norms),
-];
-
-const COLOURS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(255, 127, 14),
-    RGBColor(23, 190, 207),
 ];
 
 fn err(e: impl std::fmt::Display) -> String {

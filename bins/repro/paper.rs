@@ -45,28 +45,19 @@ pub fn select(only: &[String]) -> Result<Vec<Preset>, String> {
         .collect()
 }
 
-/// The keys whose values differ between a run folder's `config.json` and `cfg`.
+/// The keys whose values differ between a run folder's `config.json` and `cfg`. A key
+/// added since the run was saved reads as its default, so leaving it there is no change.
 pub fn differing_keys(dir: &Path, cfg: &RunConfig) -> Result<Vec<String>, String> {
     let path = dir.join(CONFIG_FILE);
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let saved: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{}: not a JSON config ({e})", path.display()))?;
-    let want = serde_json::to_value(cfg).expect("config serialises");
-    let (Some(saved), Some(want)) = (saved.as_object(), want.as_object()) else {
-        return Err(format!("{}: not a JSON object", path.display()));
-    };
-    let mut keys: Vec<String> = saved.keys().chain(want.keys()).cloned().collect();
-    keys.sort();
-    keys.dedup();
-    let defaults = serde_json::to_value(RunConfig::default()).expect("config serialises");
-    Ok(keys
-        .into_iter()
-        .filter(|k| {
-            // A key added since the run was saved, left at its default, is no change.
-            let (a, b) = (saved.get(k), want.get(k));
-            a != b && !(a.is_none() && b == defaults.get(k))
-        })
-        .collect())
+    let saved: RunConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: not an arbor run configuration ({e})", path.display()))?;
+    Ok(train::run_dir::differing_keys(
+        &saved,
+        cfg,
+        &[],
+        ("saved", "now"),
+    ))
 }
 
 /// What to do with one preset's folder.

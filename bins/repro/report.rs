@@ -112,7 +112,8 @@ pub fn write_comparison(out: &Path, rows: &[Row]) -> Result<Vec<PathBuf>, String
     Ok(files)
 }
 
-const COLOURS: [RGBColor; 6] = [
+/// Series colours of every plot `repro` draws (matplotlib's first six).
+pub const COLOURS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),

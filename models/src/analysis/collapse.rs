@@ -209,38 +209,38 @@ pub fn nc1(sw: &DMatrix<f64>, m: &DMatrix<f64>) -> Option<f64> {
     let (c, d) = m.shape();
     let cf = c as f64;
     let trace = if d <= c {
-        let sb = m.transpose() * m / cf;
-        let eig = SymmetricEigen::new(sb);
-        let top = eig.eigenvalues.iter().cloned().fold(0.0, f64::max);
-        if top <= 0.0 {
-            return None;
-        }
-        let mut t = 0.0;
-        for (k, &l) in eig.eigenvalues.iter().enumerate() {
-            if l > top * PINV_RTOL {
-                let v = eig.eigenvectors.column(k);
-                t += (v.transpose() * sw * v)[(0, 0)] / l;
-            }
-        }
-        t
+        let q = sw.clone_owned();
+        over_spectrum(m.transpose() * m / cf, |v, l| {
+            (v.transpose() * &q * v)[(0, 0)] / l
+        })?
     } else {
-        let g = m * m.transpose();
         let q = m * sw * m.transpose();
-        let eig = SymmetricEigen::new(g);
-        let top = eig.eigenvalues.iter().cloned().fold(0.0, f64::max);
-        if top <= 0.0 {
-            return None;
-        }
-        let mut t = 0.0;
-        for (k, &l) in eig.eigenvalues.iter().enumerate() {
-            if l > top * PINV_RTOL {
-                let u = eig.eigenvectors.column(k);
-                t += cf * (u.transpose() * &q * u)[(0, 0)] / (l * l);
-            }
-        }
-        t
+        over_spectrum(m * m.transpose(), |u, l| {
+            cf * (u.transpose() * &q * u)[(0, 0)] / (l * l)
+        })?
     };
     Some(trace / cf)
+}
+
+/// `sum_k term(v_k, l_k)` over the eigenpairs of the symmetric `g` whose eigenvalue is
+/// above the pseudo-inverse's cut-off (`PINV_RTOL` of the largest); `None` when `g` is 0.
+fn over_spectrum(
+    g: DMatrix<f64>,
+    term: impl Fn(nalgebra::DVectorView<f64>, f64) -> f64,
+) -> Option<f64> {
+    let eig = SymmetricEigen::new(g);
+    let top = eig.eigenvalues.iter().cloned().fold(0.0, f64::max);
+    if top <= 0.0 {
+        return None;
+    }
+    Some(
+        eig.eigenvalues
+            .iter()
+            .enumerate()
+            .filter(|(_, &l)| l > top * PINV_RTOL)
+            .map(|(k, &l)| term(eig.eigenvectors.column(k), l))
+            .sum(),
+    )
 }
 
 /// NC4's second pass: counts images whose classifier prediction differs from the nearest
