@@ -12,12 +12,13 @@
 //! across a task's images), and for the weight gradient a fixed group of images per task
 //! whose partial sums are then added in order. Each task's products run on its own thread.
 //!
-//! Two implementations: f32 on CPUs with AVX-512 takes [`avx512`], register-tiled
-//! products that read a compact copy of the image in place; everything else takes the
-//! generic path in this file, im2col and matrixmultiply's sgemm/dgemm.
-#[cfg(target_arch = "x86_64")]
-mod avx512;
+//! Two implementations: f32 takes [`direct`], register-tiled products that read a compact
+//! copy of the image in place, written once over the vector of the active SIMD level
+//! (AVX-512, AVX2+FMA or portable); f64, and the geometries the direct kernels decline,
+//! take the generic path in this file, im2col and matrixmultiply's sgemm/dgemm.
+pub mod direct;
 
+use super::simd::Level;
 use crate::backend::Conv2dParams;
 use crate::Float;
 use rayon::prelude::*;
@@ -29,14 +30,28 @@ use std::mem::MaybeUninit;
 /// however many threads run.
 const WEIGHT_GRAD_GROUP: usize = 8;
 
+/// One of [`direct`]'s entry points, as `(a, b, p)` to `Some(result)` or `None`.
 type F32Kernel = fn(&[f32], &[f32], &Conv2dParams) -> Option<Vec<f32>>;
 
-/// Runs `kernel` instead of the generic path when `T` is f32 and the CPU has AVX-512;
-/// `None` otherwise, or when the kernel declines the geometry.
-#[allow(unused_variables)]
-fn try_avx512<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, kernel: F32Kernel) -> Option<Vec<T>> {
-    #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<T>() == TypeId::of::<f32>() && avx512::available() {
+/// The direct kernel for `level`: `[forward, input grad, weight grad]`.
+pub fn direct_kernels(level: Level) -> [F32Kernel; 3] {
+    use direct::*;
+    fn of<L: Lanes>() -> [F32Kernel; 3] {
+        [conv2d::<L>, conv2d_input_grad::<L>, conv2d_weight_grad::<L>]
+    }
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => of::<Avx512>(),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => of::<Avx2>(),
+        _ => of::<Portable>(),
+    }
+}
+
+/// Runs pass `pass` of the active level's direct kernels instead of the generic path when
+/// `T` is f32; `None` otherwise, or when the kernel declines the geometry.
+fn try_direct<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, pass: usize) -> Option<Vec<T>> {
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
         // SAFETY: `T` is `f32` (same TypeId), so both casts are the identity.
         let (a, b) = unsafe {
             (
@@ -44,6 +59,7 @@ fn try_avx512<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, kernel: F32Kernel) -
                 std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
             )
         };
+        let kernel = direct_kernels(super::simd::level())[pass];
         let out: Box<dyn Any> = Box::new(kernel(a, b, p)?);
         return out.downcast::<Vec<T>>().ok().map(|v| *v);
     }
@@ -55,8 +71,7 @@ pub fn conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     if p.batch * p.c_out * p.h_out() * p.w_out() == 0 {
         return Vec::new();
     }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(y) = try_avx512(x, w, p, avx512::conv2d) {
+    if let Some(y) = try_direct(x, w, p, 0) {
         return y;
     }
     generic_conv2d(x, w, p)
@@ -67,8 +82,7 @@ pub fn conv2d_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T>
     if p.batch * p.c_in * p.h_in * p.w_in == 0 {
         return Vec::new();
     }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(dx) = try_avx512(g, w, p, avx512::conv2d_input_grad) {
+    if let Some(dx) = try_direct(g, w, p, 1) {
         return dx;
     }
     generic_input_grad(g, w, p)
@@ -80,8 +94,7 @@ pub fn conv2d_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T
     if p.batch * p.h_out() * p.w_out() == 0 {
         return vec![T::ZERO; p.c_out * p.c_in * p.kh * p.kw];
     }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(dw) = try_avx512(g, x, p, avx512::conv2d_weight_grad) {
+    if let Some(dw) = try_direct(g, x, p, 2) {
         return dw;
     }
     generic_weight_grad(g, x, p)

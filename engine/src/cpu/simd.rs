@@ -6,7 +6,10 @@
 //! Why lane arrays: a float sum `s += x[i]` cannot be vectorised without reassociating, which
 //! LLVM will not do for IEEE floats. Accumulating into `LANES` independent partial sums is an
 //! explicit reassociation that LLVM maps onto one vector register.
+mod level;
+
 use crate::Float;
+pub use level::{level, level_name, try_level, Level};
 
 /// Partial sums per reduction: 8 f32 fill one AVX2 register (and two for f64).
 pub const LANES: usize = 8;
@@ -41,21 +44,30 @@ pub fn has_avx512() -> bool {
     }
 }
 
-/// Runs `f`, compiled with AVX-512 or AVX2+FMA when the CPU has them. Call it inside each
-/// rayon task (the target feature is a property of the compiled code, not of the thread).
+/// Runs `f`, compiled for the active [`Level`] (AVX-512, AVX2+FMA, or neither). Call it
+/// inside each rayon task (the target feature is a property of the compiled code, not of
+/// the thread).
 #[inline(always)]
 pub fn with_simd<R, F: FnOnce() -> R>(f: F) -> R {
+    with_level(level(), f)
+}
+
+/// Runs `f` compiled for `level`, or for the best lower level the CPU has when it lacks
+/// this one (never an illegal instruction).
+#[inline(always)]
+pub fn with_level<R, F: FnOnce() -> R>(level: Level, f: F) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        if has_avx512() {
+        if level == Level::Avx512 && has_avx512() {
             // SAFETY: the CPU supports every feature the callee was compiled with.
             return unsafe { call_avx512(f) };
         }
-        if has_avx2_fma() {
+        if level >= Level::Avx2 && has_avx2_fma() {
             // SAFETY: the CPU supports every feature the callee was compiled with.
             return unsafe { call_avx2(f) };
         }
     }
+    let _ = level;
     f()
 }
 

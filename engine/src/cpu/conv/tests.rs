@@ -1,6 +1,25 @@
-//! Unit tests of the conv kernels: the im2col helpers, and the AVX-512 path against the
-//! generic one.
+//! Unit tests of the conv kernels: the im2col helpers, and the direct kernels of every
+//! SIMD level this CPU supports against the generic path.
 use super::*;
+
+/// `f(level)` for every level this CPU supports, named in a failure.
+fn at_every_level(f: impl Fn(Level)) {
+    for level in Level::supported() {
+        eprintln!("level {level}");
+        f(level);
+    }
+}
+
+/// The stride-phase input gradient of `level`.
+fn phase_input_grad(level: Level) -> F32Kernel {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => direct::phases::input_grad::<direct::Avx512>,
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => direct::phases::input_grad::<direct::Avx2>,
+        _ => direct::phases::input_grad::<direct::Portable>,
+    }
+}
 
 #[test]
 fn valid_range_skips_padding() {
@@ -36,16 +55,16 @@ fn im2col_then_col2im_counts_uses() {
     assert_eq!(uses, vec![4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
 }
 
-/// The AVX-512 path against the generic one, in f32, on geometries that exercise its
-/// every branch: both source layouts at strides 1 and 2, stride-1 and col2im input
-/// grads, tiles with one valid vector, row and vector tails.
+/// The direct path of each level against the generic one, in f32, on geometries that
+/// exercise its every branch (at 16 lanes): both source layouts at strides 1 and 2,
+/// stride-1 and col2im input grads, tiles with one valid vector, row and vector tails.
 #[test]
-#[cfg(target_arch = "x86_64")]
-fn avx512_path_matches_generic_path() {
-    if !avx512::available() {
-        eprintln!("no AVX-512 on this CPU: nothing to compare");
-        return;
-    }
+fn direct_path_matches_generic_path() {
+    at_every_level(direct_matches_generic_path);
+}
+
+fn direct_matches_generic_path(level: Level) {
+    let [forward, input_grad, weight_grad] = direct_kernels(level);
     let geometries = [
         // (batch, c_in, h, w, c_out, kh, kw, stride, padding)
         (3, 16, 32, 32, 16, 3, 3, (1, 1), (1, 1)),
@@ -72,28 +91,30 @@ fn avx512_path_matches_generic_path() {
             for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                    "{what} {p:?} [{i}]: {a} vs {b}"
+                    "{level} {what} {p:?} [{i}]: {a} vs {b}"
                 );
             }
         };
-        let fast = avx512::conv2d(&x, &w, &p).expect("whole vectors");
+        let fast = forward(&x, &w, &p).expect("whole vectors");
         close(fast, generic_conv2d(&x, &w, &p), "y");
-        let fast = avx512::conv2d_input_grad(&g, &w, &p).expect("whole vectors");
+        let fast = input_grad(&g, &w, &p).expect("whole vectors");
         close(fast, generic_input_grad(&g, &w, &p), "dx");
-        if let Some(fast) = avx512::conv2d_weight_grad(&g, &x, &p) {
+        if let Some(fast) = weight_grad(&g, &x, &p) {
             close(fast, generic_weight_grad(&g, &x, &p), "dW");
         }
     }
 }
 
 /// The same comparison on random geometries (1 to 32 channels, kernels up to 4x4,
-/// strides up to 3, paddings up to 2), for whichever passes the AVX-512 path takes.
+/// strides up to 3, paddings up to 2), for whichever passes each level's direct path
+/// takes.
 #[test]
-#[cfg(target_arch = "x86_64")]
-fn avx512_path_matches_generic_path_on_random_geometries() {
-    if !avx512::available() {
-        return;
-    }
+fn direct_path_matches_generic_path_on_random_geometries() {
+    at_every_level(direct_matches_generic_path_on_random_geometries);
+}
+
+fn direct_matches_generic_path_on_random_geometries(level: Level) {
+    let [forward, input_grad, weight_grad] = direct_kernels(level);
     let mut state = 12345u64;
     let mut below = |n: usize| {
         state = state
@@ -126,19 +147,19 @@ fn avx512_path_matches_generic_path_on_random_geometries() {
             for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                    "{what} {p:?} [{i}]: {a} vs {b}"
+                    "{level} {what} {p:?} [{i}]: {a} vs {b}"
                 );
             }
         };
-        if let Some(fast) = avx512::conv2d(&x, &w, &p) {
+        if let Some(fast) = forward(&x, &w, &p) {
             close(fast, generic_conv2d(&x, &w, &p), "y");
             taken[0] += 1;
         }
-        if let Some(fast) = avx512::conv2d_input_grad(&g, &w, &p) {
+        if let Some(fast) = input_grad(&g, &w, &p) {
             close(fast, generic_input_grad(&g, &w, &p), "dx");
             taken[1] += 1;
         }
-        if let Some(fast) = avx512::conv2d_weight_grad(&g, &x, &p) {
+        if let Some(fast) = weight_grad(&g, &x, &p) {
             close(fast, generic_weight_grad(&g, &x, &p), "dW");
             taken[2] += 1;
         }
@@ -146,18 +167,20 @@ fn avx512_path_matches_generic_path_on_random_geometries() {
     // Enough of each pass took the fast path for the comparison to mean something.
     assert!(
         taken.iter().all(|&n| n > 50),
-        "fast path taken {taken:?} times"
+        "{level}: fast path taken {taken:?} times"
     );
 }
 
-/// The stride-phase input gradient against the generic one, on geometries it must take: both source layouts, strides (2, 2), (2, 1),
-/// (1, 2) and 3, paddings 0 to 2, even and odd kernels, channel counts not multiples of 8.
+/// The stride-phase input gradient of each level against the generic one, on geometries
+/// it must take: both source layouts, strides (2, 2), (2, 1), (1, 2) and 3, paddings 0
+/// to 2, even and odd kernels, channel counts not multiples of 8.
 #[test]
-#[cfg(target_arch = "x86_64")]
 fn stride_phase_input_grad_matches_generic_path() {
-    if !avx512::available() {
-        return;
-    }
+    at_every_level(stride_phase_matches_generic_path);
+}
+
+fn stride_phase_matches_generic_path(level: Level) {
+    let phase_input_grad = phase_input_grad(level);
     let geometries = [
         // (batch, c_in, h, w, c_out, kh, kw, stride, padding)
         (2, 16, 32, 32, 32, 3, 3, (2, 2), (1, 1)),
@@ -176,13 +199,13 @@ fn stride_phase_input_grad_matches_generic_path() {
         let (batch, c_in, _, _, c_out, kh, kw, _, _) = geometry;
         let w = rand(c_out * c_in * kh * kw);
         let g = rand(batch * c_out * p.h_out() * p.w_out());
-        let fast = avx512::phases::input_grad(&g, &w, &p).expect("takes the stride phases");
+        let fast = phase_input_grad(&g, &w, &p).expect("takes the stride phases");
         let slow = generic_input_grad(&g, &w, &p);
         assert_eq!(fast.len(), slow.len());
         for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                "dx {p:?} [{i}]: {a} vs {b}"
+                "{level} dx {p:?} [{i}]: {a} vs {b}"
             );
         }
     }

@@ -12,23 +12,31 @@
 //! the product of each odd column phase as it stores). The transposed product this
 //! replaces added `W^T dy` into a gradient of the image copy, whose rows overlap: every
 //! tile was a read-modify-write of memory other tiles also wrote.
-use super::lanes::{load, merge2, store, zip, LANES};
+use super::lanes::{merge2, Lanes};
 use super::source::Source;
-use super::tile::{panel_product, panels, Layout};
+use super::tile::{panels, Layout};
 use crate::backend::Conv2dParams;
 use crate::cpu::conv::per_image;
 use std::mem::MaybeUninit;
 
 /// `dx` phase by phase, one image per rayon task; `None` if [`PhaseSplit::new`] declines
-/// the geometry. The caller has checked `available()` and that the output positions fill
-/// whole vectors.
-pub fn input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
-    let split = PhaseSplit::new(w, p)?;
+/// the geometry or the CPU lacks `L`'s level. The caller has checked that the output
+/// positions fill whole vectors.
+pub fn input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if !L::LEVEL.is_supported() {
+        return None;
+    }
+    let split = PhaseSplit::new::<L>(w, p)?;
     let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * p.h_out() * p.w_out());
     let input_grad = |(copy, out): &mut (Vec<f32>, Vec<f32>), b, dxb: &mut [MaybeUninit<f32>]| {
         let gb = &g[b * out_image..(b + 1) * out_image];
-        // SAFETY: the caller checked `available()`.
-        unsafe { split.image(p, gb, copy, out, dxb) }
+        // SAFETY: the caller checked that the CPU has `L`'s level.
+        unsafe {
+            L::run(
+                #[inline(always)]
+                || split.image::<L>(p, gb, copy, out, dxb),
+            )
+        }
     };
     let new_buffers = || (vec![0.0; split.src.len], vec![0.0; image]);
     // SAFETY: `PhaseSplit::image` writes every value of its image.
@@ -101,7 +109,7 @@ impl PhaseSplit {
     /// `None` unless every phase has exactly `dy`'s size (`h_in = sh*h_out`, likewise for
     /// the width), which is what a kernel over a padded `dy` of that size produces, and
     /// at least one tap (a kernel narrower than its stride skips pixels).
-    fn new(w: &[f32], p: &Conv2dParams) -> Option<Self> {
+    fn new<L: Lanes>(w: &[f32], p: &Conv2dParams) -> Option<Self> {
         let ((sh, sw), (ho, wo)) = (p.stride, (p.h_out(), p.w_out()));
         if p.h_in != sh * ho || p.w_in != sw * wo || p.kh < sh || p.kw < sw {
             return None;
@@ -119,7 +127,7 @@ impl PhaseSplit {
             padding: (pad_y, pad_x),
             ..*p
         };
-        let src = Source::new(&dy_conv);
+        let src = Source::new::<L>(&dy_conv);
         let mut phases = Vec::with_capacity(sh * sw);
         for py in &rows_y {
             for px in &rows_x {
@@ -132,7 +140,7 @@ impl PhaseSplit {
                     })
                     .collect();
                 let (taps, k) = (p.kh * p.kw, dy_conv.kh * dy_conv.kw);
-                let a_panels = panels(p.c_in, steps.len(), |ci, step| {
+                let a_panels = panels(p.c_in, steps.len(), L::MR, |ci, step| {
                     let (co, (ky, _), (kx, _)) = steps[step];
                     w[(co * p.c_in + ci) * taps + ky * p.kw + kx]
                 });
@@ -157,8 +165,8 @@ impl PhaseSplit {
 
     /// `dx` of one image from its `dy`: `copy` holds `src.len` floats, zero where padding
     /// (as [`Source::fill`] wants it), and `out` is scratch the size of `dx`.
-    #[target_feature(enable = "avx512f")]
-    fn image(
+    #[inline(always)]
+    fn image<L: Lanes>(
         &self,
         p: &Conv2dParams,
         dy: &[f32],
@@ -168,12 +176,13 @@ impl PhaseSplit {
     ) {
         let ((sh, sw), wo) = (p.stride, p.w_out());
         let (pp, plane) = (p.h_out() * wo, p.h_in * p.w_in);
-        self.src.fill(dy, &self.dy_conv, copy, &mut []);
-        // Stride 2 across, with output rows of whole 8-position halves: phase (fy, 1)
+        self.src.fill::<L>(dy, &self.dy_conv, copy, &mut []);
+        // Stride 2 across, with output rows of whole half-vectors: phase (fy, 1)
         // zips each of its vectors with phase (fy, 0)'s, just computed, straight into dx.
         // Interleaved in a pass of its own instead, the stores to dx (cold memory) came in
         // one burst, stalled, and took a third of the input grad.
-        let zip_in_product = sw == 2 && wo.is_multiple_of(LANES / 2);
+        let half_vector = L::N / 2;
+        let zip_in_product = sw == 2 && wo.is_multiple_of(half_vector);
         for (index, phase) in self.phases.iter().enumerate() {
             let dims = (p.c_in, phase.rows.len(), pp);
             let b_at = Layout::Patches(&self.src, &phase.rows);
@@ -182,27 +191,28 @@ impl PhaseSplit {
                 let (fy, even) = (index / 2, &done[(index - 1) * p.c_in * pp..]);
                 let put = |at: usize, odd| {
                     let (ci, q) = (at / pp, at % pp);
-                    for (half, v) in zip(load(even, at), odd).into_iter().enumerate() {
-                        let (oy, ox) = ((q + half * LANES / 2) / wo, (q + half * LANES / 2) % wo);
-                        store(dx, ci * plane + (sh * oy + fy) * p.w_in + 2 * ox, v);
+                    for (half, v) in L::zip(L::load(even, at), odd).into_iter().enumerate() {
+                        let (oy, ox) =
+                            ((q + half * half_vector) / wo, (q + half * half_vector) % wo);
+                        L::store(dx, ci * plane + (sh * oy + fy) * p.w_in + 2 * ox, v);
                     }
                 };
-                panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
+                L::panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
             } else {
-                let put = |at, v| store(rest, at, v);
-                panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
+                let put = |at, v| L::store(rest, at, v);
+                L::panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
             }
         }
         if !zip_in_product {
-            self.interleave(p, out, dx);
+            self.interleave::<L>(p, out, dx);
         }
     }
 
     /// `dx[ci, sh*oy + fy, sw*ox + fx] = out[phase (fy, fx)][ci, oy, ox]`, which writes
     /// every value of `dx` (`h_in = sh*h_out`, `w_in = sw*w_out`); for the geometries
     /// that do not zip phases inside the products.
-    #[target_feature(enable = "avx512f")]
-    fn interleave(&self, p: &Conv2dParams, out: &[f32], dx: &mut [MaybeUninit<f32>]) {
+    #[inline(always)]
+    fn interleave<L: Lanes>(&self, p: &Conv2dParams, out: &[f32], dx: &mut [MaybeUninit<f32>]) {
         let ((sh, sw), wo) = (p.stride, p.w_out());
         let plane = p.h_out() * wo;
         let part = |phase: usize, ci: usize, oy: usize| {
@@ -212,7 +222,7 @@ impl PhaseSplit {
             for (iy, row) in channel.chunks_exact_mut(p.w_in).enumerate() {
                 let (oy, fy) = (iy / sh, iy % sh);
                 if sw == 2 {
-                    merge2(part(fy * 2, ci, oy), part(fy * 2 + 1, ci, oy), row);
+                    merge2::<L, _>(part(fy * 2, ci, oy), part(fy * 2 + 1, ci, oy), row);
                     continue;
                 }
                 for fx in 0..sw {

@@ -1,27 +1,30 @@
-//! f32 convolution for CPUs with AVX-512: every pass is a register-tiled outer product
-//! that reads its operands in place, so nothing is packed.
+//! The direct f32 convolution, written once over a lane type ([`Lanes`]: 16 lanes on
+//! AVX-512, 8 on AVX2+FMA, 4 portable ones for SSE/NEON): every pass is a register-tiled
+//! outer product that reads its operands in place, so nothing is packed.
 //!
 //! Why not matrixmultiply here: it copies both operands into packed panels first. A
 //! ResNet conv multiplies each entry of the patch matrix by only 16 to 64 weights, so for
 //! it that copy (on top of im2col's) costs about as much as the arithmetic. The tiles
-//! ([`tile`]) broadcast scalars of one operand and load 16-lane vectors of the other; the
-//! passes differ in where the two come from:
+//! ([`tile`]) broadcast scalars of one operand and load vectors of the other; the passes
+//! differ in where the two come from:
 //!
-//! - forward, `y = W col`: weights broadcast from `[k][8]` panels; the 16 consecutive
+//! - forward, `y = W col`: weights broadcast from `[k][MR]` panels; the `N` consecutive
 //!   output positions of a patch row are loaded from a [`Source`], a copy of the image
-//!   laid out so that they are 16 consecutive floats (a fraction of im2col's matrix).
+//!   laid out so that they are `N` consecutive floats (a fraction of im2col's matrix).
 //! - input grad, stride 1: a forward convolution of `dy` with the kernel flipped and its
 //!   channel axes swapped, padded by `k - 1 - pad`. Other strides: when the image is
 //!   `stride` times the output, each stride phase of `dx` is such a convolution with a
 //!   sub-kernel ([`phases`]); otherwise `W^T dy` added into a gradient of the image copy,
 //!   which is then summed back onto the pixels.
-//! - weight grad, channels-last: `dW[co, ky, kx, ci..ci+16] += dy[co, q] x[q + tap, ci..]`
+//! - weight grad, channels-last: `dW[co, ky, kx, ci..ci+N] += dy[co, q] x[q + tap, ci..]`
 //!   broadcasts `dy` (transposed once, so one position's channels are adjacent) and loads
-//!   16 input channels of the padded image, stored `[h][w][c]`.
+//!   `N` input channels of the padded image, stored `[h][w][c]`.
 //!
-//! The arithmetic is written with intrinsics rather than lane arrays: with a 256-FMA loop
-//! body LLVM sometimes vectorised across the reduction (gathers and scatters, 20x slower)
-//! instead of keeping the tile in registers.
+//! The vectors are intrinsics behind [`Lanes`] rather than lane arrays: with a 256-FMA
+//! loop body LLVM sometimes vectorised across the reduction (gathers and scatters, 20x
+//! slower) instead of keeping the tile in registers. Each entry point runs its per-image
+//! work inside [`Lanes::run`], which compiles it with the level's target features.
+mod isa;
 mod lanes;
 pub(super) mod phases;
 mod source;
@@ -29,21 +32,19 @@ mod tile;
 
 use super::{per_image, zeroed, WEIGHT_GRAD_GROUP};
 use crate::backend::Conv2dParams;
-use lanes::{load, store, transpose_rows, LANES};
+pub use isa::Portable;
+#[cfg(target_arch = "x86_64")]
+pub use isa::{Avx2, Avx512};
+pub use lanes::Lanes;
+use lanes::{transpose_rows, MAX_LANES};
 use rayon::prelude::*;
 use source::Source;
-use std::arch::x86_64::_mm512_add_ps;
 use std::mem::MaybeUninit;
-use tile::{panel_product, panels, weight_tile, Layout, WR, WV};
+use tile::{panels, Layout};
 
-/// Whether this CPU can run these kernels (checked once, then cached by std).
-pub fn available() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-}
-
-/// Whole 16-lane vectors along the output positions (`h_out*w_out` a multiple of 16).
-fn whole_vectors(p: &Conv2dParams) -> bool {
-    (p.h_out() * p.w_out()).is_multiple_of(LANES)
+/// Whole vectors along the output positions (`h_out*w_out` a multiple of `N`).
+fn whole_vectors<L: Lanes>(p: &Conv2dParams) -> bool {
+    (p.h_out() * p.w_out()).is_multiple_of(L::N)
 }
 
 /// Buffers of one task of the forward or input grad, reused across its images.
@@ -62,8 +63,8 @@ impl ImageBuffers {
     }
 }
 
-#[target_feature(enable = "avx512f")]
-fn forward_image(
+#[inline(always)]
+fn forward_image<L: Lanes>(
     a_panels: &[f32],
     src: &Source,
     p: &Conv2dParams,
@@ -72,28 +73,33 @@ fn forward_image(
     y: &mut [MaybeUninit<f32>],
 ) {
     let (k, pp) = super::col_dims(p);
-    src.fill(x, p, &mut bufs.copy, &mut bufs.phases);
+    src.fill::<L>(x, p, &mut bufs.copy, &mut bufs.phases);
     let dims = (p.c_out, k, pp);
     let b_at = Layout::Patches(src, &src.row);
     // Every one of the `c_out x pp` values is stored.
-    let put = |at, v| store(y, at, v);
-    panel_product(a_panels, dims, &bufs.copy, b_at, Layout::Rows(pp), put);
+    let put = |at, v| L::store(y, at, v);
+    L::panel_product(a_panels, dims, &bufs.copy, b_at, Layout::Rows(pp), put);
 }
 
 /// Forward: `y[b] = W patches(x[b])`, one image per rayon task. `None` if the output
-/// positions do not fill whole vectors.
-pub fn conv2d(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
-    if !whole_vectors(p) {
+/// positions do not fill whole vectors, or the CPU lacks `L`'s level.
+pub fn conv2d<L: Lanes>(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if !whole_vectors::<L>(p) || !L::LEVEL.is_supported() {
         return None;
     }
     let (k, pp) = super::col_dims(p);
     let image = p.c_in * p.h_in * p.w_in;
-    let a_panels = panels(p.c_out, k, |co, r| w[co * k + r]);
-    let src = Source::new(p);
+    let a_panels = panels(p.c_out, k, L::MR, |co, r| w[co * k + r]);
+    let src = Source::new::<L>(p);
     let forward = |bufs: &mut ImageBuffers, b, yb: &mut [MaybeUninit<f32>]| {
         let xb = &x[b * image..(b + 1) * image];
-        // SAFETY: `available()` was checked by the caller.
-        unsafe { forward_image(&a_panels, &src, p, xb, bufs, yb) }
+        // SAFETY: the CPU has `L`'s level (checked above).
+        unsafe {
+            L::run(
+                #[inline(always)]
+                || forward_image::<L>(&a_panels, &src, p, xb, bufs, yb),
+            )
+        }
     };
     let new_buffers = || ImageBuffers::new(&src, p);
     // SAFETY: `forward_image` stores every value of its image.
@@ -105,8 +111,8 @@ pub fn conv2d(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
 /// taken tap-major (`rows[tap*c_in + ci]`), so the 8 rows of a tile are 8 channels (disjoint
 /// planes): rows of one channel overlap, and a load of what the previous row just stored,
 /// shifted by a float, stalls until that store completes.
-#[target_feature(enable = "avx512f")]
-fn input_grad_image(
+#[inline(always)]
+fn input_grad_image<L: Lanes>(
     a_panels: &[f32],
     src: &Source,
     rows: &[usize],
@@ -121,10 +127,10 @@ fn input_grad_image(
     let dims = (k, p.c_out, pp);
     // Entries that alias one pixel add up.
     let put = |at, v| {
-        let sum = _mm512_add_ps(load(copy, at), v);
-        store(copy, at, sum)
+        let sum = L::add(L::load(copy, at), v);
+        L::store(copy, at, sum)
     };
-    panel_product(
+    L::panel_product(
         a_panels,
         dims,
         g,
@@ -132,7 +138,7 @@ fn input_grad_image(
         Layout::Patches(src, rows),
         put,
     );
-    src.unfill(&bufs.copy, p, dx, &mut bufs.phases);
+    src.unfill::<L>(&bufs.copy, p, dx, &mut bufs.phases);
 }
 
 /// Input gradient. Stride 1 (with `pad <= k - 1`): `dx` is the forward convolution of
@@ -140,7 +146,10 @@ fn input_grad_image(
 /// Other strides, when [`phases::input_grad`] takes the geometry: one such convolution per stride
 /// phase of `dx`. Otherwise the transpose of the forward: `W^T dy[b]` added into a
 /// gradient of the image copy, then summed back onto the pixels.
-pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if !L::LEVEL.is_supported() {
+        return None;
+    }
     if p.stride == (1, 1) && p.padding.0 < p.kh && p.padding.1 < p.kw {
         let flipped = Conv2dParams {
             c_in: p.c_out,
@@ -150,7 +159,7 @@ pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f
             padding: (p.kh - 1 - p.padding.0, p.kw - 1 - p.padding.1),
             ..*p
         };
-        if whole_vectors(&flipped) {
+        if whole_vectors::<L>(&flipped) {
             let taps = p.kh * p.kw;
             // Index `(ci, co, t)` of W' reads `(co, ci, taps - 1 - t)` of W: both kernel
             // axes reversed at once.
@@ -160,25 +169,31 @@ pub fn conv2d_input_grad(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f
                     w[(co * p.c_in + ci) * taps + taps - 1 - t]
                 })
                 .collect();
-            return conv2d(g, &w_flipped, &flipped);
+            return conv2d::<L>(g, &w_flipped, &flipped);
         }
     }
-    if !whole_vectors(p) {
+    if !whole_vectors::<L>(p) {
         return None;
     }
-    if let Some(dx) = phases::input_grad(g, w, p) {
+    if let Some(dx) = phases::input_grad::<L>(g, w, p) {
         return Some(dx);
     }
     let (k, pp) = super::col_dims(p);
     let (image, taps) = (p.c_in * p.h_in * p.w_in, p.kh * p.kw);
     let patch_row = |r: usize| (r % p.c_in) * taps + r / p.c_in;
-    let a_panels = panels(k, p.c_out, |r, co| w[co * k + patch_row(r)]);
-    let src = Source::new(p);
+    let a_panels = panels(k, p.c_out, L::MR, |r, co| w[co * k + patch_row(r)]);
+    let src = Source::new::<L>(p);
     let rows: Vec<usize> = (0..k).map(|r| src.row[patch_row(r)]).collect();
     let input_grad = |bufs: &mut ImageBuffers, b, dxb: &mut [MaybeUninit<f32>]| {
         let gb = &g[b * p.c_out * pp..(b + 1) * p.c_out * pp];
-        // SAFETY: `available()` was checked by the caller.
-        unsafe { input_grad_image(&a_panels, &src, &rows, p, gb, bufs, zeroed(dxb)) }
+        let dxb = zeroed(dxb);
+        // SAFETY: the CPU has `L`'s level (checked above).
+        unsafe {
+            L::run(
+                #[inline(always)]
+                || input_grad_image::<L>(&a_panels, &src, &rows, p, gb, bufs, dxb),
+            )
+        }
     };
     let new_buffers = || ImageBuffers::new(&src, p);
     // SAFETY: `input_grad` zeroes its image first.
@@ -193,10 +208,10 @@ struct WeightGradBuffers {
     dy_t: Vec<f32>,
 }
 
-/// One group's `dW`: every `WR x (WV*16)` tile of `dW` (output channels by input-channel
+/// One group's `dW`: every `WR x (WV*N)` tile of `dW` (output channels by input-channel
 /// vectors of one kernel tap) reduces over all of the group's output positions.
-#[target_feature(enable = "avx512f")]
-fn weight_grad_group(
+#[inline(always)]
+fn weight_grad_group<L: Lanes>(
     p: &Conv2dParams,
     x: &[f32],
     g: &[f32],
@@ -206,17 +221,17 @@ fn weight_grad_group(
     let (c, taps, (ho, wo)) = (p.c_in, p.kh * p.kw, (p.h_out(), p.w_out()));
     let (hp, wp, pp) = (p.h_in + 2 * p.padding.0, p.w_in + 2 * p.padding.1, ho * wo);
     let (image, padded, out_image) = (c * p.h_in * p.w_in, hp * wp * c, p.c_out * pp);
-    let ld = p.c_out.next_multiple_of(WR);
+    let ld = p.c_out.next_multiple_of(L::WR);
     let images = g.len() / out_image;
     for b in 0..images {
         // Rows of the NCHW image are the channels: transposing them gives [h][w][c].
         for iy in 0..p.h_in {
             let at = b * padded + ((iy + p.padding.0) * wp + p.padding.1) * c;
             let xb = &x[b * image + iy * p.w_in..(b + 1) * image];
-            transpose_rows(xb, c, p.w_in, p.h_in * p.w_in, &mut bufs.images[at..], c);
+            transpose_rows::<L>(xb, c, p.w_in, p.h_in * p.w_in, &mut bufs.images[at..], c);
         }
         let dy_t = &mut bufs.dy_t[b * pp * ld..(b + 1) * pp * ld];
-        transpose_rows(
+        transpose_rows::<L>(
             &g[b * out_image..(b + 1) * out_image],
             p.c_out,
             pp,
@@ -225,12 +240,12 @@ fn weight_grad_group(
             ld,
         );
     }
-    // Vector v is input channels 16*(v % blocks).. of tap v / blocks.
-    let blocks = c / LANES;
+    // Vector v is input channels N*(v % blocks).. of tap v / blocks.
+    let blocks = c / L::N;
     let vectors = taps * blocks;
     let offset = |v: usize| {
         let (tap, block) = (v / blocks, v % blocks);
-        ((tap / p.kw) * wp + tap % p.kw) * c + block * LANES
+        ((tap / p.kw) * wp + tap % p.kw) * c + block * L::N
     };
     let step = p.stride.1 * c;
     // Where each output row starts: in the images (its first tap) and in dy^T.
@@ -244,18 +259,37 @@ fn weight_grad_group(
             })
         })
         .collect();
-    let mut lanes = [0.0; LANES];
-    for cb in (0..p.c_out).step_by(WR) {
-        for vb in (0..vectors).step_by(WV) {
+    let (wr, wv, n) = (L::WR, L::WV, L::N);
+    let mut sum = vec![0.0; wr * wv * n];
+    for cb in (0..p.c_out).step_by(wr) {
+        for vb in (0..vectors).step_by(wv) {
             // Vectors past the last repeat it; their results are dropped.
-            let off: [usize; WV] = std::array::from_fn(|v| offset((vb + v).min(vectors - 1)));
-            let sum = weight_tile(&runs, wo, &bufs.images, step, off, &bufs.dy_t, ld, cb);
-            for (i, row) in sum.iter().enumerate().filter(|(i, _)| cb + i < p.c_out) {
-                for (v, &vector) in row.iter().enumerate().filter(|(v, _)| vb + v < vectors) {
-                    store(&mut lanes, 0, vector);
+            let off: [usize; MAX_LANES] =
+                std::array::from_fn(|v| offset((vb + v).min(vectors - 1)));
+            L::weight_tile(
+                &runs,
+                wo,
+                &bufs.images,
+                step,
+                &off[..wv],
+                &bufs.dy_t,
+                ld,
+                cb,
+                &mut sum,
+            );
+            for (i, row) in sum
+                .chunks_exact(wv * n)
+                .enumerate()
+                .filter(|(i, _)| cb + i < p.c_out)
+            {
+                for (v, lanes) in row
+                    .chunks_exact(n)
+                    .enumerate()
+                    .filter(|(v, _)| vb + v < vectors)
+                {
                     let (tap, block) = ((vb + v) / blocks, (vb + v) % blocks);
                     for (l, &val) in lanes.iter().enumerate() {
-                        dw[((cb + i) * c + block * LANES + l) * taps + tap] = val;
+                        dw[((cb + i) * c + block * n + l) * taps + tap] = val;
                     }
                 }
             }
@@ -265,15 +299,16 @@ fn weight_grad_group(
 
 /// Weight gradient: `dW = sum_b dy[b] patches(x[b])^T`, one fixed group of images per
 /// rayon task, the group sums then added in order (so the result does not depend on the
-/// number of threads). `None` unless `c_in` is a multiple of 16.
-pub fn conv2d_weight_grad(g: &[f32], x: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
-    if !p.c_in.is_multiple_of(LANES) {
+/// number of threads). `None` unless `c_in` is a multiple of `N` and the CPU has `L`'s
+/// level.
+pub fn conv2d_weight_grad<L: Lanes>(g: &[f32], x: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if !p.c_in.is_multiple_of(L::N) || !L::LEVEL.is_supported() {
         return None;
     }
     let (k, pp) = super::col_dims(p);
     let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * pp);
     let padded = (p.h_in + 2 * p.padding.0) * (p.w_in + 2 * p.padding.1) * p.c_in;
-    let ld = p.c_out.next_multiple_of(WR);
+    let ld = p.c_out.next_multiple_of(L::WR);
     let groups: Vec<Vec<f32>> = (0..p.batch.div_ceil(WEIGHT_GRAD_GROUP))
         .into_par_iter()
         .map_init(
@@ -289,8 +324,13 @@ pub fn conv2d_weight_grad(g: &[f32], x: &[f32], p: &Conv2dParams) -> Option<Vec<
                     &g[first * out_image..last * out_image],
                 );
                 let mut dw = vec![0.0; p.c_out * k];
-                // SAFETY: `available()` was checked by the caller.
-                unsafe { weight_grad_group(p, xg, gg, bufs, &mut dw) };
+                // SAFETY: the CPU has `L`'s level (checked above).
+                unsafe {
+                    L::run(
+                        #[inline(always)]
+                        || weight_grad_group::<L>(p, xg, gg, bufs, &mut dw),
+                    )
+                };
                 dw
             },
         )

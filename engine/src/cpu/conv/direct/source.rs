@@ -1,18 +1,15 @@
 //! [`Source`]: the copy of an input image that the forward product reads in place of an
 //! im2col matrix (and whose gradient the strided input grad accumulates).
-use super::lanes::{
-    copy, lane_index, load_first, merge2, merge_phases, pick_lanes, split2, split_phases,
-    store_first, LANES,
-};
+use super::lanes::{copy, merge2, merge_phases, split2, split_phases, Lanes, MAX_LANES};
 use crate::backend::Conv2dParams;
 use crate::cpu::conv::valid_range;
 
 /// A copy of one image laid out so that entry `(k, p)` of its `K x P` patch matrix is
-/// `copy[row[k] + col(p)]`, 16 consecutive `p` (from a multiple of 16) being 16
-/// consecutive floats. Output `(oy, ox)` reads padded pixel `(sh*oy + ky, sw*ox + kx)`.
+/// `copy[row[k] + col(p)]`, `N` consecutive `p` (from a multiple of `N`, the lanes of a
+/// vector) being `N` consecutive floats. Output `(oy, ox)` reads padded pixel `(sh*oy + ky, sw*ox + kx)`.
 ///
 /// Each input channel becomes planes of `rows x pitch` floats:
-/// - when the output width is a multiple of 16, the `sh x sw` stride phases of the padded
+/// - when the output width is a multiple of `N`, the `sh x sw` stride phases of the padded
 ///   channel: phase `(py, px)` holds padded pixels `(sh*i + py, sw*j + px)`, so tap
 ///   `(ky, kx)` reads phase `(ky % sh, kx % sw)` at `(oy + ky/sh, ox + kx/sw)`, consecutive
 ///   in `ox` (for stride 1 this is just the padded channel);
@@ -33,11 +30,11 @@ pub struct Source {
     runs: Vec<Run>,
     /// Every pixel is stored once (stride phases), each phase of a row in one run.
     once: bool,
-    /// For rows of at most 16 pixels, each run as the row's lanes it picks
+    /// For rows of at most `N` pixels, each run as the row's lanes it picks
     /// (`run[t] = row[pick[t]]`): one permute per run instead of a split into phases and
     /// a copy (the split and copies of 8-pixel runs took a third of a forward at 16x16
     /// stride 2).
-    picks: Vec<[i32; LANES]>,
+    picks: Vec<[i32; MAX_LANES]>,
 }
 
 /// `len` values of an input row's stride phase `phase`, from its entry `from`, stored
@@ -50,10 +47,10 @@ struct Run {
 }
 
 impl Source {
-    pub fn new(p: &Conv2dParams) -> Self {
+    pub fn new<L: Lanes>(p: &Conv2dParams) -> Self {
         let ((sh, sw), (ph, pw)) = (p.stride, p.padding);
         let rows = (p.h_in + 2 * ph).div_ceil(sh);
-        let phases = p.w_out().is_multiple_of(LANES);
+        let phases = p.w_out().is_multiple_of(L::N);
         let pitch = if phases {
             (p.w_in + 2 * pw).div_ceil(sw)
         } else {
@@ -122,7 +119,7 @@ impl Source {
             len: p.c_in * channel_len,
             channel_len,
             row_start,
-            picks: if phases || p.w_in > LANES {
+            picks: if phases || p.w_in > L::N {
                 Vec::new()
             } else {
                 runs.iter().map(|run| picks(run, p.stride.1)).collect()
@@ -138,43 +135,48 @@ impl Source {
 
     /// Writes image `x`'s copy into `dst`, whose padding entries must already be zero
     /// (they are never written, so a buffer reused across images stays valid).
-    #[target_feature(enable = "avx512f")]
-    pub fn fill(&self, x: &[f32], p: &Conv2dParams, dst: &mut [f32], scratch: &mut [f32]) {
-        let picks: Vec<_> = self.picks.iter().map(|&pick| lane_index(pick)).collect();
+    #[inline(always)]
+    pub fn fill<L: Lanes>(
+        &self,
+        x: &[f32],
+        p: &Conv2dParams,
+        dst: &mut [f32],
+        scratch: &mut [f32],
+    ) {
         for (ci, channel) in x.chunks_exact(p.h_in * p.w_in).enumerate() {
             for (row, start) in channel.chunks_exact(p.w_in).zip(&self.row_start) {
                 let base = ci * self.channel_len + start;
                 // Stored once, in at most two phases: split the row straight into place.
                 match (self.once, &self.runs[..]) {
                     (true, [r0]) => {
-                        copy(&mut dst[base + r0.at..][..r0.len], row);
+                        copy::<L>(&mut dst[base + r0.at..][..r0.len], row);
                         continue;
                     }
                     (true, [r0, r1]) => {
                         let (even, odd) =
                             two_mut(dst, (base + r0.at, r0.len), (base + r1.at, r1.len));
-                        split2(row, even, odd);
+                        split2::<L>(row, even, odd);
                         continue;
                     }
                     _ => {}
                 }
                 if !self.picks.is_empty() {
-                    let row = load_first(row, 0, row.len());
-                    for (run, &pick) in self.runs.iter().zip(&picks) {
-                        store_first(dst, base + run.at, run.len, pick_lanes(row, pick));
+                    let row = L::load_first(row, 0, row.len());
+                    for (run, pick) in self.runs.iter().zip(&self.picks) {
+                        L::store_first(dst, base + run.at, run.len, L::pick(row, pick));
                     }
                     continue;
                 }
                 let (phases, len) = match p.stride.1 {
                     1 => (row, p.w_in),
                     sw => {
-                        let len = split_phases(row, sw, scratch);
+                        let len = split_phases::<L>(row, sw, scratch);
                         (&scratch[..], len)
                     }
                 };
                 for run in &self.runs {
                     let at = base + run.at;
-                    copy(
+                    copy::<L>(
                         &mut dst[at..at + run.len],
                         &phases[run.phase * len + run.from..][..run.len],
                     );
@@ -185,8 +187,14 @@ impl Source {
 
     /// The reverse of [`Source::fill`] for gradients: every image pixel's entries in
     /// `src` (a gradient w.r.t. this copy) summed into `dx` (padding entries dropped).
-    #[target_feature(enable = "avx512f")]
-    pub fn unfill(&self, src: &[f32], p: &Conv2dParams, dx: &mut [f32], scratch: &mut [f32]) {
+    #[inline(always)]
+    pub fn unfill<L: Lanes>(
+        &self,
+        src: &[f32],
+        p: &Conv2dParams,
+        dx: &mut [f32],
+        scratch: &mut [f32],
+    ) {
         let sw = p.stride.1;
         let len = p.w_in.div_ceil(sw);
         for (ci, channel) in dx.chunks_exact_mut(p.h_in * p.w_in).enumerate() {
@@ -194,11 +202,11 @@ impl Source {
                 let base = ci * self.channel_len + start;
                 match (self.once, &self.runs[..]) {
                     (true, [r0]) => {
-                        copy(row, &src[base + r0.at..][..r0.len]);
+                        copy::<L>(row, &src[base + r0.at..][..r0.len]);
                         continue;
                     }
                     (true, [r0, r1]) => {
-                        merge2(
+                        merge2::<L, f32>(
                             &src[base + r0.at..][..r0.len],
                             &src[base + r1.at..][..r1.len],
                             row,
@@ -216,7 +224,7 @@ impl Source {
                         *d += v;
                     }
                 }
-                merge_phases(phases, len, sw, row);
+                merge_phases::<L>(phases, len, sw, row);
             }
         }
     }
@@ -224,7 +232,7 @@ impl Source {
 
 /// The row lanes `run` stores (`row[(from + t)*stride + phase]` for `t < len`, the
 /// other lanes 0).
-fn picks(run: &Run, stride: usize) -> [i32; LANES] {
+fn picks(run: &Run, stride: usize) -> [i32; MAX_LANES] {
     std::array::from_fn(|t| {
         let lane = if t < run.len {
             (run.from + t) * stride + run.phase

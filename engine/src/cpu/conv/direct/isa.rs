@@ -1,0 +1,408 @@
+//! The [`Lanes`] of each dispatch level: AVX-512 (16 lanes), AVX2+FMA (8 lanes) and a
+//! portable 4-lane array that LLVM maps onto one SSE or NEON register.
+//!
+//! Tile shapes, from the register files: AVX-512 has 32 vector registers, so the forward
+//! tile is 8 rows x 2 vectors (16 accumulators) and the weight tile 8 x 3 (24). AVX2 and
+//! SSE/NEON have 16, so both tiles are 4 x 3: 12 accumulators, 3 loaded vectors and a
+//! broadcast, with 7 loads per 12 multiply-adds.
+//!
+//! The products are compiled out of line, each with its level's features (inlined into
+//! the loops around them, LLVM spilled the accumulators).
+use super::lanes::{Lanes, Slot, MAX_LANES};
+use super::tile::{self, Layout};
+use crate::cpu::simd::{with_level, Level};
+
+/// The same `panel_product` and `weight_tile` for every level, with its tile shape and
+/// the target features it is compiled with (none for the portable level).
+macro_rules! products {
+    ($lanes:ty, ($mr:literal, $nv:literal), ($wr:literal, $wv:literal) $(, $features:literal)?) => {
+        fn panel_product(
+            a_panels: &[f32],
+            dims: (usize, usize, usize),
+            b: &[f32],
+            b_at: Layout,
+            c_at: Layout,
+            put: impl FnMut(usize, Self::V),
+        ) {
+            $(#[target_feature(enable = $features)])?
+            #[inline]
+            unsafe fn product(
+                a_panels: &[f32],
+                dims: (usize, usize, usize),
+                b: &[f32],
+                b_at: Layout,
+                c_at: Layout,
+                put: impl FnMut(usize, <$lanes as Lanes>::V),
+            ) {
+                tile::panel_product::<$lanes, $mr, $nv>(a_panels, dims, b, b_at, c_at, put)
+            }
+            // SAFETY: only called from code that runs under `Lanes::run`, whose caller
+            // checked that the CPU has this level.
+            unsafe { product(a_panels, dims, b, b_at, c_at, put) }
+        }
+
+        fn weight_tile(
+            runs: &[(usize, usize)],
+            len: usize,
+            images: &[f32],
+            step: usize,
+            off: &[usize],
+            dy_t: &[f32],
+            ld: usize,
+            cb: usize,
+            out: &mut [f32],
+        ) {
+            #[allow(clippy::too_many_arguments)]
+            $(#[target_feature(enable = $features)])?
+            #[inline(never)]
+            unsafe fn weight(
+                runs: &[(usize, usize)],
+                len: usize,
+                images: &[f32],
+                step: usize,
+                off: &[usize],
+                dy_t: &[f32],
+                ld: usize,
+                cb: usize,
+                out: &mut [f32],
+            ) {
+                tile::weight_tile::<$lanes, $wr, $wv>(runs, len, images, step, off, dy_t, ld, cb, out)
+            }
+            // SAFETY: as for `panel_product`.
+            unsafe { weight(runs, len, images, step, off, dy_t, ld, cb, out) }
+        }
+    };
+}
+
+/// Four f32 in a plain array: one SSE or NEON register once LLVM vectorises the loops.
+#[derive(Clone, Copy)]
+pub struct Portable;
+
+impl Lanes for Portable {
+    const N: usize = 4;
+    const MR: usize = 4;
+    const WR: usize = 4;
+    const WV: usize = 3;
+    type V = [f32; 4];
+    const LEVEL: Level = Level::Portable;
+
+    #[inline(always)]
+    unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+    #[inline(always)]
+    fn zero() -> Self::V {
+        [0.0; 4]
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self::V {
+        [x; 4]
+    }
+    /// Separate multiply and add: `f32::mul_add` without hardware FMA is a libm call.
+    #[inline(always)]
+    fn mul_add(a: Self::V, b: Self::V, acc: Self::V) -> Self::V {
+        std::array::from_fn(|l| a[l] * b[l] + acc[l])
+    }
+    #[inline(always)]
+    fn add(a: Self::V, b: Self::V) -> Self::V {
+        std::array::from_fn(|l| a[l] + b[l])
+    }
+    #[inline(always)]
+    fn load(s: &[f32], at: usize) -> Self::V {
+        s[at..at + 4].try_into().expect("4 floats")
+    }
+    #[inline(always)]
+    fn store<S: Slot>(d: &mut [S], at: usize, v: Self::V) {
+        Self::store_first(d, at, 4, v)
+    }
+    #[inline(always)]
+    fn load_first(s: &[f32], at: usize, count: usize) -> Self::V {
+        let mut v = [0.0; 4];
+        let n = count.min(4);
+        v[..n].copy_from_slice(&s[at..at + n]);
+        v
+    }
+    #[inline(always)]
+    fn store_first<S: Slot>(d: &mut [S], at: usize, count: usize, v: Self::V) {
+        let lanes = &mut d[at..at + count.min(4)];
+        // SAFETY: `lanes` holds that many slots, each laid out as an f32.
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), lanes.as_mut_ptr().cast(), lanes.len()) }
+    }
+    products!(Portable, (4, 3), (4, 3));
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// 16 f32 in a 512-bit register.
+    #[derive(Clone, Copy)]
+    pub struct Avx512;
+
+    /// A mask enabling the first `count` (at most 16) lanes.
+    #[inline(always)]
+    fn first16(count: usize) -> __mmask16 {
+        ((1u32 << count.min(16)) - 1) as __mmask16
+    }
+
+    #[inline(always)]
+    fn index16(i: &[i32; MAX_LANES]) -> __m512i {
+        // SAFETY: `i` is 64 readable bytes (AVX-512 code runs only under `Lanes::run`).
+        unsafe { _mm512_loadu_si512(i.as_ptr().cast()) }
+    }
+
+    /// Lane indices (into two concatenated vectors) of the even values, of the odd ones,
+    /// and of the two vectors' first (then second) halves interleaved.
+    const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
+    const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31];
+    const ZIP_LO: [i32; 16] = [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23];
+    const ZIP_HI: [i32; 16] = [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
+
+    // SAFETY (every `unsafe` block below): these methods only run inside `Lanes::run`,
+    // whose caller checked that the CPU has the level; slice accesses are bounds-checked
+    // first, and masked lanes are never touched.
+    impl Lanes for Avx512 {
+        const N: usize = 16;
+        const MR: usize = 8;
+        const WR: usize = 8;
+        const WV: usize = 3;
+        type V = __m512;
+        const LEVEL: Level = Level::Avx512;
+
+        #[inline(always)]
+        unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
+            with_level(Level::Avx512, f)
+        }
+        #[inline(always)]
+        fn zero() -> __m512 {
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        fn splat(x: f32) -> __m512 {
+            unsafe { _mm512_set1_ps(x) }
+        }
+        #[inline(always)]
+        fn mul_add(a: __m512, b: __m512, acc: __m512) -> __m512 {
+            unsafe { _mm512_fmadd_ps(a, b, acc) }
+        }
+        #[inline(always)]
+        fn add(a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn load(s: &[f32], at: usize) -> __m512 {
+            let lanes = &s[at..at + 16];
+            unsafe { _mm512_loadu_ps(lanes.as_ptr()) }
+        }
+        #[inline(always)]
+        fn store<S: Slot>(d: &mut [S], at: usize, v: __m512) {
+            let lanes = &mut d[at..at + 16];
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr().cast(), v) }
+        }
+        #[inline(always)]
+        fn load_first(s: &[f32], at: usize, count: usize) -> __m512 {
+            let lanes = &s[at..at + count.min(16)];
+            unsafe { _mm512_maskz_loadu_ps(first16(lanes.len()), lanes.as_ptr()) }
+        }
+        #[inline(always)]
+        fn store_first<S: Slot>(d: &mut [S], at: usize, count: usize, v: __m512) {
+            let lanes = &mut d[at..at + count.min(16)];
+            let mask = first16(lanes.len());
+            unsafe { _mm512_mask_storeu_ps(lanes.as_mut_ptr().cast(), mask, v) }
+        }
+        #[inline(always)]
+        fn pick(v: __m512, index: &[i32; MAX_LANES]) -> __m512 {
+            unsafe { _mm512_permutexvar_ps(index16(index), v) }
+        }
+        #[inline(always)]
+        fn unzip(a: __m512, b: __m512) -> [__m512; 2] {
+            let (even, odd) = (index16(&EVEN), index16(&ODD));
+            unsafe {
+                [
+                    _mm512_permutex2var_ps(a, even, b),
+                    _mm512_permutex2var_ps(a, odd, b),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn zip(even: __m512, odd: __m512) -> [__m512; 2] {
+            let (lo, hi) = (index16(&ZIP_LO), index16(&ZIP_HI));
+            unsafe {
+                [
+                    _mm512_permutex2var_ps(even, lo, odd),
+                    _mm512_permutex2var_ps(even, hi, odd),
+                ]
+            }
+        }
+        /// Pairs of rows interleave at 32 then 64 bits (within each 128-bit quarter),
+        /// then whole quarters move across.
+        #[inline(always)]
+        fn transpose(r: &mut [__m512; MAX_LANES]) {
+            unsafe {
+                // t[2i], t[2i+1]: rows 2i and 2i+1 interleaved (low, high halves of each
+                // quarter).
+                let t: [__m512; 16] = std::array::from_fn(|k| {
+                    let (a, b) = (r[k & !1], r[k | 1]);
+                    if k % 2 == 0 {
+                        _mm512_unpacklo_ps(a, b)
+                    } else {
+                        _mm512_unpackhi_ps(a, b)
+                    }
+                });
+                // u[4q + c]: rows 4q..4q+4 at column c of each quarter (c, c+4, c+8, c+12).
+                let u: [__m512; 16] = std::array::from_fn(|k| {
+                    let (q, c) = (k / 4, k % 4);
+                    let (a, b) = (t[4 * q + c / 2], t[4 * q + 2 + c / 2]);
+                    if c % 2 == 0 {
+                        _mm512_shuffle_ps::<0x44>(a, b)
+                    } else {
+                        _mm512_shuffle_ps::<0xEE>(a, b)
+                    }
+                });
+                for c in 0..4 {
+                    // Quarters (0, 2) and (1, 3) of two row groups, then of those pairs.
+                    let v0 = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+                    let v1 = _mm512_shuffle_f32x4::<0xDD>(u[c], u[4 + c]);
+                    let v2 = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+                    let v3 = _mm512_shuffle_f32x4::<0xDD>(u[8 + c], u[12 + c]);
+                    r[c] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+                    r[c + 8] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+                    r[c + 4] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+                    r[c + 12] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+                }
+            }
+        }
+        products!(
+            Avx512,
+            (8, 2),
+            (8, 3),
+            "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"
+        );
+    }
+
+    /// 8 f32 in a 256-bit register, with FMA.
+    #[derive(Clone, Copy)]
+    pub struct Avx2;
+
+    /// A mask enabling the first `count` (at most 8) lanes: lane `l` set when `l < count`.
+    #[inline(always)]
+    fn first8(count: usize) -> __m256i {
+        unsafe {
+            _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(count.min(8) as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            )
+        }
+    }
+
+    impl Lanes for Avx2 {
+        const N: usize = 8;
+        const MR: usize = 4;
+        const WR: usize = 4;
+        const WV: usize = 3;
+        type V = __m256;
+        const LEVEL: Level = Level::Avx2;
+
+        #[inline(always)]
+        unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
+            with_level(Level::Avx2, f)
+        }
+        #[inline(always)]
+        fn zero() -> __m256 {
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        fn splat(x: f32) -> __m256 {
+            unsafe { _mm256_set1_ps(x) }
+        }
+        #[inline(always)]
+        fn mul_add(a: __m256, b: __m256, acc: __m256) -> __m256 {
+            unsafe { _mm256_fmadd_ps(a, b, acc) }
+        }
+        #[inline(always)]
+        fn add(a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn load(s: &[f32], at: usize) -> __m256 {
+            let lanes = &s[at..at + 8];
+            unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+        }
+        #[inline(always)]
+        fn store<S: Slot>(d: &mut [S], at: usize, v: __m256) {
+            let lanes = &mut d[at..at + 8];
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().cast(), v) }
+        }
+        #[inline(always)]
+        fn load_first(s: &[f32], at: usize, count: usize) -> __m256 {
+            let lanes = &s[at..at + count.min(8)];
+            unsafe { _mm256_maskload_ps(lanes.as_ptr(), first8(lanes.len())) }
+        }
+        #[inline(always)]
+        fn store_first<S: Slot>(d: &mut [S], at: usize, count: usize, v: __m256) {
+            let lanes = &mut d[at..at + count.min(8)];
+            let mask = first8(lanes.len());
+            unsafe { _mm256_maskstore_ps(lanes.as_mut_ptr().cast(), mask, v) }
+        }
+        #[inline(always)]
+        fn pick(v: __m256, index: &[i32; MAX_LANES]) -> __m256 {
+            unsafe { _mm256_permutevar8x32_ps(v, _mm256_loadu_si256(index.as_ptr().cast())) }
+        }
+        /// Even (odd) lanes of each 128-bit half, then the 64-bit quarters reordered
+        /// `0, 2, 1, 3` so that `a`'s come first.
+        #[inline(always)]
+        fn unzip(a: __m256, b: __m256) -> [__m256; 2] {
+            unsafe {
+                let even = _mm256_castps_pd(_mm256_shuffle_ps::<0x88>(a, b));
+                let odd = _mm256_castps_pd(_mm256_shuffle_ps::<0xDD>(a, b));
+                [
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(even)),
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(odd)),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn zip(even: __m256, odd: __m256) -> [__m256; 2] {
+            unsafe {
+                let (lo, hi) = (_mm256_unpacklo_ps(even, odd), _mm256_unpackhi_ps(even, odd));
+                [
+                    _mm256_permute2f128_ps::<0x20>(lo, hi),
+                    _mm256_permute2f128_ps::<0x31>(lo, hi),
+                ]
+            }
+        }
+        /// Rows interleave at 32 bits, then 64, then the 128-bit halves swap across.
+        #[inline(always)]
+        fn transpose(r: &mut [__m256; MAX_LANES]) {
+            unsafe {
+                let t: [__m256; 8] = std::array::from_fn(|k| {
+                    let (a, b) = (r[k & !1], r[k | 1]);
+                    if k % 2 == 0 {
+                        _mm256_unpacklo_ps(a, b)
+                    } else {
+                        _mm256_unpackhi_ps(a, b)
+                    }
+                });
+                // u[4q + c]: rows 4q..4q+4 at column c (and c + 4) of each half.
+                let u: [__m256; 8] = std::array::from_fn(|k| {
+                    let (q, c) = (k / 4, k % 4);
+                    let (a, b) = (t[4 * q + c / 2], t[4 * q + 2 + c / 2]);
+                    if c % 2 == 0 {
+                        _mm256_shuffle_ps::<0x44>(a, b)
+                    } else {
+                        _mm256_shuffle_ps::<0xEE>(a, b)
+                    }
+                });
+                for c in 0..4 {
+                    r[c] = _mm256_permute2f128_ps::<0x20>(u[c], u[4 + c]);
+                    r[c + 4] = _mm256_permute2f128_ps::<0x31>(u[c], u[4 + c]);
+                }
+            }
+        }
+        products!(Avx2, (4, 3), (4, 3), "avx2,fma");
+    }
+}

@@ -1,0 +1,152 @@
+//! The register tiles: `R x V` accumulators of one vector each, one multiply-add each per
+//! reduction step, with `R` scalars of one operand broadcast and `V` vectors of the other
+//! loaded ([`fma_step`]). [`panel_product`] drives the forward and input-grad tiles over a
+//! whole product; [`weight_tile`] is the weight gradient's. Each level picks `R` and `V`
+//! to fill its register file (see `isa.rs`).
+use super::lanes::Lanes;
+use super::source::Source;
+
+pub type Tile<L, const R: usize, const V: usize> = [[<L as Lanes>::V; V]; R];
+
+/// One reduction step of a tile: `sum[i][v] += a[i] * b[v]`.
+#[inline(always)]
+fn fma_step<L: Lanes, const R: usize, const V: usize>(
+    sum: &mut Tile<L, R, V>,
+    a: &[f32; R],
+    b: &[L::V; V],
+) {
+    for (row, &a) in sum.iter_mut().zip(a) {
+        let ai = L::splat(a);
+        for (acc, &bv) in row.iter_mut().zip(b) {
+            *acc = L::mul_add(ai, bv, *acc);
+        }
+    }
+}
+
+/// `A B` for an `MR`-row panel `A` (`panel[r*MR + i]` is `A(i, r)`: one step's scalars
+/// are adjacent) and a `B` whose row `r` starts at `b[b_row(r)]`; the tile's vector `v`
+/// is at column offset `b_base[v]`.
+#[inline(always)]
+fn panel_tile<L: Lanes, const MR: usize, const NV: usize>(
+    panel: &[f32],
+    b: &[f32],
+    b_row: impl Fn(usize) -> usize,
+    b_base: [usize; NV],
+) -> Tile<L, MR, NV> {
+    let mut sum = [[L::zero(); NV]; MR];
+    for (r, a) in panel.chunks_exact(MR).enumerate() {
+        let row = b_row(r);
+        let bv = b_base.map(|base| L::load(b, row + base));
+        fma_step::<L, MR, NV>(&mut sum, a.try_into().expect("MR scalars"), &bv);
+    }
+    sum
+}
+
+/// `m x depth` matrix `a(i, r)` as `[panel][r][mr]`, rows past `m` zero.
+pub fn panels(m: usize, depth: usize, mr: usize, a: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let mut out = vec![0.0; m.div_ceil(mr) * depth * mr];
+    for (n, panel) in out.chunks_exact_mut(depth * mr).enumerate() {
+        for (r, dst) in panel.chunks_exact_mut(mr).enumerate() {
+            for (i, d) in dst.iter_mut().enumerate().take(m.saturating_sub(n * mr)) {
+                *d = a(n * mr + i, r);
+            }
+        }
+    }
+    out
+}
+
+/// How a matrix with vector-aligned column blocks is laid out: plain rows `ld` apart, or
+/// an image copy ([`Source`]) whose row `r` is patch row `row[r]` (`src.row`, or a
+/// permutation of it).
+#[derive(Clone, Copy)]
+pub enum Layout<'a> {
+    Rows(usize),
+    Patches(&'a Source, &'a [usize]),
+}
+
+impl Layout<'_> {
+    #[inline(always)]
+    fn row(&self, r: usize) -> usize {
+        match self {
+            Layout::Rows(ld) => r * ld,
+            Layout::Patches(_, row) => row[r],
+        }
+    }
+    #[inline(always)]
+    fn col(&self, j: usize) -> usize {
+        match self {
+            Layout::Rows(_) => j,
+            Layout::Patches(src, _) => src.col(j),
+        }
+    }
+}
+
+/// `C = A B` for `A` given as panels (`m` rows, `depth` steps) and a `B` with `n`
+/// columns, `n` a multiple of `N`: `put(at, v)` receives the `N` values of `C` at `c_at`
+/// offset `at` (to store, or to add to what is there).
+#[inline(always)]
+pub fn panel_product<L: Lanes, const MR: usize, const NV: usize>(
+    a_panels: &[f32],
+    (m, depth, n): (usize, usize, usize),
+    b: &[f32],
+    b_at: Layout,
+    c_at: Layout,
+    mut put: impl FnMut(usize, L::V),
+) {
+    const { assert!(MR == L::MR) };
+    let n_lanes = L::N;
+    for j in (0..n).step_by(NV * n_lanes) {
+        // A last tile with fewer valid vectors repeats the last one rather than read past
+        // the end. (Column offsets outside the row loop: `col` divides.)
+        let column = |v: usize| (j + v * n_lanes).min(n - n_lanes);
+        let b_base: [usize; NV] = std::array::from_fn(|v| b_at.col(column(v)));
+        let c_base: [usize; NV] = std::array::from_fn(|v| c_at.col(column(v)));
+        for (ib, panel) in a_panels.chunks_exact(depth * MR).enumerate() {
+            let acc = panel_tile::<L, MR, NV>(panel, b, |r| b_at.row(r), b_base);
+            for (i, vectors) in acc.iter().enumerate() {
+                for (v, &vector) in vectors.iter().enumerate() {
+                    let (row, col) = (ib * MR + i, j + v * n_lanes);
+                    if row < m && col < n {
+                        put(c_at.row(row) + c_base[v], vector);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One `WR x WV` tile of `dW` over all output rows: for a row starting at `(x0, g0)` and
+/// `t < len`, the scalars are `dy_t[g0 + t*ld + cb..][..WR]` and vector `v` is
+/// `images[x0 + t*step + off[v]..][..N]`. Each level compiles it out of line (see
+/// `isa.rs`): inlined into the loops around it, LLVM spilled the accumulators.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn weight_tile<L: Lanes, const WR: usize, const WV: usize>(
+    runs: &[(usize, usize)],
+    len: usize,
+    images: &[f32],
+    step: usize,
+    off: &[usize],
+    dy_t: &[f32],
+    ld: usize,
+    cb: usize,
+    out: &mut [f32],
+) {
+    const { assert!(WR == L::WR && WV == L::WV) };
+    let off: [usize; WV] = off.try_into().expect("WV offsets");
+    let mut sum = [[L::zero(); WV]; WR];
+    for &(x0, g0) in runs {
+        for t in 0..len {
+            let bv = off.map(|o| L::load(images, x0 + t * step + o));
+            let a = dy_t[g0 + t * ld + cb..][..WR]
+                .try_into()
+                .expect("WR scalars");
+            fma_step::<L, WR, WV>(&mut sum, a, &bv);
+        }
+    }
+    for (i, row) in sum.iter().enumerate() {
+        for (v, &vector) in row.iter().enumerate() {
+            L::store(out, (i * WV + v) * L::N, vector);
+        }
+    }
+}
