@@ -1,9 +1,11 @@
 //! The special-case kernels (`tile.rs`, `plain.rs`) against the general row kernel, which
-//! the fused-vs-composed tests check against the engine's primitives.
+//! the fused-vs-composed tests check against the engine's primitives, at every SIMD level
+//! this CPU supports; and each level's row kernel against the portable one's.
 use super::plain::run_plain_rows;
 use super::tile::{run_tiles, MAX_COLS};
-use super::{run_rows, with_simd, Consts, MaybeUninit};
+use super::{run_rows, Consts, MaybeUninit};
 use crate::backend::FusedLossParams;
+use crate::cpu::simd::{with_level, Level};
 use crate::gradcheck::SplitMix;
 use crate::Float;
 
@@ -14,8 +16,10 @@ enum Kernel {
     Rows,
 }
 
-/// One kernel on all rows: `(losses, gradient)`, or the reported bad logit.
+/// One kernel on all rows, compiled for `level`: `(losses, gradient)`, or the reported
+/// bad logit.
 fn run<T: Float>(
+    level: Level,
     kernel: Kernel,
     z: &[T],
     p: &FusedLossParams,
@@ -23,11 +27,15 @@ fn run<T: Float>(
     let k = Consts::new(p);
     let mut g = vec![MaybeUninit::uninit(); p.rows * p.cols];
     let mut l = vec![T::ZERO; p.rows];
-    let bad = with_simd(|| match kernel {
-        Kernel::Tiles => run_tiles(z, &k, 0, &mut g, &mut l),
-        Kernel::Plain => run_plain_rows(z, &k, 0, &mut g, &mut l),
-        Kernel::Rows => run_rows(z, None, &k, 0, &mut g, &mut l),
-    });
+    let bad = with_level(
+        level,
+        #[inline(always)]
+        || match kernel {
+            Kernel::Tiles => run_tiles(z, &k, 0, &mut g, &mut l),
+            Kernel::Plain => run_plain_rows(z, &k, 0, &mut g, &mut l),
+            Kernel::Rows => run_rows(z, None, &k, 0, &mut g, &mut l),
+        },
+    );
     match bad {
         Some(at) => Err(at),
         // SAFETY: without a reported problem every row wrote all its entries.
@@ -74,10 +82,16 @@ fn params<'a>(
     }
 }
 
-/// `kernel` against the row kernel at each shape: partial last tiles and groups, one and
-/// two classes, logits beyond the clamp, a dropped class (`-inf` offset), weighted rows
-/// and a mean's scale.
+/// `kernel` against the row kernel at each shape and level, and each level's row kernel
+/// against the portable one: partial last tiles and groups, one and two classes, logits
+/// beyond the clamp, a dropped class (`-inf` offset), weighted rows and a mean's scale.
 fn agree<T: Float>(kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
+    for level in Level::supported() {
+        agree_at::<T>(level, kernel, shapes, rel);
+    }
+}
+
+fn agree_at<T: Float>(level: Level, kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
     let mut rng = SplitMix::new(11);
     for &(rows, cols) in shapes {
         let z: Vec<T> = rng
@@ -93,11 +107,15 @@ fn agree<T: Float>(kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
         }
         let p = params(rows, cols, &labels, &coefs, &offsets);
         assert!(p.is_plain_hard());
-        let (lk, gk) = run(kernel, &z, &p).unwrap();
-        let (lr, gr) = run(Kernel::Rows, &z, &p).unwrap();
+        let (lk, gk) = run(level, kernel, &z, &p).unwrap();
+        let (lr, gr) = run(level, Kernel::Rows, &z, &p).unwrap();
+        let (lp, gp) = run(Level::Portable, Kernel::Rows, &z, &p).unwrap();
         let f = |v: Vec<T>| v.into_iter().map(T::to_f64).collect::<Vec<_>>();
-        close("loss", &f(lk), &f(lr), rel, 1.0);
-        close("grad", &f(gk), &f(gr), rel, 1e-30);
+        eprintln!("level {level}, {rows} x {cols}");
+        close("loss", &f(lk), &f(lr.clone()), rel, 1.0);
+        close("grad", &f(gk), &f(gr.clone()), rel, 1e-30);
+        close("row-kernel loss vs portable", &f(lr), &f(lp), rel, 1.0);
+        close("row-kernel grad vs portable", &f(gr), &f(gp), rel, 1e-30);
     }
 }
 
@@ -124,7 +142,9 @@ fn every_kernel_names_the_first_bad_logit() {
     z[19 * cols + 1] = f32::NAN;
     let (labels, coefs) = (vec![0; rows], vec![1.0; rows]);
     let p = params(rows, cols, &labels, &coefs, &[]);
-    for kernel in [Kernel::Tiles, Kernel::Plain, Kernel::Rows] {
-        assert_eq!(run(kernel, &z, &p).unwrap_err(), (18, 3));
+    for level in Level::supported() {
+        for kernel in [Kernel::Tiles, Kernel::Plain, Kernel::Rows] {
+            assert_eq!(run(level, kernel, &z, &p).unwrap_err(), (18, 3));
+        }
     }
 }
