@@ -16,8 +16,9 @@
 //!
 //! Conv shapes are ResNet-32's on CIFAR-10, batch 128: the three stages' 3x3 convs and the
 //! two stride-2 transitions. All runs are f32 with the tape off for forward-only benches.
+mod common;
 use arbor::engine::{no_grad, DType, Tensor};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -115,6 +116,61 @@ fn conv2d(c: &mut Criterion) {
     g.finish();
 }
 
+/// The conv kernels alone (no tape), fwd+bwd, at every SIMD level this CPU has and on the
+/// im2col + GEMM path, side by side: `conv_kernels/<shape>/<level>`. A pass the direct
+/// kernel of a level declines runs im2col, as the op would.
+fn conv_kernels(c: &mut Criterion) {
+    use arbor::engine::backend::Conv2dParams;
+    use arbor::engine::cpu::conv::{direct_kernels, im2col_kernels};
+    use arbor::engine::cpu::simd::Level;
+    let mut g = c.benchmark_group("conv_kernels");
+    let mut r = arbor::engine::gradcheck::SplitMix::new(7);
+    let mut values =
+        |n: usize| -> Vec<f32> { r.vec(n, -1.0, 1.0).iter().map(|&v| v as f32).collect() };
+    for s in &RESNET32_CONVS {
+        let p = Conv2dParams {
+            batch: BATCH,
+            c_in: s.c_in,
+            h_in: s.size,
+            w_in: s.size,
+            c_out: s.c_out,
+            kh: 3,
+            kw: 3,
+            stride: (s.stride, s.stride),
+            padding: (1, 1),
+        };
+        let out = s.size / s.stride;
+        let x = values(BATCH * s.c_in * s.size * s.size);
+        let w = values(s.c_out * s.c_in * 9);
+        let dy = values(BATCH * s.c_out * out * out);
+        let flops = 2 * (BATCH * s.c_out * out * out * s.c_in * 9) as u64;
+        let name = format!(
+            "{}x{}x{}->{}_s{}",
+            s.c_in, s.size, s.size, s.c_out, s.stride
+        );
+        g.throughput(Throughput::Elements(3 * flops));
+        let im2col = im2col_kernels();
+        let mut variants: Vec<(String, _)> = Level::supported()
+            .into_iter()
+            .map(|l| (l.name().to_string(), direct_kernels(l)))
+            .collect();
+        variants.push(("im2col".to_string(), im2col));
+        for (variant, k) in variants {
+            let run = |pass: usize, a: &[f32], b: &[f32]| {
+                k[pass](a, b, &p).unwrap_or_else(|| im2col[pass](a, b, &p).expect("im2col"))
+            };
+            g.bench_function(BenchmarkId::new(&name, variant), |bch| {
+                bch.iter(|| {
+                    black_box(run(0, &x, &w));
+                    black_box(run(1, &dy, &w));
+                    black_box(run(2, &dy, &x));
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 /// Batch norm, relu and add on the largest ResNet-32 activation, beside memcpy.
 fn memory_bound(c: &mut Criterion) {
     let shape = [BATCH, 16, 32, 32];
@@ -179,6 +235,11 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = sgemm, conv2d, memory_bound
+    targets = sgemm, conv2d, conv_kernels, memory_bound
 }
-criterion_main!(benches);
+
+fn main() {
+    common::announce("engine");
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -5,10 +5,11 @@
 //! Run: `cargo bench --bench loss`. f32, global counts (every class present), hard labels.
 //! Both sides get the class counts prepared once, as a training run does: the composed
 //! form a `log n` tensor, the fused op a [`Criterion`] (the trainer's loss object).
+mod common;
 use arbor::engine::gradcheck::SplitMix;
 use arbor::engine::ops::loss::{CountMode, Criterion as Loss, LossKind, Reduction, Target};
 use arbor::engine::{DType, Result, Tensor};
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{black_box, criterion_group, Criterion, Throughput};
 use std::time::Duration;
 
 const SIZES: [(usize, usize); 4] = [(128, 10), (128, 100), (1024, 1000), (512, 8142)];
@@ -73,4 +74,10 @@ fn fwd_bwd(c: &mut Criterion) {
 }
 
 criterion_group!(benches, fwd_bwd);
-criterion_main!(benches);
+fn main() {
+    common::announce("loss");
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}

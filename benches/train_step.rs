@@ -3,12 +3,13 @@
 //! Throughput is declared in images, so criterion prints images/s.
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench train_step`
+mod common;
 use arbor_engine::gradcheck::SplitMix;
 use arbor_engine::ops::loss::{Criterion, LossKind, Reduction, Target};
 use arbor_engine::optim::Sgd;
 use arbor_engine::{DType, Tensor};
 use arbor_models::resnet::{Arch, ResNet};
-use criterion::{criterion_group, criterion_main, Criterion as Bench, Throughput};
+use criterion::{criterion_group, Criterion as Bench, Throughput};
 use std::time::Duration;
 
 const BATCH: usize = 128;
@@ -58,4 +59,10 @@ fn train_step(c: &mut Bench) {
 }
 
 criterion_group!(benches, train_step);
-criterion_main!(benches);
+fn main() {
+    common::announce("train_step");
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}

@@ -90,21 +90,36 @@ fn shifted_moments<T: Float>(x: &[T], shift: T) -> (T, T) {
     (s.into_iter().sum(), q.into_iter().sum())
 }
 
-/// `y = scale (x - center) + offset` over every run of one channel. Centring before scaling
+/// `y = scale (x - center) + offset` over every run of one channel, then `max(y, 0)` with
+/// `relu` (the fused batch-norm + ReLU: one pass instead of two). Centring before scaling
 /// keeps f32 precise when |mean| >> std (folding `center` into `offset` would cancel).
 #[inline(always)]
 fn normalize_runs<'a, T: Float>(
     out: OutRuns<'_, T>,
     x: impl Iterator<Item = &'a [T]>,
-    center: T,
-    scale: T,
-    offset: T,
+    (center, scale, offset): (T, T, T),
+    relu: bool,
 ) {
     for (o, xr) in out.into_iter().zip(x) {
-        for (o, &v) in o.iter_mut().zip(xr) {
-            o.write(scale * (v - center) + offset);
+        if relu {
+            for (o, &v) in o.iter_mut().zip(xr) {
+                let y = scale * (v - center) + offset;
+                o.write(if y > T::ZERO { y } else { T::ZERO });
+            }
+        } else {
+            for (o, &v) in o.iter_mut().zip(xr) {
+                o.write(scale * (v - center) + offset);
+            }
         }
     }
+}
+
+/// What the fused forward saves for its backward: the batch statistics, and the exact
+/// per-channel `scale` it multiplied by, so that the backward recomputes the ReLU mask
+/// `scale (x - mean) + beta > 0` bit for bit instead of reading `y` back.
+pub struct BatchNormReluSaved<T> {
+    pub stats: BatchNormStats<Vec<T>>,
+    pub scale: Vec<T>,
 }
 
 /// Training forward: per channel, `mean = E[x]`, `var = E[(x - mean)^2]` (biased),
@@ -116,6 +131,19 @@ pub fn forward_train<T: Float>(
     d: &BatchNormDims,
     eps: f64,
 ) -> (Vec<T>, BatchNormStats<Vec<T>>) {
+    let (y, saved) = forward_train_act(x, gamma, beta, d, eps, false);
+    (y, saved.stats)
+}
+
+/// [`forward_train`], then `max(y, 0)` when `relu`, in the same pass.
+pub fn forward_train_act<T: Float>(
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    d: &BatchNormDims,
+    eps: f64,
+    relu: bool,
+) -> (Vec<T>, BatchNormReluSaved<T>) {
     let count = (d.n * d.hw).max(1) as f64;
     let (y, stats) = per_channel_output(d, |c, out| {
         with_simd(
@@ -136,17 +164,20 @@ pub fn forward_train<T: Float>(
                 let mean = shift.to_f64() + m;
                 let inv_std = 1.0 / (var + eps).sqrt();
                 let (mean_t, scale) = (T::from_f64(mean), T::from_f64(gamma[c].to_f64() * inv_std));
-                normalize_runs(out, runs(x, *d, c), mean_t, scale, beta[c]);
-                (T::from_f64(mean), T::from_f64(var), T::from_f64(inv_std))
+                normalize_runs(out, runs(x, *d, c), (mean_t, scale, beta[c]), relu);
+                (mean_t, T::from_f64(var), T::from_f64(inv_std), scale)
             },
         )
     });
-    let stats = BatchNormStats {
-        mean: stats.iter().map(|s| s.0).collect(),
-        var: stats.iter().map(|s| s.1).collect(),
-        inv_std: stats.iter().map(|s| s.2).collect(),
+    let saved = BatchNormReluSaved {
+        stats: BatchNormStats {
+            mean: stats.iter().map(|s| s.0).collect(),
+            var: stats.iter().map(|s| s.1).collect(),
+            inv_std: stats.iter().map(|s| s.2).collect(),
+        },
+        scale: stats.iter().map(|s| s.3).collect(),
     };
-    (y, stats)
+    (y, saved)
 }
 
 /// Evaluation forward: `y = gamma (x - running_mean) / sqrt(running_var + eps) + beta`.
@@ -160,11 +191,24 @@ pub fn forward_eval<T: Float>(
     d: &BatchNormDims,
     eps: f64,
 ) -> Vec<T> {
+    forward_eval_act(x, [gamma, beta, running_mean, running_var], d, eps, false)
+}
+
+/// [`forward_eval`] of `[gamma, beta, running_mean, running_var]`, then `max(y, 0)` when
+/// `relu`, in the same pass.
+pub fn forward_eval_act<T: Float>(
+    x: &[T],
+    [gamma, beta, running_mean, running_var]: [&[T]; 4],
+    d: &BatchNormDims,
+    eps: f64,
+    relu: bool,
+) -> Vec<T> {
     per_channel_output(d, |c, out| {
         let scale = T::from_f64(gamma[c].to_f64() / (running_var[c].to_f64() + eps).sqrt());
+        let affine = (running_mean[c], scale, beta[c]);
         with_simd(
             #[inline(always)]
-            || normalize_runs(out, runs(x, *d, c), running_mean[c], scale, beta[c]),
+            || normalize_runs(out, runs(x, *d, c), affine, relu),
         );
     })
     .0
@@ -182,13 +226,38 @@ pub fn backward<T: Float>(
     inv_std: &[T],
     d: &BatchNormDims,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
+    backward_act(dy, x, gamma, mean, inv_std, None, d)
+}
+
+/// The fused batch-norm + ReLU backward: [`backward`] of `dz = dy [z > 0]`, where
+/// `z = scale (x - mean) + beta` is recomputed from the forward's exact `(scale, beta)`
+/// (`relu`), in the same two passes. Without `relu`, plain [`backward`].
+pub fn backward_act<T: Float>(
+    dy: &[T],
+    x: &[T],
+    gamma: &[T],
+    mean: &[T],
+    inv_std: &[T],
+    relu: Option<(&[T], &[T])>,
+    d: &BatchNormDims,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
     let count = (d.n * d.hw).max(1) as f64;
     let (dx, sums) = per_channel_output(d, |c, out| {
         with_simd(
             #[inline(always)]
             || {
                 let (mut sum_dy, mut sum_dy_xc) = (0.0, 0.0);
+                // With the ReLU, `dz` of each run is masked into `masked` (one run, in L1).
+                let mask = relu.map(|(scale, beta)| (mean[c], scale[c], beta[c]));
+                let mut masked = vec![T::ZERO; if mask.is_some() { d.hw } else { 0 }];
                 for (g, xr) in runs(dy, *d, c).zip(runs(x, *d, c)) {
+                    let g = match mask {
+                        None => g,
+                        Some(affine) => {
+                            relu_mask(g, xr, affine, &mut masked);
+                            &masked
+                        }
+                    };
                     let (a, b) = sum_and_centered_dot(g, xr, mean[c]);
                     sum_dy += a.to_f64();
                     sum_dy_xc += b.to_f64();
@@ -202,6 +271,13 @@ pub fn backward<T: Float>(
                 let k = -a * dbeta / count;
                 let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[c]);
                 for ((o, g), xr) in out.into_iter().zip(runs(dy, *d, c)).zip(runs(x, *d, c)) {
+                    let g = match mask {
+                        None => g,
+                        Some(affine) => {
+                            relu_mask(g, xr, affine, &mut masked);
+                            &masked
+                        }
+                    };
                     for ((o, &g), &v) in o.iter_mut().zip(g).zip(xr) {
                         o.write(a * g + b * (v - mu) + k);
                     }
@@ -213,4 +289,14 @@ pub fn backward<T: Float>(
     let dgamma = sums.iter().map(|s| s.0).collect();
     let dbeta = sums.iter().map(|s| s.1).collect();
     (dx, dgamma, dbeta)
+}
+
+/// `out = dy` where `scale (x - center) + offset > 0`, else 0: the ReLU's backward, with
+/// the mask recomputed exactly as [`normalize_runs`] computed `y`.
+#[inline(always)]
+fn relu_mask<T: Float>(dy: &[T], x: &[T], (center, scale, offset): (T, T, T), out: &mut [T]) {
+    for ((o, &g), &v) in out.iter_mut().zip(dy).zip(x) {
+        let y = scale * (v - center) + offset;
+        *o = if y > T::ZERO { g } else { T::ZERO };
+    }
 }

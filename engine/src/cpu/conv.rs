@@ -31,7 +31,7 @@ use std::mem::MaybeUninit;
 const WEIGHT_GRAD_GROUP: usize = 8;
 
 /// One of [`direct`]'s entry points, as `(a, b, p)` to `Some(result)` or `None`.
-type F32Kernel = fn(&[f32], &[f32], &Conv2dParams) -> Option<Vec<f32>>;
+pub type F32Kernel = fn(&[f32], &[f32], &Conv2dParams) -> Option<Vec<f32>>;
 
 /// The direct kernel for `level`: `[forward, input grad, weight grad]`.
 pub fn direct_kernels(level: Level) -> [F32Kernel; 3] {
@@ -46,6 +46,16 @@ pub fn direct_kernels(level: Level) -> [F32Kernel; 3] {
         Level::Avx2 => of::<Avx2>(),
         _ => of::<Portable>(),
     }
+}
+
+/// The im2col + GEMM path in the same form as [`direct_kernels`] (always `Some`): what
+/// the benches compare each level's direct kernels with.
+pub fn im2col_kernels() -> [F32Kernel; 3] {
+    [
+        |x, w, p| Some(generic_conv2d(x, w, p)),
+        |g, w, p| Some(generic_input_grad(g, w, p)),
+        |g, x, p| Some(generic_weight_grad(g, x, p)),
+    ]
 }
 
 /// Runs pass `pass` of the active level's direct kernels instead of the generic path when

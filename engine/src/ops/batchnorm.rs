@@ -86,6 +86,93 @@ impl Tensor {
         momentum: f64,
         eps: f64,
     ) -> Result<Tensor> {
+        let (dims, h, w) =
+            self.batch_norm2d_check(gamma, beta, running_mean, running_var, momentum, eps)?;
+        let (n, c) = (dims.n, dims.c);
+        const OP: &str = "batch_norm2d";
+        let inputs = [self, gamma, beta];
+        if !training {
+            let s = self.storage().batch_norm2d_eval(
+                &gamma.storage(),
+                &beta.storage(),
+                &running_mean.storage(),
+                &running_var.storage(),
+                &dims,
+                eps,
+            )?;
+            // The backward needs the running statistics as they are now: copy them, but
+            // only when it will run (evaluation usually runs under `no_grad`).
+            let recorded = tape::is_recording() && inputs.iter().any(|t| t.requires_grad());
+            if !recorded {
+                return Tensor::from_storage(s, self.shape().clone());
+            }
+            let (mean, inv_std) = no_grad(|| -> Result<_> {
+                let mean = running_mean.detach().affine(1.0, 0.0)?; // a copy, not a view
+                let inv_std = running_var.add_scalar(eps)?.powf(-0.5)?;
+                Ok((mean.reshape([1, c, 1, 1])?, inv_std.reshape([1, c, 1, 1])?))
+            })?;
+            return Ok(Tensor::from_op(s, self.shape().clone(), &inputs, |_| {
+                BatchNormEvalBackward { mean, inv_std }
+            }));
+        }
+        let m = n * h * w;
+        if m < 2 {
+            return invalid(
+                OP,
+                format!(
+                    "training needs more than one value per channel, input {:?} has {m}",
+                    self.shape()
+                ),
+            );
+        }
+        let (y, stats) =
+            self.storage()
+                .batch_norm2d_train(&gamma.storage(), &beta.storage(), &dims, eps)?;
+        let mean = Tensor::from_storage(stats.mean, [c])?;
+        let var = Tensor::from_storage(stats.var, [c])?;
+        let inv_std = Tensor::from_storage(stats.inv_std, [c])?;
+        update_running([running_mean, running_var], [&mean, &var], m, momentum)?;
+        Ok(Tensor::from_op(y, self.shape().clone(), &inputs, |_| {
+            BatchNormTrainBackward {
+                dims,
+                mean,
+                inv_std,
+            }
+        }))
+    }
+}
+
+/// `running = (1 - momentum) running + momentum stat` for the mean and the unbiased
+/// variance (`var m / (m - 1)`), in place, untaped.
+pub(crate) fn update_running(
+    [running_mean, running_var]: [&Tensor; 2],
+    [mean, var]: [&Tensor; 2],
+    m: usize,
+    momentum: f64,
+) -> Result<()> {
+    no_grad(|| -> Result<()> {
+        let unbiased = var.scale(m as f64 / (m - 1) as f64)?;
+        for (running, stat) in [(running_mean, mean), (running_var, &unbiased)] {
+            let updated = running
+                .affine(1.0 - momentum, 0.0)?
+                .add(&stat.scale(momentum)?)?;
+            running.assign(&updated)?;
+        }
+        Ok(())
+    })
+}
+
+impl Tensor {
+    /// Checks batch_norm2d's arguments: `(dims, h, w)` of NCHW `self`.
+    pub(crate) fn batch_norm2d_check(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<(BatchNormDims, usize, usize)> {
         const OP: &str = "batch_norm2d";
         if self.rank() != 4 {
             return shape_err(OP, format!("needs NCHW input, got {:?}", self.shape()));
@@ -130,64 +217,6 @@ impl Tensor {
                 ),
             );
         }
-        let dims = BatchNormDims { n, c, hw: h * w };
-        let inputs = [self, gamma, beta];
-        if !training {
-            let s = self.storage().batch_norm2d_eval(
-                &gamma.storage(),
-                &beta.storage(),
-                &running_mean.storage(),
-                &running_var.storage(),
-                &dims,
-                eps,
-            )?;
-            // The backward needs the running statistics as they are now: copy them, but
-            // only when it will run (evaluation usually runs under `no_grad`).
-            let recorded = tape::is_recording() && inputs.iter().any(|t| t.requires_grad());
-            if !recorded {
-                return Tensor::from_storage(s, self.shape().clone());
-            }
-            let (mean, inv_std) = no_grad(|| -> Result<_> {
-                let mean = running_mean.detach().affine(1.0, 0.0)?; // a copy, not a view
-                let inv_std = running_var.add_scalar(eps)?.powf(-0.5)?;
-                Ok((mean.reshape([1, c, 1, 1])?, inv_std.reshape([1, c, 1, 1])?))
-            })?;
-            return Ok(Tensor::from_op(s, self.shape().clone(), &inputs, |_| {
-                BatchNormEvalBackward { mean, inv_std }
-            }));
-        }
-        let m = n * h * w;
-        if m < 2 {
-            return invalid(
-                OP,
-                format!(
-                    "training needs more than one value per channel, input {:?} has {m}",
-                    self.shape()
-                ),
-            );
-        }
-        let (y, stats) =
-            self.storage()
-                .batch_norm2d_train(&gamma.storage(), &beta.storage(), &dims, eps)?;
-        let mean = Tensor::from_storage(stats.mean, [c])?;
-        let var = Tensor::from_storage(stats.var, [c])?;
-        let inv_std = Tensor::from_storage(stats.inv_std, [c])?;
-        no_grad(|| -> Result<()> {
-            let unbiased = var.scale(m as f64 / (m - 1) as f64)?;
-            for (running, stat) in [(running_mean, &mean), (running_var, &unbiased)] {
-                let updated = running
-                    .affine(1.0 - momentum, 0.0)?
-                    .add(&stat.scale(momentum)?)?;
-                running.assign(&updated)?;
-            }
-            Ok(())
-        })?;
-        Ok(Tensor::from_op(y, self.shape().clone(), &inputs, |_| {
-            BatchNormTrainBackward {
-                dims,
-                mean,
-                inv_std,
-            }
-        }))
+        Ok((BatchNormDims { n, c, hw: h * w }, h, w))
     }
 }

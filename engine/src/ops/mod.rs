@@ -3,6 +3,7 @@
 pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
+pub mod fused;
 pub mod index;
 pub mod loss;
 pub mod matmul;
