@@ -12,10 +12,11 @@
 //! across a task's images), and for the weight gradient a fixed group of images per task
 //! whose partial sums are then added in order. Each task's products run on its own thread.
 //!
-//! Two implementations: f32 takes [`direct`], register-tiled products that read a compact
-//! copy of the image in place, written once over the vector of the active SIMD level
-//! (AVX-512, AVX2+FMA or portable); f64, and the geometries the direct kernels decline,
-//! take the generic path in this file, im2col and matrixmultiply's sgemm/dgemm.
+//! Two implementations: [`direct`], register-tiled f32 products that read a compact copy
+//! of the image in place, written once over the vector of each SIMD level (AVX-512,
+//! AVX2+FMA or portable; which levels the op uses: [`uses_direct`]); and the generic path
+//! in this file, im2col and matrixmultiply's sgemm/dgemm, for f64, the other levels and
+//! the geometries the direct kernels decline.
 pub mod direct;
 
 use super::simd::Level;
@@ -58,10 +59,30 @@ pub fn im2col_kernels() -> [F32Kernel; 3] {
     ]
 }
 
+/// Which f32 path the conv op takes: `ARBOR_CONV=direct` or `im2col` (read once), else
+/// the direct kernels at AVX-512 and im2col + GEMM below it.
+///
+/// Why not direct at every level yet: on the (loaded, AVX-512) development machine the
+/// AVX2 and portable direct kernels did not beat im2col + matrixmultiply (whose GEMM
+/// picks AVX2+FMA by itself) on every ResNet-32 pass: the AVX2 stride-2 input gradient
+/// measured 3x slower. They are tested at every level and benched (`conv_kernels`), so
+/// `ARBOR_CONV=direct` measures them; the default follows the measurements.
+pub fn uses_direct(level: Level) -> bool {
+    static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let forced = CHOICE.get_or_init(|| match std::env::var("ARBOR_CONV").as_deref() {
+        Ok("direct") => Some(true),
+        Ok("im2col") => Some(false),
+        _ => None,
+    });
+    forced.unwrap_or(level == Level::Avx512)
+}
+
 /// Runs pass `pass` of the active level's direct kernels instead of the generic path when
-/// `T` is f32; `None` otherwise, or when the kernel declines the geometry.
+/// `T` is f32 and [`uses_direct`]; `None` otherwise, or when the kernel declines the
+/// geometry.
 fn try_direct<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, pass: usize) -> Option<Vec<T>> {
-    if TypeId::of::<T>() == TypeId::of::<f32>() {
+    let level = super::simd::level();
+    if TypeId::of::<T>() == TypeId::of::<f32>() && uses_direct(level) {
         // SAFETY: `T` is `f32` (same TypeId), so both casts are the identity.
         let (a, b) = unsafe {
             (
@@ -69,7 +90,7 @@ fn try_direct<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, pass: usize) -> Opti
                 std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
             )
         };
-        let kernel = direct_kernels(super::simd::level())[pass];
+        let kernel = direct_kernels(level)[pass];
         let out: Box<dyn Any> = Box::new(kernel(a, b, p)?);
         return out.downcast::<Vec<T>>().ok().map(|v| *v);
     }

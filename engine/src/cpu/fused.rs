@@ -13,7 +13,7 @@ pub fn add_relu<T: Float>(a: &[T], b: &[T]) -> Vec<T> {
     // Not zeroed first: every value is written below, and zeroing is one more pass.
     let mut out = Vec::with_capacity(a.len());
     let spare = &mut out.spare_capacity_mut()[..a.len()];
-    let run = |(o, (a, b)): (&mut [MaybeUninit<T>], (&[T], &[T]))| {
+    let run = |o: &mut [MaybeUninit<T>], a: &[T], b: &[T]| {
         with_simd(
             #[inline(always)]
             || {
@@ -25,12 +25,12 @@ pub fn add_relu<T: Float>(a: &[T], b: &[T]) -> Vec<T> {
         )
     };
     if a.len() < PAR_MIN {
-        run((spare, (a, b)));
+        run(spare, a, b);
     } else {
         spare
             .par_chunks_mut(PAR_MIN / 2)
             .zip(a.par_chunks(PAR_MIN / 2).zip(b.par_chunks(PAR_MIN / 2)))
-            .for_each(run);
+            .for_each(|(o, (a, b))| run(o, a, b));
     }
     // SAFETY: the chunks cover all `a.len()` values and `run` wrote each.
     unsafe { out.set_len(a.len()) };
