@@ -148,6 +148,18 @@ impl BatchNorm2d {
             Self::EPS,
         )
     }
+    /// `relu(forward(x))` as one fused op (one pass over the activation).
+    pub fn forward_relu(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        x.batch_norm2d_relu(
+            &self.gamma,
+            &self.beta,
+            &self.running_mean,
+            &self.running_var,
+            training,
+            Self::MOMENTUM,
+            Self::EPS,
+        )
+    }
     fn named(&self, prefix: &str, params: &mut Vec<Named>, buffers: &mut Vec<Named>) {
         push(params, prefix, "weight", &self.gamma);
         push(params, prefix, "bias", &self.beta);
@@ -238,6 +250,10 @@ impl ConvBn {
     }
     pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
         self.bn.forward(&self.conv.forward(x)?, training)
+    }
+    /// `relu(forward(x))`, the batch norm and ReLU fused.
+    pub fn forward_relu(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        self.bn.forward_relu(&self.conv.forward(x)?, training)
     }
     /// Names in PyTorch's style: `{prefix}conv{i}.weight`, `{prefix}bn{i}.weight`...
     pub(crate) fn named(

@@ -78,8 +78,7 @@ impl Block {
     fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
         match self {
             Block::Basic(bb) => {
-                let out =
-                    bb.b.forward(&bb.a.forward(x, training)?.relu()?, training)?;
+                let out = bb.b.forward(&bb.a.forward_relu(x, training)?, training)?;
                 let shortcut = match bb.pad {
                     None => x.clone(),
                     Some(p) => {
@@ -88,17 +87,17 @@ impl Block {
                             .pad_channels(p, p)?
                     }
                 };
-                out.add(&shortcut)?.relu()
+                out.add_relu(&shortcut)
             }
             Block::Bottleneck(bn) => {
-                let out = bn.a.forward(x, training)?.relu()?;
-                let out = bn.b.forward(&out, training)?.relu()?;
+                let out = bn.a.forward_relu(x, training)?;
+                let out = bn.b.forward_relu(&out, training)?;
                 let out = bn.c.forward(&out, training)?;
                 let shortcut = match &bn.downsample {
                     None => x.clone(),
                     Some(ds) => ds.forward(x, training)?,
                 };
-                out.add(&shortcut)?.relu()
+                out.add_relu(&shortcut)
             }
         }
     }
@@ -311,7 +310,7 @@ impl ResNet {
             });
         }
         let backbone = |training: bool| -> Result<Tensor> {
-            let mut h = self.stem.forward(x, training)?.relu()?;
+            let mut h = self.stem.forward_relu(x, training)?;
             if self.stem_pool {
                 h = h.max_pool2d((3, 3), (2, 2), (1, 1))?;
             }
