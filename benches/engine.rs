@@ -117,7 +117,7 @@ fn conv2d(c: &mut Criterion) {
 }
 
 /// The conv kernels alone (no tape), fwd+bwd, at every SIMD level this CPU has and on the
-/// im2col + GEMM path, side by side: `conv_kernels/<shape>/<level>`. A pass the direct
+/// im2col + GEMM path, side by side: `conv_kernels/<shape>/<pass>-<level>` (`fwd_bwd` all three). A pass the direct
 /// kernel of a level declines runs im2col, as the op would.
 fn conv_kernels(c: &mut Criterion) {
     use arbor::engine::backend::Conv2dParams;
@@ -148,7 +148,6 @@ fn conv_kernels(c: &mut Criterion) {
             "{}x{}x{}->{}_s{}",
             s.c_in, s.size, s.size, s.c_out, s.stride
         );
-        g.throughput(Throughput::Elements(3 * flops));
         let im2col = im2col_kernels();
         let mut variants: Vec<(String, _)> = Level::supported()
             .into_iter()
@@ -159,13 +158,27 @@ fn conv_kernels(c: &mut Criterion) {
             let run = |pass: usize, a: &[f32], b: &[f32]| {
                 k[pass](a, b, &p).unwrap_or_else(|| im2col[pass](a, b, &p).expect("im2col"))
             };
-            g.bench_function(BenchmarkId::new(&name, variant), |bch| {
-                bch.iter(|| {
-                    black_box(run(0, &x, &w));
-                    black_box(run(1, &dy, &w));
-                    black_box(run(2, &dy, &x));
-                })
-            });
+            g.throughput(Throughput::Elements(3 * flops));
+            g.bench_function(
+                BenchmarkId::new(&name, format!("fwd_bwd-{variant}")),
+                |bch| {
+                    bch.iter(|| {
+                        black_box(run(0, &x, &w));
+                        black_box(run(1, &dy, &w));
+                        black_box(run(2, &dy, &x));
+                    })
+                },
+            );
+            // Each pass alone, to see which one a level's direct kernel wins or loses.
+            g.throughput(Throughput::Elements(flops));
+            let passes: [(&str, &[f32], &[f32]); 3] =
+                [("fwd", &x, &w), ("dx", &dy, &w), ("dw", &dy, &x)];
+            for (pass, (pass_name, a, b)) in passes.into_iter().enumerate() {
+                g.bench_function(
+                    BenchmarkId::new(&name, format!("{pass_name}-{variant}")),
+                    |bch| bch.iter(|| black_box(run(pass, a, b))),
+                );
+            }
         }
     }
     g.finish();

@@ -2,6 +2,8 @@
 //! CIFAR-shaped input, the step `../shared/bench/torch_anchor.py` times in PyTorch.
 //! Throughput is declared in images, so criterion prints images/s.
 //!
+//! Also the evaluation forward (no grad), `resnet32_eval/batch128`.
+//!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench train_step`
 mod common;
 use arbor_engine::gradcheck::SplitMix;
@@ -21,7 +23,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn train_step(c: &mut Bench) {
     arbor::alloc::keep_freed_memory();
-    let model = ResNet::new(Arch::ResNet32, 10, DType::F32, 0).unwrap();
+    let mut model = ResNet::new(Arch::ResNet32, 10, DType::F32, 0).unwrap();
     let mut sgd = Sgd::new(model.parameters(), 0.1, 0.9, 2e-4).unwrap();
     // CIFAR-10-LT IF100 counts, as the PyTorch anchor uses.
     let counts: Vec<f64> = (0..10)
@@ -54,6 +56,20 @@ fn train_step(c: &mut Bench) {
             l.backward().unwrap();
             sgd.step().unwrap();
         })
+    });
+    group.finish();
+
+    // Evaluation: the no-grad forward `repro` runs on the test set, batch-norm in
+    // evaluation mode.
+    model.set_training(false);
+    let mut group = c.benchmark_group("resnet32_eval");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .warm_up_time(Duration::from_secs(2));
+    group.bench_function("batch128", |b| {
+        b.iter(|| arbor_engine::no_grad(|| model.forward(&x).unwrap()))
     });
     group.finish();
 }
