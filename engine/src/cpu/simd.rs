@@ -71,15 +71,23 @@ pub fn with_level<R, F: FnOnce() -> R>(level: Level, f: F) -> R {
     f()
 }
 
+/// `f()` compiled with AVX2+FMA.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn call_avx2<R, F: FnOnce() -> R>(f: F) -> R {
+pub unsafe fn call_avx2<R, F: FnOnce() -> R>(f: F) -> R {
     f()
 }
 
+/// `f()` compiled with AVX-512 (F, VL, BW, DQ) and AVX2+FMA.
+///
+/// # Safety
+/// The CPU must have those features.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
-unsafe fn call_avx512<R, F: FnOnce() -> R>(f: F) -> R {
+pub unsafe fn call_avx512<R, F: FnOnce() -> R>(f: F) -> R {
     f()
 }
 

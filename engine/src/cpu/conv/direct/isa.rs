@@ -10,7 +10,7 @@
 //! the loops around them, LLVM spilled the accumulators).
 use super::lanes::{Lanes, Slot, MAX_LANES};
 use super::tile::{self, Layout};
-use crate::cpu::simd::{with_level, Level};
+use crate::cpu::simd::Level;
 
 /// The same `panel_product` and `weight_tile` for every level, with its tile shape and
 /// the target features it is compiled with (none for the portable level).
@@ -175,7 +175,10 @@ mod x86 {
 
         #[inline(always)]
         unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
-            with_level(Level::Avx512, f)
+            // Straight into the featured trampoline: going through `with_level` would
+            // also compile `f` into its featureless fallback arm, with every intrinsic
+            // there an out-of-line call.
+            crate::cpu::simd::call_avx512(f)
         }
         #[inline(always)]
         fn zero() -> __m512 {
@@ -245,24 +248,22 @@ mod x86 {
             unsafe {
                 // t[2i], t[2i+1]: rows 2i and 2i+1 interleaved (low, high halves of each
                 // quarter).
-                let t: [__m512; 16] = std::array::from_fn(|k| {
-                    let (a, b) = (r[k & !1], r[k | 1]);
-                    if k % 2 == 0 {
-                        _mm512_unpacklo_ps(a, b)
-                    } else {
-                        _mm512_unpackhi_ps(a, b)
-                    }
-                });
+                // Plain loops, not `array::from_fn`: a closure is compiled without this
+                // level's features, so its intrinsics would be calls.
+                let mut t = [_mm512_setzero_ps(); 16];
+                for k in (0..16).step_by(2) {
+                    t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+                    t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+                }
                 // u[4q + c]: rows 4q..4q+4 at column c of each quarter (c, c+4, c+8, c+12).
-                let u: [__m512; 16] = std::array::from_fn(|k| {
-                    let (q, c) = (k / 4, k % 4);
-                    let (a, b) = (t[4 * q + c / 2], t[4 * q + 2 + c / 2]);
-                    if c % 2 == 0 {
-                        _mm512_shuffle_ps::<0x44>(a, b)
-                    } else {
-                        _mm512_shuffle_ps::<0xEE>(a, b)
+                let mut u = [_mm512_setzero_ps(); 16];
+                for q in (0..16).step_by(4) {
+                    for h in 0..2 {
+                        let (a, b) = (t[q + h], t[q + 2 + h]);
+                        u[q + 2 * h] = _mm512_shuffle_ps::<0x44>(a, b);
+                        u[q + 2 * h + 1] = _mm512_shuffle_ps::<0xEE>(a, b);
                     }
-                });
+                }
                 for c in 0..4 {
                     // Quarters (0, 2) and (1, 3) of two row groups, then of those pairs.
                     let v0 = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
@@ -309,7 +310,10 @@ mod x86 {
 
         #[inline(always)]
         unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
-            with_level(Level::Avx2, f)
+            // Straight into the featured trampoline: going through `with_level` would
+            // also compile `f` into its featureless fallback arm, with every intrinsic
+            // there an out-of-line call.
+            crate::cpu::simd::call_avx2(f)
         }
         #[inline(always)]
         fn zero() -> __m256 {
@@ -379,24 +383,22 @@ mod x86 {
         #[inline(always)]
         fn transpose(r: &mut [__m256; MAX_LANES]) {
             unsafe {
-                let t: [__m256; 8] = std::array::from_fn(|k| {
-                    let (a, b) = (r[k & !1], r[k | 1]);
-                    if k % 2 == 0 {
-                        _mm256_unpacklo_ps(a, b)
-                    } else {
-                        _mm256_unpackhi_ps(a, b)
-                    }
-                });
+                // Plain loops, not `array::from_fn`: a closure is compiled without this
+                // level's features, so its intrinsics would be calls.
+                let mut t = [_mm256_setzero_ps(); 8];
+                for k in (0..8).step_by(2) {
+                    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+                    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+                }
                 // u[4q + c]: rows 4q..4q+4 at column c (and c + 4) of each half.
-                let u: [__m256; 8] = std::array::from_fn(|k| {
-                    let (q, c) = (k / 4, k % 4);
-                    let (a, b) = (t[4 * q + c / 2], t[4 * q + 2 + c / 2]);
-                    if c % 2 == 0 {
-                        _mm256_shuffle_ps::<0x44>(a, b)
-                    } else {
-                        _mm256_shuffle_ps::<0xEE>(a, b)
+                let mut u = [_mm256_setzero_ps(); 8];
+                for q in (0..8).step_by(4) {
+                    for h in 0..2 {
+                        let (a, b) = (t[q + h], t[q + 2 + h]);
+                        u[q + 2 * h] = _mm256_shuffle_ps::<0x44>(a, b);
+                        u[q + 2 * h + 1] = _mm256_shuffle_ps::<0xEE>(a, b);
                     }
-                });
+                }
                 for c in 0..4 {
                     r[c] = _mm256_permute2f128_ps::<0x20>(u[c], u[4 + c]);
                     r[c + 4] = _mm256_permute2f128_ps::<0x31>(u[c], u[4 + c]);

@@ -36,7 +36,10 @@ fn panel_tile<L: Lanes, const MR: usize, const NV: usize>(
     let mut sum = [[L::zero(); NV]; MR];
     for (r, a) in panel.chunks_exact(MR).enumerate() {
         let row = b_row(r);
-        let bv = b_base.map(|base| L::load(b, row + base));
+        let mut bv = [L::zero(); NV];
+        for (v, base) in bv.iter_mut().zip(b_base) {
+            *v = L::load(b, row + base);
+        }
         fma_step::<L, MR, NV>(&mut sum, a.try_into().expect("MR scalars"), &bv);
     }
     sum
