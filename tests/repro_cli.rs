@@ -2,7 +2,7 @@
 //! against the documented schema, stop-and-resume equal to an uninterrupted run, and bad
 //! input answered with a message and a non-zero exit.
 mod common;
-use common::{repro, tmp};
+use common::{repro, stderr, tmp};
 use std::path::Path;
 use std::process::Output;
 
@@ -199,4 +199,39 @@ fn presets_list_every_reference_config() {
         assert!(text.contains(name), "{name} missing");
     }
     assert_eq!(text.lines().count(), 51);
+}
+
+/// `ARBOR_SIMD` pins the kernels' level: a run records it in `config.json` and
+/// `results.json`, and a level that does not exist is refused before anything is written.
+#[test]
+fn simd_level_is_recorded_and_a_bad_one_refused() {
+    let out = tmp("simd");
+    let mut args = vec!["train"];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_repro"))
+        .args(&args)
+        .env("RAYON_NUM_THREADS", "2")
+        .env("ARBOR_SIMD", "portable")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(results(&out)["simd"], "portable");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["simd"], "portable");
+
+    let bad = tmp("simd-bad");
+    let mut args = vec!["train"];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(&["--out", bad.to_str().unwrap()]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_repro"))
+        .args(&args)
+        .env("ARBOR_SIMD", "sse9")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("ARBOR_SIMD"), "{}", stderr(&o));
+    assert!(!bad.exists(), "nothing is written for a refused level");
+    let _ = std::fs::remove_dir_all(&out);
 }

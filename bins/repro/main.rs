@@ -28,6 +28,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     arbor::alloc::keep_freed_memory();
     let cli = Cli::parse();
+    // A bad ARBOR_SIMD is reported here, before any kernel could run.
+    if let Err(e) = arbor::engine::cpu::simd::try_level() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     match dispatch(cli.command.unwrap_or(Command::Demo(RunArgs::default()))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {

@@ -388,6 +388,7 @@ fn summarise(cfg: &RunConfig, class_counts: &[usize], s: &RunState) -> Result<Ru
         epochs: cfg.epochs,
         seed: cfg.seed,
         threads: rayon::current_num_threads(),
+        simd: arbor_engine::cpu::simd::level_name().to_string(),
         top1_final: last.top1,
         top1_best: best.top1,
         best_epoch,

@@ -69,6 +69,9 @@ pub struct RunResult {
     pub epochs: usize,
     pub seed: u64,
     pub threads: usize,
+    /// SIMD level of the CPU kernels (`avx512`, `avx2`, `portable`; `ARBOR_SIMD`).
+    #[serde(default)]
+    pub simd: String,
     /// Top-1 after the last epoch.
     pub top1_final: f64,
     /// Highest top-1 over the evaluated epochs (selected on the test set, as the reference
