@@ -1,6 +1,8 @@
 //! ARB-Loss forward + backward: the fused op against the same loss composed from the
 //! engine's primitives (autodiff through clamp, add, logsumexp, gather, sub, mean), and a
-//! memcpy of the same bytes (logits read + gradient written) as the memory-bound floor.
+//! memcpy of the same bytes (logits read + gradient written), on one thread and on every
+//! rayon thread, as the memory-bound floor. Also cross-entropy, Balanced Softmax and
+//! mixup targets through the same fused kernel (`loss_fwd_bwd/...`).
 //!
 //! Run: `cargo bench --bench loss`. f32, global counts (every class present), hard labels.
 //! Both sides get the class counts prepared once, as a training run does: the composed
@@ -69,11 +71,65 @@ fn fwd_bwd(c: &mut Criterion) {
                 black_box(&dst);
             })
         });
+        // The floor issue 9 measures against: the same bytes copied on every rayon thread.
+        group.bench_function("memcpy_rayon", |bench| {
+            bench.iter(|| {
+                use rayon::prelude::*;
+                dst.par_chunks_mut(1 << 14)
+                    .zip(black_box(&src).par_chunks(1 << 14))
+                    .for_each(|(d, s)| d.copy_from_slice(s));
+                black_box(&dst);
+            })
+        });
         group.finish();
     }
 }
 
-criterion_group!(benches, fwd_bwd);
+/// The fused kernel's other targets and losses at a small and the largest size:
+/// cross-entropy and Balanced Softmax on hard labels, ARB-Loss on mixup targets.
+fn other_losses(c: &mut Criterion) {
+    for (b, classes) in [(128, 100), (512, 8142)] {
+        let mut r = SplitMix::new(11);
+        let z = Tensor::from_vec(r.vec(b * classes, -6.0, 6.0), [b, classes])
+            .and_then(|t| t.to_dtype(DType::F32))
+            .unwrap()
+            .into_parameter();
+        let counts: Vec<f64> = (0..classes).map(|j| 1.0 + (j * 37 % 500) as f64).collect();
+        let y: Vec<usize> = (0..b).map(|i| i * 7919 % classes).collect();
+        let partner: Vec<usize> = y.iter().rev().copied().collect();
+        let hard = Target::Hard(y.clone());
+        let mixup = Target::Mixup {
+            a: y,
+            b: partner,
+            lam: 0.7,
+        };
+        let bytes = 2 * b * classes * std::mem::size_of::<f32>();
+        let mut group = c.benchmark_group(format!("loss_fwd_bwd/{b}x{classes}"));
+        group
+            .throughput(Throughput::Bytes(bytes as u64))
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        for (name, kind, target) in [
+            ("ce", "ce", &hard),
+            ("bsm", "bsm", &hard),
+            ("arb_mixup", "arb", &mixup),
+        ] {
+            let loss =
+                Loss::new(kind.parse::<LossKind>().unwrap(), Reduction::Mean, &counts).unwrap();
+            group.bench_function(name, |bench| {
+                bench.iter(|| {
+                    z.zero_grad();
+                    loss.loss(&z, target, 1).unwrap().backward().unwrap();
+                    black_box(z.grad())
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, fwd_bwd, other_losses);
 fn main() {
     common::announce("loss");
     benches();

@@ -70,7 +70,7 @@ def main():
           "arbor `ARBOR_SIMD=<level>`, PyTorch pinned to the same instruction set.\n")
     head = ["level", "sgemm-1024 GFLOP/s", "conv fwd+bwd / sgemm (each ResNet-32 shape)",
             "train img/s", "vs torch", "eval img/s", "vs torch", "ARB-Loss 512x8142 µs",
-            "vs eager", "vs compile"]
+            "vs eager", "vs compile", "/ memcpy_rayon"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for level in levels:
@@ -90,13 +90,15 @@ def main():
         t_train = pick("resnet32_train_step", classes=10).get("img_per_s")
         t_eval = pick("resnet32_eval", classes=10).get("img_per_s")
         loss = eng.get("arb_loss_fwd_bwd/512x8142/fused", [None])[0]
+        copy = eng.get("arb_loss_fwd_bwd/512x8142/memcpy_rayon", [None])[0]
         t_eager = pick("arb_loss_fwd_bwd", B=512, C=8142).get("us")
         t_comp = pick("arb_loss_fwd_bwd_compiled", B=512, C=8142).get("us")
         ratio = lambda a, b: a / b if a and b else None
         us = loss * 1e6 if loss else None
         row = [level, fmt(sg / 1e9 if sg else None, 0), conv, fmt(train, 0),
                fmt(ratio(train, t_train)), fmt(ev, 0), fmt(ratio(ev, t_eval)), fmt(us, 0),
-               fmt(ratio(t_eager, us), 1), fmt(ratio(t_comp, us), 1)]
+               fmt(ratio(t_eager, us), 1), fmt(ratio(t_comp, us), 1),
+               fmt(ratio(loss, copy))]
         print("| " + " | ".join(row) + " |")
     print("\nThe conv column is the engine's `conv2d/fwd_bwd` (through the tape); "
           "`conv_kernels` in `engine.txt` has each pass alone, per level and on im2col.")

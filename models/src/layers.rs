@@ -131,13 +131,19 @@ impl BatchNorm2d {
         self.running_var = self.running_var.to_device(device)?;
         Ok(())
     }
-    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+    /// A training batch updates the running statistics: count it, as PyTorch's
+    /// `num_batches_tracked` does.
+    fn count_batch(&self, training: bool) -> Result<()> {
         if training {
             let n = self.num_batches_tracked.item()?;
             let dtype = self.num_batches_tracked.dtype();
             self.num_batches_tracked
                 .assign(&Tensor::scalar(n + 1.0, dtype))?;
         }
+        Ok(())
+    }
+    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        self.count_batch(training)?;
         x.batch_norm2d(
             &self.gamma,
             &self.beta,
@@ -150,6 +156,7 @@ impl BatchNorm2d {
     }
     /// `relu(forward(x))` as one fused op (one pass over the activation).
     pub fn forward_relu(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        self.count_batch(training)?;
         x.batch_norm2d_relu(
             &self.gamma,
             &self.beta,
