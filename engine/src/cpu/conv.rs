@@ -12,7 +12,7 @@
 //! across a task's images), and for the weight gradient a fixed group of images per task
 //! whose partial sums are then added in order. Each task's products run on its own thread.
 //!
-//! Two implementations: f32 on CPUs with AVX-512 takes [`avx512`], register-tiled
+//! Two implementations: f32 on CPUs with AVX-512 takes `avx512`, register-tiled
 //! products that read a compact copy of the image in place; everything else takes the
 //! generic path in this file, im2col and matrixmultiply's sgemm/dgemm.
 #[cfg(target_arch = "x86_64")]
