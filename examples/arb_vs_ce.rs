@@ -41,7 +41,10 @@ fn blobs(rng: &mut StdRng, counts: &[usize]) -> (Tensor, Vec<usize>) {
         }
     }
     let n = labels.len();
-    (Tensor::from_vec(xy, [n, 2]).expect("2 values a point"), labels)
+    (
+        Tensor::from_vec(xy, [n, 2]).expect("2 values a point"),
+        labels,
+    )
 }
 
 /// Values and shape of each parameter of a 2-16-5 ReLU network (`W1, b1, W2, b2`), drawn
@@ -52,7 +55,9 @@ fn initial_weights(rng: &mut StdRng) -> Init {
     let mut init = vec![];
     for (out, inp) in [(HIDDEN, 2), (CLASSES, HIDDEN)] {
         let bound = (6.0 / inp as f32).sqrt();
-        let w = (0..out * inp).map(|_| rng.gen_range(-bound..bound)).collect();
+        let w = (0..out * inp)
+            .map(|_| rng.gen_range(-bound..bound))
+            .collect();
         init.push((w, vec![out, inp]));
         init.push((vec![0.0; out], vec![out]));
     }

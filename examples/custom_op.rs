@@ -61,11 +61,20 @@ fn main() -> Result<()> {
     // 1. Forward and backward on three values.
     let x = Tensor::parameter(vec![-2.0f64, 0.0, 3.0], [3])?;
     let loss = softplus(&x)?.sum_all()?;
-    println!("the tape before backward (softplus, then sum):\n{}", tape::describe());
+    println!(
+        "the tape before backward (softplus, then sum):\n{}",
+        tape::describe()
+    );
     loss.backward()?;
     println!("x           = {:?}", x.to_vec::<f64>()?);
-    println!("softplus(x) = {:?}", softplus(&x.detach())?.to_vec::<f64>()?);
-    let grad = x.grad().expect("x contributed to the loss").to_vec::<f64>()?;
+    println!(
+        "softplus(x) = {:?}",
+        softplus(&x.detach())?.to_vec::<f64>()?
+    );
+    let grad = x
+        .grad()
+        .expect("x contributed to the loss")
+        .to_vec::<f64>()?;
     println!("d sum / dx  = {grad:?}  (sigmoid(x): 0.1192, 0.5, 0.9526)");
 
     // 2. The rule against central differences, in f64, on random inputs inside a

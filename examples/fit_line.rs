@@ -20,7 +20,10 @@ fn main() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(7);
     let noise = Normal::new(0.0, 0.1).expect("valid std");
     let xs: Vec<f64> = (0..POINTS).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let ys: Vec<f64> = xs.iter().map(|x| 3.0 * x - 2.0 + noise.sample(&mut rng)).collect();
+    let ys: Vec<f64> = xs
+        .iter()
+        .map(|x| 3.0 * x - 2.0 + noise.sample(&mut rng))
+        .collect();
     let x = Tensor::from_vec(xs, [POINTS])?;
     let y = Tensor::from_vec(ys, [POINTS])?;
 

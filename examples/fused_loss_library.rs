@@ -60,7 +60,11 @@ impl SoftmaxRegression {
     fn predict(&self, x: &[f32]) -> Vec<usize> {
         self.logits(x)
             .chunks(CLASSES)
-            .map(|row| (0..CLASSES).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0))
+            .map(|row| {
+                (0..CLASSES)
+                    .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                    .unwrap_or(0)
+            })
             .collect()
     }
 }
@@ -117,7 +121,10 @@ fn main() -> Result<()> {
             total += loss * batch.len() as f64;
         }
         if epoch % 3 == 0 || epoch == 1 {
-            println!("epoch {epoch:2}  mean ARB-Loss {:.4}", total / train.len() as f64);
+            println!(
+                "epoch {epoch:2}  mean ARB-Loss {:.4}",
+                total / train.len() as f64
+            );
         }
     }
 

@@ -43,7 +43,9 @@ fn two_moons(rng: &mut StdRng) -> (Vec<f32>, Vec<usize>) {
 /// A `[out, in]` weight, uniform in `±sqrt(6 / in)` (He initialisation, for ReLU layers).
 fn layer(rng: &mut StdRng, out: usize, inp: usize) -> Result<(Tensor, Tensor)> {
     let bound = (6.0 / inp as f32).sqrt();
-    let w = (0..out * inp).map(|_| rng.gen_range(-bound..bound)).collect();
+    let w = (0..out * inp)
+        .map(|_| rng.gen_range(-bound..bound))
+        .collect();
     Ok((
         Tensor::parameter(w, [out, inp])?,
         Tensor::parameter(vec![0.0f32; out], [out])?,
@@ -108,7 +110,10 @@ fn main() -> Result<()> {
         let loss = model.forward(&x)?.fused_loss(&cross_entropy, &target)?;
         if step % 100 == 0 {
             let acc = accuracy(&model.predict(&x)?, &labels);
-            println!("step {step:3}  loss {:.4}  accuracy {acc:5.1}%", loss.item()?);
+            println!(
+                "step {step:3}  loss {:.4}  accuracy {acc:5.1}%",
+                loss.item()?
+            );
         }
         sgd.zero_grad();
         loss.backward()?;
@@ -126,7 +131,10 @@ fn main() -> Result<()> {
     let regions = model.predict(&Tensor::from_vec(grid, [rows * cols, 2])?)?;
     println!("decision regions over x in [-1.5, 2.5], y in [-1, 1.5]:");
     for line in regions.chunks(cols) {
-        println!("  {}", line.iter().map(|&k| ["o", "x"][k]).collect::<String>());
+        println!(
+            "  {}",
+            line.iter().map(|&k| ["o", "x"][k]).collect::<String>()
+        );
     }
     Ok(())
 }

@@ -169,7 +169,7 @@ impl Tensor {
     /// nodes of their own), and `backward` its gradient rule, which the tape calls with
     /// `inputs` in this order. The engine's own ops go through the same door
     /// (`from_op`), so a custom op is as much a node as `relu`: printable by
-    /// [`tape::describe`](crate::tape::describe), checkable by [`gradcheck`](crate::gradcheck).
+    /// [`tape::describe`], checkable by [`gradcheck`](crate::gradcheck).
     /// `examples/custom_op.rs` writes one and checks it.
     pub fn custom_op(
         value: &Tensor,
