@@ -48,10 +48,11 @@ impl SoftmaxRegression {
     /// The chain rule by hand: `dW = dz^T x`, `db = sum_i dz_i`, then one SGD step.
     fn sgd_step(&mut self, x: &[f32], dz: &[f32]) {
         for (xi, dzi) in x.chunks(DIM).zip(dz.chunks(CLASSES)) {
-            for c in 0..CLASSES {
-                self.b[c] -= LR * dzi[c];
-                for d in 0..DIM {
-                    self.w[c * DIM + d] -= LR * dzi[c] * xi[d];
+            let rows = self.w.chunks_mut(DIM).zip(&mut self.b);
+            for ((w_row, b), &g) in rows.zip(dzi) {
+                *b -= LR * g;
+                for (w, &x) in w_row.iter_mut().zip(xi) {
+                    *w -= LR * g * x;
                 }
             }
         }
