@@ -24,7 +24,7 @@ pub use dtype::{DType, Float};
 pub use error::{Error, Result};
 pub use shape::Shape;
 pub use storage::{CpuStorage, Storage};
-pub use tape::no_grad;
+pub use tape::{no_grad, Backward};
 pub use tensor::{Tensor, TensorId};
 pub mod gradcheck;
 pub mod optim;

@@ -164,6 +164,26 @@ impl Tensor {
         Self::from_op_shared(Arc::new(RwLock::new(storage)), shape, inputs, make_backward)
     }
 
+    /// Records an op defined outside the engine: `value` is its result, computed any way
+    /// (host code, or engine ops under [`no_grad`](crate::no_grad) so they leave no
+    /// nodes of their own), and `backward` its gradient rule, which the tape calls with
+    /// `inputs` in this order. The engine's own ops go through the same door
+    /// (`from_op`), so a custom op is as much a node as `relu`: printable by
+    /// [`tape::describe`], checkable by [`gradcheck`](crate::gradcheck).
+    /// `examples/custom_op.rs` writes one and checks it.
+    pub fn custom_op(
+        value: &Tensor,
+        inputs: &[&Tensor],
+        backward: impl Backward + 'static,
+    ) -> Tensor {
+        Self::from_op_shared(
+            value.shared_storage(),
+            value.shape().clone(),
+            inputs,
+            |_| backward,
+        )
+    }
+
     /// Like [`Tensor::from_op`], for ops that reuse an input's buffer (reshape).
     pub(crate) fn from_op_shared<B: Backward + 'static>(
         storage: Arc<RwLock<Storage>>,

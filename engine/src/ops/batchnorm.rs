@@ -74,7 +74,9 @@ impl Tensor {
     /// and `running_var` (all `[c]`). With `training`, normalises by the batch statistics
     /// and updates the running ones in place (`running = (1 - momentum) running +
     /// momentum stat`, unbiased variance); otherwise normalises by the running statistics.
-    /// See the module docs for the formulas.
+    /// `y = gamma (x - mean) / sqrt(var + eps) + beta` per channel; training's
+    /// `dx = gamma / sqrt(var + eps) (dy - mean(dy) - xhat mean(dy xhat))`,
+    /// `dgamma = sum(dy xhat)`, `dbeta = sum(dy)`. The module docs give both modes.
     #[allow(clippy::too_many_arguments)]
     pub fn batch_norm2d(
         &self,

@@ -41,8 +41,11 @@ impl Backward for Conv2dBackward {
 impl Tensor {
     /// 2-D convolution of NCHW `self` with `weight: [c_out, c_in, kh, kw]` and an optional
     /// `bias: [c_out]`; `stride` and `padding` are `(rows, columns)`. The output is
-    /// `[n, c_out, (h + 2 ph - kh) / sh + 1, (w + 2 pw - kw) / sw + 1]` (see the module
-    /// docs for the formula).
+    /// `[n, c_out, (h + 2 ph - kh) / sh + 1, (w + 2 pw - kw) / sw + 1]`.
+    /// `y[b, co] = bias[co] + sum_ci W[co, ci] ⋆ x[b, ci]` (cross-correlation);
+    /// `dx = sum_co W[co, ci] ⋆ᵀ dy[b, co]` (the transposed convolution),
+    /// `dW[co, ci] = sum_b dy[b, co] ⋆ x[b, ci]`, `dbias[co] = sum_{b,oy,ox} dy[b, co]`.
+    /// The module docs write the sums out index by index.
     pub fn conv2d(
         &self,
         weight: &Tensor,

@@ -78,6 +78,8 @@ impl Backward for UnaryBackward {
 
 impl Tensor {
     /// Any binary op with broadcasting (the named methods below are the usual entry points).
+    /// Shapes broadcast NumPy-style; each operand's gradient is summed back to its own
+    /// shape ([`Tensor::sum_to_shape`]).
     pub fn binary_op(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
         check_same("binary", self, rhs)?;
         let out = Shape::broadcast("binary", self.shape(), rhs.shape())?;
@@ -88,15 +90,19 @@ impl Tensor {
             op,
         }))
     }
+    /// `y = a + b` (broadcasting); `da = dy`, `db = dy`.
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary_op(rhs, BinaryOp::Add)
     }
+    /// `y = a - b` (broadcasting); `da = dy`, `db = -dy`.
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary_op(rhs, BinaryOp::Sub)
     }
+    /// `y = a · b` (broadcasting); `da = dy · b`, `db = dy · a`.
     pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary_op(rhs, BinaryOp::Mul)
     }
+    /// `y = a / b` (broadcasting); `da = dy / b`, `db = -dy · a / b²`.
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary_op(rhs, BinaryOp::Div)
     }
@@ -110,22 +116,38 @@ impl Tensor {
             }
         }))
     }
+    /// `y = -x`; `dx = -dy`.
     pub fn neg(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Neg)
     }
+    /// `y = e^x`; `dx = dy · y`.
     pub fn exp(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Exp)
     }
+    /// `y = ln x`; `dx = dy / x`.
     pub fn log(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Log)
     }
+    /// `y = √x`; `dx = dy / (2y)`.
     pub fn sqrt(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Sqrt)
     }
+    /// `y = max(x, 0)`; `dx = dy · [x > 0]`.
+    ///
+    /// ```
+    /// use arbor_engine::Tensor;
+    /// let x = Tensor::parameter(vec![-1.0f64, 0.5, 2.0], [3])?;
+    /// let y = x.relu()?;
+    /// assert_eq!(y.to_vec::<f64>()?, [0.0, 0.5, 2.0]);
+    /// y.sum_all()?.backward()?;
+    /// assert_eq!(x.grad().unwrap().to_vec::<f64>()?, [0.0, 1.0, 1.0]);
+    /// # Ok::<(), arbor_engine::Error>(())
+    /// ```
     pub fn relu(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Relu)
     }
-    /// Clamps into `[lo, hi]`; no gradient flows where the input was outside.
+    /// `y = min(max(x, lo), hi)`; `dx = dy · [lo <= x <= hi]` (no gradient flows where
+    /// the input was outside).
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
         if lo.is_nan() || hi.is_nan() || lo > hi {
             return crate::error::invalid(
@@ -135,23 +157,26 @@ impl Tensor {
         }
         self.unary_op(UnaryOp::Clamp { lo, hi })
     }
-    /// `x^p` for a scalar exponent.
+    /// `y = x^p` for a scalar exponent; `dx = dy · p x^(p-1)`.
     pub fn powf(&self, p: f64) -> Result<Tensor> {
         self.unary_op(UnaryOp::Powf(p))
     }
-    /// `mul * x + add`.
+    /// `y = mul · x + add`; `dx = mul · dy`.
     pub fn affine(&self, mul: f64, add: f64) -> Result<Tensor> {
         self.unary_op(UnaryOp::Affine { mul, add })
     }
+    /// `y = s · x`; `dx = s · dy`.
     pub fn scale(&self, s: f64) -> Result<Tensor> {
         self.affine(s, 0.0)
     }
+    /// `y = x + c`; `dx = dy`.
     pub fn add_scalar(&self, c: f64) -> Result<Tensor> {
         self.affine(1.0, c)
     }
 
     /// Sums broadcast dimensions away so the result has `shape` (the reverse of
-    /// broadcasting; used by every broadcasting backward).
+    /// broadcasting; used by every broadcasting backward): `y` is `x` summed over the axes
+    /// that `shape` lacks or holds as 1; `dx = dy` broadcast back to `x`'s shape.
     pub fn sum_to_shape(&self, shape: &Shape) -> Result<Tensor> {
         if self.shape() == shape {
             return Ok(self.clone());
@@ -175,7 +200,8 @@ impl Tensor {
         self.sum(&axes, true)?.reshape(shape.clone())
     }
 
-    /// Repeats along broadcast dimensions to `shape`.
+    /// Repeats along broadcast dimensions to `shape`: `y[i] = x[i]` with `x`'s size-1
+    /// (and missing leading) axes read at index 0; `dx = dy` summed over those axes.
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if Shape::broadcast("broadcast_to", self.shape(), &shape)? != shape {

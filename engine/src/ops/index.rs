@@ -102,6 +102,8 @@ impl Backward for ConcatBackward {
 
 impl Tensor {
     /// Strided slice: per axis `(start, end, step)` (end exclusive, clipped to the size).
+    /// `y[j] = x[start + j · step]` per axis; `dx` is zeros with `dy` added at the read
+    /// positions.
     pub fn slice(&self, ranges: &[(usize, usize, usize)]) -> Result<Tensor> {
         if ranges.len() != self.rank() {
             return invalid(
@@ -131,7 +133,7 @@ impl Tensor {
         }))
     }
 
-    /// Slice along one axis, everything else whole.
+    /// Slice along one axis, everything else whole (a [`Tensor::slice`], same gradient).
     pub fn slice_axis(&self, axis: isize, start: usize, end: usize, step: usize) -> Result<Tensor> {
         let a = self.shape().axis("slice", axis)?;
         let ranges: Vec<_> = self
@@ -149,7 +151,8 @@ impl Tensor {
         self.slice(&ranges)
     }
 
-    /// Adds `before` and `after` zero channels to an NCHW tensor (ResNet option-A shortcut).
+    /// Adds `before` and `after` zero channels to an NCHW tensor (ResNet option-A shortcut):
+    /// `y[:, before + c] = x[:, c]`, zeros elsewhere; `dx[:, c] = dy[:, before + c]`.
     pub fn pad_channels(&self, before: usize, after: usize) -> Result<Tensor> {
         if self.rank() < 2 {
             return invalid(
@@ -165,7 +168,8 @@ impl Tensor {
         }))
     }
 
-    /// Picks whole slices `indices` along `axis`.
+    /// Picks whole slices `indices` along `axis`: `y[.., j, ..] = x[.., indices[j], ..]`;
+    /// `dx[.., i, ..] = sum of dy[.., j, ..] over the j with indices[j] = i` (repeats add).
     pub fn index_select(&self, axis: isize, indices: &[usize]) -> Result<Tensor> {
         let a = self.shape().axis("index_select", axis)?;
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.dims()[a]) {
@@ -189,7 +193,8 @@ impl Tensor {
     }
 
     /// PyTorch's gather: `out[i][j] = x[i][indices[i][j]]` (for axis 1); `indices` is laid
-    /// out in `idx_shape`, which matches `self` except along `axis`.
+    /// out in `idx_shape`, which matches `self` except along `axis`. Gradient: scatter-add,
+    /// `dx[i][indices[i][j]] += dy[i][j]`.
     pub fn gather(
         &self,
         axis: isize,
@@ -233,7 +238,8 @@ impl Tensor {
         }))
     }
 
-    /// Joins tensors along `axis`; all other dimensions must match.
+    /// Joins tensors along `axis`; all other dimensions must match. `y = [x_1; x_2; ..]`
+    /// along `axis`; each `dx_k` is `dy`'s slice where `x_k` was placed.
     pub fn concat(parts: &[Tensor], axis: isize) -> Result<Tensor> {
         let Some(first) = parts.first() else {
             return invalid("concat", "no tensors to join");

@@ -41,7 +41,21 @@ impl Backward for MatmulBackward {
 
 impl Tensor {
     /// Matrix product: `[m,k] x [k,n]`, `[b,m,k] x [b,k,n]`, or `[b,m,k] x [k,n]` (the
-    /// matrix shared across the batch).
+    /// matrix shared across the batch). `C = A B`, `C_ij = sum_k A_ik B_kj`;
+    /// `dA = dC B^T`, `dB = A^T dC` (summed over the batch for a shared `B`).
+    ///
+    /// ```
+    /// use arbor_engine::Tensor;
+    /// let a = Tensor::parameter(vec![1.0f64, 2.0, 3.0, 4.0], [2, 2])?;
+    /// let b = Tensor::parameter(vec![5.0f64, 6.0, 7.0, 8.0], [2, 2])?;
+    /// let c = a.matmul(&b)?;
+    /// assert_eq!(c.to_vec::<f64>()?, [19.0, 22.0, 43.0, 50.0]);
+    /// // d sum(C) / dA = ones B^T: row i of dA holds B's row sums.
+    /// c.sum_all()?.backward()?;
+    /// assert_eq!(a.grad().unwrap().to_vec::<f64>()?, [11.0, 15.0, 11.0, 15.0]);
+    /// assert_eq!(b.grad().unwrap().to_vec::<f64>()?, [4.0, 4.0, 6.0, 6.0]);
+    /// # Ok::<(), arbor_engine::Error>(())
+    /// ```
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         if self.rank() == 3 && rhs.rank() == 2 {
             // Fold the batch into the rows: one large GEMM instead of b small ones.
@@ -52,7 +66,9 @@ impl Tensor {
         self.matmul_t(rhs, false, false)
     }
 
-    /// `op(self) op(rhs)`, each operand optionally read transposed (its last two axes).
+    /// `C = op(A) op(B)`, each operand optionally read transposed (its last two axes).
+    /// The gradients are [`Tensor::matmul`]'s with the transposes carried through, e.g. for
+    /// `C = A B^T`: `dA = dC B`, `dB = dC^T A`, each itself one `matmul_t`.
     pub fn matmul_t(&self, rhs: &Tensor, lhs_t: bool, rhs_t: bool) -> Result<Tensor> {
         check_same("matmul", self, rhs)?;
         let bad = || Error::Shape {

@@ -3,7 +3,8 @@ use crate::error::{Error, Result};
 use crate::Tensor;
 
 impl Tensor {
-    /// `x W^T + b` for `x: [B, in]`, `W: [out, in]`, `b: [out]` (PyTorch's layout).
+    /// `y = x W^T + b` for `x: [B, in]`, `W: [out, in]`, `b: [out]` (PyTorch's layout);
+    /// `dx = dy W`, `dW = dy^T x`, `db = sum_rows dy` (a `matmul_t` and a broadcast add).
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         if self.rank() != 2 || weight.rank() != 2 || self.dims()[1] != weight.dims()[1] {
             return Err(Error::Shape {
@@ -26,7 +27,8 @@ impl Tensor {
         }
     }
 
-    /// Mean over the spatial axes of NCHW: `[N, C, H, W] -> [N, C]`.
+    /// Mean over the spatial axes of NCHW: `[N, C, H, W] -> [N, C]`,
+    /// `y[n, c] = (1 / HW) sum_{h,w} x[n, c, h, w]`; `dx[n, c, h, w] = dy[n, c] / HW`.
     pub fn global_avg_pool2d(&self) -> Result<Tensor> {
         if self.rank() != 4 {
             return Err(Error::Shape {

@@ -98,7 +98,8 @@ impl Tensor {
     }
 
     /// Max pooling over `kernel` windows (`(rows, columns)`), moved by `stride`, with
-    /// `-inf` padding; ties send the gradient to the first maximum in row-major order.
+    /// `-inf` padding: `y = max over the window`; `dx` is `dy` added at each window's
+    /// first maximum (row-major order breaks ties), zero elsewhere.
     pub fn max_pool2d(
         &self,
         kernel: (usize, usize),
@@ -116,7 +117,8 @@ impl Tensor {
     }
 
     /// Average pooling: `y = (sum over the window) / (kh kw)`, padding counted as zeros
-    /// (PyTorch's default `count_include_pad=True`).
+    /// (PyTorch's default `count_include_pad=True`); `dx[i] = sum of dy / (kh kw)` over the
+    /// windows that cover `i`.
     pub fn avg_pool2d(
         &self,
         kernel: (usize, usize),

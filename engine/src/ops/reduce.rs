@@ -92,6 +92,7 @@ impl Tensor {
     }
 
     /// Sum over `axes` (negative counts from the end); `keepdim` leaves them as size 1.
+    /// `y = sum_{axes} x`; `dx = dy` broadcast back over the summed axes.
     pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let axes = self.normalise_axes("sum", axes)?;
         let mut shape = self.shape().clone();
@@ -117,23 +118,27 @@ impl Tensor {
         }))
     }
 
-    /// Sum of every element, as a scalar.
+    /// Sum of every element, as a scalar: `y = sum_i x_i`; `dx_i = dy`.
     pub fn sum_all(&self) -> Result<Tensor> {
         let axes: Vec<isize> = (0..self.rank() as isize).collect();
         self.sum(&axes, false)
     }
 
+    /// Mean over `axes`: `y = (1/n) sum_{axes} x` with `n` the number of elements averaged;
+    /// `dx = dy / n`, broadcast back over the averaged axes.
     pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let norm = self.normalise_axes("mean", axes)?;
         let count: usize = norm.iter().map(|&a| self.dims()[a]).product();
         self.sum(axes, keepdim)?.scale(1.0 / count.max(1) as f64)
     }
 
+    /// Mean of every element, as a scalar: `y = (1/n) sum_i x_i`; `dx_i = dy / n`.
     pub fn mean_all(&self) -> Result<Tensor> {
         self.sum_all()?.scale(1.0 / self.numel().max(1) as f64)
     }
 
-    /// Maximum over one axis.
+    /// Maximum over one axis: `y = max_j x_j`; `dx_j = dy [x_j = y] / (number of ties)`,
+    /// the gradient split evenly between the positions that attain the maximum.
     pub fn max(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
         let a = self.shape().axis("max", axis)?;
         if self.dims()[a] == 0 {
@@ -155,7 +160,8 @@ impl Tensor {
         }
     }
 
-    /// `log(sum(exp(x)))` over one axis, computed stably (max-shifted).
+    /// `y = log(sum_j exp(x_j))` over one axis, computed stably (max-shifted);
+    /// `dx_j = dy · softmax(x)_j = dy · exp(x_j - y)`.
     pub fn logsumexp(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
         let a = self.shape().axis("logsumexp", axis)?;
         let keep = keep_shape(self.shape(), a);

@@ -34,7 +34,8 @@ impl Backward for PermuteBackward {
 }
 
 impl Tensor {
-    /// Same values, new shape with the same element count. No copy.
+    /// Same values, new shape with the same element count. No copy. `y = x` read in the
+    /// new shape; `dx = dy` reshaped back.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if shape.numel() != self.numel() {
@@ -58,7 +59,7 @@ impl Tensor {
         ))
     }
 
-    /// Flattens dimensions `from..` into one.
+    /// Flattens dimensions `from..` into one (a [`Tensor::reshape`]); `dx = dy` reshaped back.
     pub fn flatten_from(&self, from: usize) -> Result<Tensor> {
         if from > self.rank() {
             return Err(Error::Axis {
@@ -72,7 +73,8 @@ impl Tensor {
         self.reshape(d)
     }
 
-    /// Reorders axes: output axis `i` is input axis `perm[i]`.
+    /// Reorders axes: output axis `i` is input axis `perm[i]` (`y[j] = x[k]` with
+    /// `k[perm[i]] = j[i]`); `dx = dy` permuted by the inverse permutation.
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
         let mut seen = vec![false; self.rank()];
         if perm.len() != self.rank()
@@ -97,7 +99,7 @@ impl Tensor {
         }))
     }
 
-    /// Swaps two axes.
+    /// Swaps two axes (a [`Tensor::permute`]); `dx = dy` with the same two axes swapped back.
     pub fn transpose(&self, a: isize, b: isize) -> Result<Tensor> {
         let (a, b) = (
             self.shape().axis("transpose", a)?,

@@ -42,11 +42,13 @@ impl Tensor {
             }
         }))
     }
-    /// Softmax over the last axis.
+    /// Softmax over the last axis: `y_j = exp(x_j) / sum_k exp(x_k)`;
+    /// `dx = y · (dy - <dy, y>)`, the inner product taken along the row.
     pub fn softmax(&self) -> Result<Tensor> {
         self.softmax_impl(false)
     }
-    /// Log-softmax over the last axis.
+    /// Log-softmax over the last axis: `y_j = x_j - log sum_k exp(x_k)`;
+    /// `dx = dy - softmax(x) · sum_j dy_j`.
     pub fn log_softmax(&self) -> Result<Tensor> {
         self.softmax_impl(true)
     }

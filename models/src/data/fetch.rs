@@ -6,7 +6,7 @@
 //!    a server that ignores the Range gets a fresh download.
 //! 2. Check the size and the MD5 the dataset authors publish *before* anything is
 //!    unpacked; a mismatch names both sums and deletes the download.
-//! 3. Unpack only the expected regular files ([`extract`]) into a temporary folder, then
+//! 3. Unpack only the expected regular files (`extract`) into a temporary folder, then
 //!    rename it into place, so `DIR/<folder>` is either complete or absent.
 //! 4. Leave a marker (`.arbor-fetched.json`: the archive's MD5 and each file's size) so
 //!    that a rerun can say "already present and verified" without the archive.

@@ -52,6 +52,21 @@ pub fn arb_spec(counts: &[f64], num_classes: usize, opts: &ArbOptions) -> Result
 /// [`super::batch_counts`] of the batch's labels). Errors name the offending row, label or
 /// class: a label `>= C`, a target class with `n = 0`, bad counts, a non-finite logit,
 /// `B = 0`, mixup `lam` outside `[0, 1]`, a soft row that is not a distribution.
+/// The formula and its gradient `dL_i/dz_i = (p_i - e_{y_i}) [|z_i| <= 30]` (over `B` for
+/// the mean) are the module docs'.
+///
+/// ```
+/// use arbor_engine::ops::loss::{arb_loss, ArbOptions, Target};
+/// use arbor_engine::Tensor;
+/// // One row, two classes seen 1 and 3 times: equal logits give p = n / sum(n) = [1/4, 3/4].
+/// let z = Tensor::parameter(vec![0.0f64, 0.0], [1, 2])?;
+/// let loss = arb_loss(&z, &Target::Hard(vec![0]), &[1.0, 3.0], &ArbOptions::default())?;
+/// assert!((loss.item()? - 4f64.ln()).abs() < 1e-12); // -log(1/4)
+/// loss.backward()?;
+/// let g = z.grad().unwrap().to_vec::<f64>()?;
+/// assert!((g[0] + 0.75).abs() < 1e-12 && (g[1] - 0.75).abs() < 1e-12); // p - e_0
+/// # Ok::<(), arbor_engine::Error>(())
+/// ```
 pub fn arb_loss(
     logits: &Tensor,
     target: &Target,

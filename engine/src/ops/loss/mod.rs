@@ -160,6 +160,8 @@ impl Tensor {
     /// The fused loss of logits `self` (`[B, C]`) against `target`. One pass per row
     /// computes the loss and writes `dL/dz` once; the backward scales that saved gradient
     /// by the upstream value (per row for [`Reduction::None`]).
+    /// `L` is the module docs' formula; `dz = dy · G` with `G = dL/dz` as the forward
+    /// pass wrote it (plain cross-entropy, mean: `G_i = (softmax(z_i) - onehot(y_i)) / B`).
     pub fn fused_loss(&self, spec: &FusedLoss, target: &Target) -> Result<Tensor> {
         Ok(fused(self, spec, target, true)?.0)
     }
