@@ -4,11 +4,11 @@
 //! analytic gradients are checked against nothing derived the same way.
 #![allow(dead_code)] // compiled into the test binary that uses it; not every item is used
 
-use crate::common::Rng;
-use arbor_cuda::Logit;
+use crate::common::{Float, Rng};
 
-/// A loss on the host, with its per-class arrays as plain vectors (fields as in
-/// `arbor_cuda::ops::loss::LossKind`).
+/// A loss on the host, by name, with its per-class arrays as plain vectors (the kernel
+/// sees them only as offsets, margins, a scale, a clamp and coefficients: see
+/// `gpu_loss.rs`).
 #[derive(Clone, Debug)]
 pub enum HostLoss {
     Arb {
@@ -103,7 +103,7 @@ impl HostLoss {
     }
 }
 
-/// Data for one case: logits (already rounded to the logit type), labels, counts.
+/// Data for one case: logits (already rounded to the kernel's type), labels, counts.
 pub struct Case {
     pub rows: usize,
     pub classes: usize,
@@ -114,7 +114,7 @@ pub struct Case {
 }
 
 impl Case {
-    pub fn new<T: Logit + HalfLike>(
+    pub fn new<T: Float>(
         rows: usize,
         classes: usize,
         z_range: f64,
@@ -125,7 +125,7 @@ impl Case {
         let z = rng
             .vec(rows * classes, -z_range, z_range)
             .into_iter()
-            .map(|v| T::round(v))
+            .map(|v| T::from_f64(v).to_f64())
             .collect();
         let a: Vec<i32> = (0..rows).map(|_| rng.below(classes) as i32).collect();
         // Mixup pairs each sample with another of the batch: b is a rotation of a.
@@ -175,54 +175,6 @@ impl Case {
         }
         (losses, grad, floors)
     }
-}
-
-/// Logit types as host values: rounding an f64 to the type and back.
-pub trait HalfLike: Copy {
-    fn round(v: f64) -> f64;
-    fn from_f64(v: f64) -> Self;
-    fn to_f64(self) -> f64;
-    /// Relative tolerance of a gradient stored in this type.
-    const GRAD_REL: f64;
-}
-
-impl HalfLike for f32 {
-    fn round(v: f64) -> f64 {
-        v as f32 as f64
-    }
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    const GRAD_REL: f64 = 1e-5;
-}
-
-impl HalfLike for half::f16 {
-    fn round(v: f64) -> f64 {
-        half::f16::from_f64(v).to_f64()
-    }
-    fn from_f64(v: f64) -> Self {
-        half::f16::from_f64(v)
-    }
-    fn to_f64(self) -> f64 {
-        half::f16::to_f64(self)
-    }
-    const GRAD_REL: f64 = 1e-3;
-}
-
-impl HalfLike for half::bf16 {
-    fn round(v: f64) -> f64 {
-        half::bf16::from_f64(v).to_f64()
-    }
-    fn from_f64(v: f64) -> Self {
-        half::bf16::from_f64(v)
-    }
-    fn to_f64(self) -> f64 {
-        half::bf16::to_f64(self)
-    }
-    const GRAD_REL: f64 = 8e-3;
 }
 
 /// Long-tailed global counts: n_j = 5000 * 0.01^(j / (C-1)), at least 1.
