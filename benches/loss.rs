@@ -6,8 +6,9 @@
 //! Both sides get the class counts prepared once, as a training run does: the composed
 //! form a `log n` tensor, the fused op a [`Criterion`] (the trainer's loss object).
 use arbor::engine::gradcheck::SplitMix;
-use arbor::engine::ops::loss::{CountMode, Criterion as Loss, LossKind, Reduction, Target};
+use arbor::engine::ops::loss::{Reduction, Target};
 use arbor::engine::{DType, Result, Tensor};
+use arbor::models::loss::{CountMode, Criterion as Loss, LossKind};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
 

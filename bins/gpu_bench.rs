@@ -9,9 +9,10 @@
 use arbor_cuda::ops::loss::{fused_loss_rows, ClassTerms, LossOutputs, LossScalars, RowTargets};
 use arbor_cuda::{CudaSlice, GpuDevice};
 use arbor_engine::gradcheck::SplitMix;
-use arbor_engine::ops::loss::{batch_counts, Criterion, LossKind, Reduction, Target};
+use arbor_engine::ops::loss::{batch_counts, Reduction, Target};
 use arbor_engine::optim::Sgd;
 use arbor_engine::{DType, Device, Tensor};
+use arbor_models::loss::{Criterion, LossKind};
 use arbor_models::resnet::{Arch, ResNet};
 use serde_json::{json, Value};
 use std::path::PathBuf;

@@ -16,11 +16,10 @@ use crate::config::{CountsMode, RunConfig};
 use crate::data::seed::derived_rng;
 use crate::data::{mixup, Loader, LoaderConfig, SampleSource};
 use crate::error::{write_atomic, Error, Result};
+use crate::loss::{CountMode, Criterion, GradientBalance, GradientBalanceAccumulator, LossKind};
 use crate::metrics::{Accumulator, ClassGroups, Evaluation};
 use crate::resnet::ResNet;
-use arbor_engine::ops::loss::{
-    CountMode, Criterion, GradientBalance, GradientBalanceAccumulator, LossKind, Reduction, Target,
-};
+use arbor_engine::ops::loss::{Reduction, Target};
 use arbor_engine::optim::{LrSchedule, Sgd};
 use arbor_engine::{no_grad, tape, DType, Device, Tensor};
 use checkpoint::Checkpoint;
