@@ -203,3 +203,76 @@ pub fn class_balanced_weights(counts: &[f64], beta: f64) -> Vec<f64> {
     let sum: f64 = raw.iter().sum();
     raw.iter().map(|w| w * counts.len() as f64 / sum).collect()
 }
+
+// The reference checked against closed forms, so the GPU tests compare against the right
+// thing (host-only).
+
+/// Host-only: the reference's stable ARB form equals the paper's direct form
+/// L = -log(exp(z~_y) / sum_j (n_j / n_y) exp(z~_j)) for |z| <= 30.
+#[test]
+fn arb_reference_matches_the_direct_exp_form() {
+    let mut rng = Rng::new(77);
+    let classes = 100;
+    let counts: Vec<f64> = (0..classes)
+        .map(|j| {
+            if j % 7 == 3 {
+                0.0
+            } else {
+                (1 + rng.below(500)) as f64
+            }
+        })
+        .collect();
+    let loss = HostLoss::Arb {
+        counts: counts.clone(),
+    };
+    for _ in 0..50 {
+        let z = rng.vec(classes, -30.0, 30.0);
+        let y = (0..classes)
+            .find(|&j| counts[j] > 0.0 && rng.unit() < 0.1)
+            .unwrap_or(0);
+        let denominator: f64 = (0..classes)
+            .map(|j| counts[j] / counts[y] * z[j].exp())
+            .sum();
+        let direct = -(z[y].exp() / denominator).ln();
+        let stable = loss.single(&z, y);
+        assert!(
+            (direct - stable).abs() <= 1e-12 * direct.abs().max(1.0),
+            "{direct} vs {stable}"
+        );
+    }
+}
+
+/// Host-only: the finite-difference reference gradient equals the spec's closed form
+/// dL/dz = (p - onehot) * mask / B, so the GPU tests compare against the right thing.
+#[test]
+fn reference_gradient_matches_the_spec_formula() {
+    let case = Case::new::<f32>(5, 12, 40.0, false, 3);
+    let counts = case.batch_counts();
+    let (_, grad, _) = case.reference(&HostLoss::Arb {
+        counts: counts.clone(),
+    });
+    for i in 0..case.rows {
+        let z = &case.z[i * 12..(i + 1) * 12];
+        let a: Vec<f64> = (0..12)
+            .map(|j| {
+                if counts[j] > 0.0 {
+                    z[j].clamp(-30.0, 30.0) + counts[j].ln()
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect();
+        let lse = logsumexp(a.iter().cloned());
+        for j in 0..12 {
+            let p = (a[j] - lse).exp();
+            let onehot = if j == case.a[i] as usize { 1.0 } else { 0.0 };
+            let mask = if z[j].abs() <= 30.0 { 1.0 } else { 0.0 };
+            let want = (p - onehot) * mask / case.rows as f64;
+            assert!(
+                (grad[i * 12 + j] - want).abs() < 1e-8,
+                "[{i},{j}] {} vs {want}",
+                grad[i * 12 + j]
+            );
+        }
+    }
+}
