@@ -9,8 +9,9 @@
 //! form a `log n` tensor, the fused op a [`Criterion`] (the trainer's loss object).
 mod common;
 use arbor::engine::gradcheck::SplitMix;
-use arbor::engine::ops::loss::{CountMode, Criterion as Loss, LossKind, Reduction, Target};
+use arbor::engine::ops::loss::{Reduction, Target};
 use arbor::engine::{DType, Result, Tensor};
+use arbor::models::loss::{CountMode, Criterion as Loss, LossKind};
 use criterion::{black_box, criterion_group, Criterion, Throughput};
 use std::time::Duration;
 

@@ -7,9 +7,10 @@
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench train_step`
 mod common;
 use arbor_engine::gradcheck::SplitMix;
-use arbor_engine::ops::loss::{Criterion, LossKind, Reduction, Target};
+use arbor_engine::ops::loss::{Reduction, Target};
 use arbor_engine::optim::Sgd;
 use arbor_engine::{DType, Tensor};
+use arbor_models::loss::{Criterion, LossKind};
 use arbor_models::resnet::{Arch, ResNet};
 use criterion::{criterion_group, Criterion as Bench, Throughput};
 use std::time::Duration;

@@ -6,14 +6,13 @@
 //! device's stream ([`GpuDevice::time_ms`]), and host-clock timings end only after the
 //! stream has drained (every training step reads its loss back; the clock stops after a
 //! final synchronise).
-use arbor_cuda::ops::fused_loss::RowTargets;
-use arbor_cuda::ops::fused_loss::{fused_loss_rows, ClassTerms, LossOutputs, LossScalars};
-use arbor_cuda::ops::loss::{fused_loss_fwd_bwd, LossBatch, LossKind as CrateLoss, Targets};
+use arbor_cuda::ops::loss::{fused_loss_rows, ClassTerms, LossOutputs, LossScalars, RowTargets};
 use arbor_cuda::{CudaSlice, GpuDevice};
 use arbor_engine::gradcheck::SplitMix;
-use arbor_engine::ops::loss::{batch_counts, Criterion, LossKind, Reduction, Target};
+use arbor_engine::ops::loss::{batch_counts, Reduction, Target};
 use arbor_engine::optim::Sgd;
 use arbor_engine::{DType, Device, Tensor};
+use arbor_models::loss::{Criterion, LossKind};
 use arbor_models::resnet::{Arch, ResNet};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -64,7 +63,8 @@ fn kernel_ms(dev: &GpuDevice, mut work: impl FnMut() -> arbor_cuda::Result<()>) 
 }
 
 /// The fused ARB-Loss forward+backward at (512, 8142) (reads the logits once, writes the
-/// gradient once) against copying the logits' bytes device to device (the same traffic).
+/// gradient once) against copying the logits' bytes device to device (the same traffic),
+/// and the engine op around the kernel.
 fn bench_loss(dev: &GpuDevice) -> BoxResult<Value> {
     let mut rng = SplitMix::new(1);
     let logits: Vec<f32> = rng
@@ -75,15 +75,40 @@ fn bench_loss(dev: &GpuDevice) -> BoxResult<Value> {
     let labels: Vec<usize> = (0..ROWS)
         .map(|_| rng.next_u64() as usize % CLASSES)
         .collect();
-    let counts = batch_counts(&labels, CLASSES);
     let z = dev.upload(&logits)?;
     let bytes = (2 * ROWS * CLASSES * std::mem::size_of::<f32>()) as f64;
 
     let mut copy_dst = dev.alloc_zeros::<f32>(z.len())?;
     let copy_ms = kernel_ms(dev, || dev.copy(&z, &mut copy_dst))?;
+    let kernel_ms = time_arb_kernel(dev, &z, &labels)?;
+    let op_ms = time_arb_op(dev, logits, labels)?;
 
-    // The engine's kernel, as `Criterion` drives it for ARB with batch counts.
-    let offsets: Vec<f32> = counts
+    let gbps = |ms: f64| bytes / (ms * 1e-3) / 1e9;
+    println!("fused loss ({ROWS} x {CLASSES}, f32):");
+    println!(
+        "  device copy of the same bytes   {copy_ms:8.4} ms  {:7.1} GB/s",
+        gbps(copy_ms)
+    );
+    println!(
+        "  {:<32}{kernel_ms:8.4} ms  {:7.1} GB/s  {:.2} of copy bandwidth",
+        "engine kernel (loss.cu)",
+        gbps(kernel_ms),
+        copy_ms / kernel_ms
+    );
+    println!("  engine op end to end (host clock) {op_ms:8.4} ms");
+    Ok(json!({
+        "rows": ROWS, "classes": CLASSES, "bytes_moved": bytes,
+        "copy_ms": copy_ms, "copy_gbps": gbps(copy_ms),
+        "engine_kernel_ms": kernel_ms, "engine_kernel_gbps": gbps(kernel_ms),
+        "engine_kernel_bandwidth_ratio": copy_ms / kernel_ms,
+        "engine_op_end_to_end_ms": op_ms,
+    }))
+}
+
+/// Kernel milliseconds of the engine's loss kernel, launched as the engine launches it
+/// for ARB-Loss with batch counts (offsets `log n_j`, clamp 30, the mean's `1/B`).
+fn time_arb_kernel(dev: &GpuDevice, z: &CudaSlice<f32>, labels: &[usize]) -> BoxResult<f64> {
+    let offsets: Vec<f32> = batch_counts(labels, CLASSES)
         .iter()
         .map(|&n| {
             if n > 0.0 {
@@ -102,7 +127,7 @@ fn bench_loss(dev: &GpuDevice) -> BoxResult<Value> {
         dev.alloc_zeros::<f32>(z.len())?,
     );
     let mut first_bad: CudaSlice<u32> = dev.upload(&[u32::MAX])?;
-    let engine_ms = kernel_ms(dev, || {
+    kernel_ms(dev, || {
         let targets = RowTargets::Labels {
             labels: &labels_dev,
             coefs: &coefs,
@@ -124,34 +149,13 @@ fn bench_loss(dev: &GpuDevice) -> BoxResult<Value> {
             grad: &mut grad,
             first_bad: &mut first_bad,
         };
-        fused_loss_rows(dev, &z, ROWS, CLASSES, targets, classes, scalars, out)
-    })?;
+        fused_loss_rows(dev, z, ROWS, CLASSES, targets, classes, scalars, out)
+    })
+}
 
-    // The kernel crate's dedicated ARB kernel (its standalone API).
-    let counts_f32: Vec<f32> = counts.iter().map(|&n| n as f32).collect();
-    let counts_dev = dev.upload(&counts_f32)?;
-    let mut loss_f32 = dev.alloc_zeros::<f32>(ROWS)?;
-    let crate_ms = kernel_ms(dev, || {
-        let batch = LossBatch {
-            logits: &z,
-            rows: ROWS,
-            classes: CLASSES,
-            targets: Targets::Hard(&labels_dev),
-            scale: 1.0 / ROWS as f32,
-        };
-        fused_loss_fwd_bwd(
-            dev,
-            &CrateLoss::Arb {
-                counts: &counts_dev,
-            },
-            &batch,
-            &mut loss_f32,
-            &mut grad,
-        )
-    })?;
-
-    // The engine op end to end: host validation, uploads of labels and counts, the
-    // kernel, and the read-back of the non-finite check (a host-clock time).
+/// Host-clock milliseconds of the engine op end to end: host validation, uploads of
+/// labels and counts, the kernel, and the read-back of the non-finite check.
+fn time_arb_op(dev: &GpuDevice, logits: Vec<f32>, labels: Vec<usize>) -> BoxResult<f64> {
     let criterion = Criterion::new(
         "arb".parse::<LossKind>()?,
         Reduction::Mean,
@@ -159,44 +163,15 @@ fn bench_loss(dev: &GpuDevice) -> BoxResult<Value> {
     )?;
     let zt = Tensor::from_vec(logits, [ROWS, CLASSES])?.to_device(Device::Cuda(0))?;
     let target = Target::Hard(labels);
-    let op_ms = {
-        for _ in 0..WARMUP {
-            criterion.loss(&zt, &target, 1)?;
-        }
-        let t0 = Instant::now();
-        for _ in 0..REPS {
-            criterion.loss(&zt, &target, 1)?;
-        }
-        dev.synchronize()?;
-        t0.elapsed().as_secs_f64() * 1e3 / REPS as f64
-    };
-
-    let gbps = |ms: f64| bytes / (ms * 1e-3) / 1e9;
-    println!("fused loss ({ROWS} x {CLASSES}, f32):");
-    println!(
-        "  device copy of the same bytes   {copy_ms:8.4} ms  {:7.1} GB/s",
-        gbps(copy_ms)
-    );
-    for (what, ms) in [
-        ("engine kernel (fused_loss.cu)", engine_ms),
-        ("crate ARB kernel (loss.cu)", crate_ms),
-    ] {
-        println!(
-            "  {what:<32}{ms:8.4} ms  {:7.1} GB/s  {:.2} of copy bandwidth",
-            gbps(ms),
-            copy_ms / ms
-        );
+    for _ in 0..WARMUP {
+        criterion.loss(&zt, &target, 1)?;
     }
-    println!("  engine op end to end (host clock) {op_ms:8.4} ms");
-    Ok(json!({
-        "rows": ROWS, "classes": CLASSES, "bytes_moved": bytes,
-        "copy_ms": copy_ms, "copy_gbps": gbps(copy_ms),
-        "engine_kernel_ms": engine_ms, "engine_kernel_gbps": gbps(engine_ms),
-        "engine_kernel_bandwidth_ratio": copy_ms / engine_ms,
-        "crate_arb_kernel_ms": crate_ms, "crate_arb_kernel_gbps": gbps(crate_ms),
-        "crate_arb_kernel_bandwidth_ratio": copy_ms / crate_ms,
-        "engine_op_end_to_end_ms": op_ms,
-    }))
+    let t0 = Instant::now();
+    for _ in 0..REPS {
+        criterion.loss(&zt, &target, 1)?;
+    }
+    dev.synchronize()?;
+    Ok(t0.elapsed().as_secs_f64() * 1e3 / REPS as f64)
 }
 
 /// Images per second of full ResNet-32 training steps at batch 128 (upload, forward,

@@ -4,7 +4,8 @@
 #   2. builds from the vendored crates (`cargo --offline`), or, when the archive holds
 #      prebuilt programs (`scripts/vendor.sh --binaries`), uses those;
 #   3. runs the GPU tests (`cargo test --release --features cuda` of the kernel crate and
-#      the engine: CPU vs CUDA for every op, the fused loss, a ResNet-8 step);
+#      the engine: CPU vs CUDA for every op and the fused loss; and the root package's
+#      tests/cuda_resnet_step.rs: a ResNet-8 step);
 #   4. runs the GPU benchmarks (bins/gpu_bench.rs: fused loss at (512, 8142) against a
 #      device-to-device copy of the same bytes, ResNet-32 training step img/s at batch 128);
 #   5. trains one epoch of synthetic-LT with `repro train --device cuda`;
@@ -123,10 +124,11 @@ elif command -v cargo >/dev/null && [[ -d vendor && -f .cargo/config.toml ]]; th
     flags="--offline --locked --release --features cuda"
     step build "$results/build.log" "${BUILD_S:-300}" bash -c \
         "cargo build $flags --bin gpu_bench --bin repro && \
-         cargo test $flags --no-run -p arbor-cuda -p arbor-engine"
+         cargo test $flags --no-run -p arbor-cuda -p arbor-engine && \
+         cargo test $flags --no-run --test cuda_resnet_step"
     bench=(target/release/gpu_bench)
     repro=(target/release/repro)
-    test_cmds=(cargo-test)
+    test_cmds=(cargo-test cargo-test-resnet)
 else
     note "FAILED: no gpu-bin/ and no cargo with vendor/: run scripts/vendor.sh (or --binaries) here and carry gpu-carry.tar.gz"
     exit 1
@@ -138,6 +140,10 @@ for cmd in "${test_cmds[@]}"; do
         step "tests (cargo test)" "$tests_log" "${TEST_S:-150}" \
             cargo test --offline --locked --release --features cuda --no-fail-fast \
             -p arbor-cuda -p arbor-engine -- --nocapture
+    elif [[ "$cmd" == cargo-test-resnet ]]; then
+        step "tests (resnet step)" "$tests_log" "${TEST_S:-150}" \
+            cargo test --offline --locked --release --features cuda \
+            --test cuda_resnet_step -- --nocapture
     else
         step "test $(basename "$cmd")" "$tests_log" "${TEST_S:-150}" "$cmd" --nocapture
     fi

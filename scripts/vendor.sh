@@ -39,10 +39,14 @@ if [[ "${1:-}" == "--binaries" ]]; then
     export CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols
     cargo build --locked --release --features cuda --bin gpu_bench --bin repro
     cp target/release/gpu_bench target/release/repro gpu-bin/
-    # The test executables that touch the GPU: all of the kernel crate's, and the engine's
-    # unit tests and CPU-vs-CUDA tests.
-    cargo test --locked --release --features cuda --no-run -p arbor-cuda -p arbor-engine \
-        --message-format=json |
+    # The test executables that touch the GPU: all of the kernel crate's, the engine's unit
+    # tests and CPU-vs-CUDA tests, and the root package's ResNet step on both devices.
+    {
+        cargo test --locked --release --features cuda --no-run -p arbor-cuda -p arbor-engine \
+            --message-format=json
+        cargo test --locked --release --features cuda --no-run --test cuda_resnet_step \
+            --message-format=json
+    } |
         python3 -c '
 import json, shutil, sys
 for line in sys.stdin:
@@ -51,7 +55,7 @@ for line in sys.stdin:
     if msg.get("reason") != "compiler-artifact" or not exe or not msg["profile"]["test"]:
         continue
     unit = target["kind"] == ["lib"]
-    if "arbor-cuda" in msg["package_id"] or unit or target["name"] == "cuda_ops":
+    if "arbor-cuda" in msg["package_id"] or unit or target["name"] in ("cuda_ops", "cuda_resnet_step"):
         shutil.copy(exe, "gpu-bin/tests/" + target["name"] + ("-unit" if unit else ""))
 '
     tar -czf gpu-carry.tar.gz gpu-bin

@@ -197,7 +197,7 @@ impl RunArgs {
             c.arch = parse("arch", v)?;
         }
         if let Some(v) = &self.loss {
-            v.parse::<arbor_engine::ops::loss::LossKind>()
+            v.parse::<arbor_models::loss::LossKind>()
                 .map_err(|e| format!("--{e}"))?;
             c.loss = v.clone();
         }

@@ -172,7 +172,7 @@ fn variant(base: &RunConfig, spec: &str) -> Result<(String, RunConfig), String> 
     if loss.trim().is_empty() {
         return Err(format!("--losses: an empty loss name in `{spec}`"));
     }
-    loss.parse::<arbor_engine::ops::loss::LossKind>()
+    loss.parse::<arbor_models::loss::LossKind>()
         .map_err(|e| format!("--losses {spec}: {e}"))?;
     let mut cfg = RunArgs {
         loss: Some(loss.to_string()),

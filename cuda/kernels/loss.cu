@@ -1,216 +1,203 @@
-// Fused classification losses: one kernel computes each row's loss and writes dL/dz once.
-// See shared/spec/arb-loss.md for ARB-Loss. Every loss here is built the same way:
+// The engine's fused classification loss (`fused_loss` in engine/src/backend.rs): one
+// kernel covers ARB-Loss and every baseline, because the engine describes a loss by its
+// per-class and per-row terms rather than by name. It mirrors the engine's CPU kernel,
+// engine/src/cpu/loss/, term for term. For row i:
 //
-//   a_j      adjusted logits (policy: ARB clamps and adds log n_j, LDAM subtracts margins..)
-//   lse      logsumexp_j a_j, over classes with a_j > -inf
-//   p_j      exp(a_j - lse)
-//   b_k      (1-eps)(lse - a_{y_k}) + eps (lse - mean_j a_j)    cross-entropy for target k
-//   L        scale * sum_k lam_k w_{y_k} phi(b_k)               phi = identity but for focal
-//   dL/dz_j  scale * sum_k lam_k w_{y_k} phi'(b_k) (p_j - (1-eps)[j = y_k] - eps/C) da_j/dz_j
+//   u_j   = scale * clamp(z_j) + offset_j                 offset_j = -inf drops class j
+//   hard targets, components k = (class c_k, coef_k), one or two per row (mixup):
+//     lse_k = logsumexp_j (u_j - scale * margin_{c_k} [j = c_k])
+//     L_k   = (1 - p_k)^gamma (-log p_k),  log p_k = u_{c_k} - scale * margin_{c_k} - lse_k
+//     l     = sum_k coef_k ((1 - eps) L_k + eps (logsumexp_j u_j - mean_j u_j))
+//   dense targets t (labels null):  l = sum_j w_j t_j (logsumexp u - u_j)
 //
-// with targets k = a (hard label, lam_a = 1) or k = a, b (mixup: lam_a = lam,
-// lam_b = 1 - lam), class weights w (1 when absent; class-balanced / DRW weights
-// otherwise) and `scale` carrying the reduction (1/B for mean, 1 for sum and none).
+// and writes l and grad_scale * dl/dz (zero where the clamp cut the logit off). The
+// logsumexp of the non-target classes is kept apart from the (at most two) target terms,
+// so a dominant target does not cancel the rest (the CPU kernel does the same).
+// A non-finite logit lowers `first_bad` (atomicMin) to its flat index; the host reports it.
 //
-// Logits are f32, f16 or bf16; arithmetic is f32; the gradient is written in the
-// logits' type, the per-row loss in f32. A row with a non-finite logit gets a NaN loss
-// and NaN gradient (the clamp would otherwise hide it); a row with an out-of-range label
-// gets a NaN loss and zero gradient. Neither reads or writes outside the buffers.
-//
-// `_warp` kernels give each row one warp (C <= 1024), `_block` kernels one block.
+// `_warp` kernels give each row one warp (cols <= 1024), `_block` kernels one block.
 #include "common.cuh"
-#include "dtype.cuh"
 
-#define NAN_F32 __int_as_float(0x7fc00000)
+__device__ __forceinline__ float expm1_of(float x) { return expm1f(x); }
+__device__ __forceinline__ double expm1_of(double x) { return expm1(x); }
 
-// phi(b) = b: the cross-entropy family.
-struct Linear {
-    __device__ float phi(float b) const { return b; }
-    __device__ float dphi(float) const { return 1.f; }
-};
+// Focal loss and its slope for log p: (L, G) with L = (1-p)^gamma (-log p) and
+// dL/du_j = G (p_j - [j = c]), G = (1-p)^gamma + gamma p (1-p)^(gamma-1) (-log p).
+template <typename T> __device__ void focal(T logp, T gamma, T& loss, T& slope) {
+    if (gamma == T(0)) { loss = -logp; slope = T(1); return; }
+    const T q = -expm1_of(logp);  // 1 - p without cancellation near p = 1
+    if (q <= T(0)) { loss = T(0); slope = T(0); return; }
+    const T p = exp_of(logp), qg = pow_of(q, gamma);
+    loss = qg * -logp;
+    slope = qg + gamma * p * pow_of(q, gamma - T(1)) * -logp;
+}
 
-// ARB-Loss and Balanced Softmax: a_j = clamp(z_j, -c, c) + tau * log n_j; a class with
-// n_j = 0 drops out (a_j = -inf). ARB: c = 30, tau = 1. BSM: no clamp (c = inf).
-struct LogitAdjust : Linear {
-    static constexpr bool kLabelDependent = false;
-    static constexpr bool kSmoothing = false;
-    const float* counts;
-    float tau, clamp;
-    __device__ float adjust(float z, unsigned int j, int) const {
-        const float n = counts[j];
-        if (!(n > 0.f)) return -inf_of(0.f);
-        return fminf(fmaxf(z, -clamp), clamp) + tau * logf(n);
+template <typename T> struct RowLossArgs {
+    const T* z;           // [rows, cols] logits
+    const T* target;      // [rows, cols] dense targets, or null
+    const int* labels;    // [rows, per_row] target classes (hard targets), or null
+    const T* coefs;       // [rows, per_row] component coefficients
+    const T* offsets;     // [cols] or null (0)
+    const T* margins;     // [cols] or null (0)
+    const T* weights;     // [cols] dense-target class weights, or null (1)
+    T* grad;              // [rows, cols] out: grad_scale * dl/dz
+    T* row_loss;          // [rows] out: l
+    unsigned int* first_bad;  // [1] lowered to the flat index of a non-finite logit
+    unsigned int rows, cols, per_row;
+    T scale, clamp, gamma, smoothing, grad_scale;
+
+    // Comparisons rather than fmin/fmax: no conversions, and `clamp` may be +inf (no clamp).
+    __device__ T logit(T zj, unsigned int j) const {
+        const T c = zj < -clamp ? -clamp : (zj > clamp ? clamp : zj);
+        return scale * c + (offsets ? offsets[j] : T(0));
     }
-    // The clamp passes gradient inside [-c, c] only.
-    __device__ float dadz(float z) const { return (z >= -clamp && z <= clamp) ? 1.f : 0.f; }
+    __device__ bool passes(T zj) const { return zj >= -clamp && zj <= clamp; }
 };
 
-// Cross-entropy with label smoothing eps; with class weights it is the class-balanced loss.
-struct CrossEntropy : Linear {
-    static constexpr bool kLabelDependent = false;
-    static constexpr bool kSmoothing = true;
-    __device__ float adjust(float z, unsigned int, int) const { return z; }
-    __device__ float dadz(float) const { return 1.f; }
-};
+// Combines the group's running (max, sum of exp(x - max)) into the row's (max, sum).
+template <bool kBlock, typename T>
+__device__ void finish_parts(const OnlineLse<T>& acc, RowGroup<kBlock> g, T* scratch, T& m, T& s) {
+    m = g.max(acc.m, scratch);
+    const T scaled = (acc.m == -inf_of(T(0))) ? T(0) : acc.s * exp_of(acc.m - m);
+    s = g.sum(scaled, scratch);
+}
 
-// Focal loss: phi(b) = (1 - e^-b)^gamma b, i.e. -(1 - p_y)^gamma log p_y.
-struct Focal {
-    static constexpr bool kLabelDependent = false;
-    static constexpr bool kSmoothing = false;
-    float gamma;
-    __device__ float adjust(float z, unsigned int, int) const { return z; }
-    __device__ float dadz(float) const { return 1.f; }
-    __device__ float phi(float b) const {
-        b = fmaxf(b, 0.f);  // b >= 0 in exact arithmetic; rounding may dip below
-        return b == 0.f ? 0.f : powf(-expm1f(-b), gamma) * b;
-    }
-    // phi'(b) = gamma (1-q)^(gamma-1) q b + (1-q)^gamma with q = e^-b; the limit at b = 0
-    // is 0 for gamma > 0 (and 1 for gamma = 0, plain cross-entropy).
-    __device__ float dphi(float b) const {
-        b = fmaxf(b, 0.f);
-        if (b == 0.f) return gamma == 0.f ? 1.f : 0.f;
-        const float one_minus_q = -expm1f(-b);
-        return gamma * powf(one_minus_q, gamma - 1.f) * expf(-b) * b + powf(one_minus_q, gamma);
-    }
-};
-
-// LDAM: a_j = s (z_j - m_j [j = y]). The margin depends on the target, so under mixup
-// each target has its own logsumexp.
-struct Ldam : Linear {
-    static constexpr bool kLabelDependent = true;
-    static constexpr bool kSmoothing = false;
-    const float* margins;
-    float s;
-    __device__ float adjust(float z, unsigned int j, int label) const {
-        return s * ((int)j == label ? z - margins[j] : z);
-    }
-    __device__ float dadz(float) const { return s; }
-};
-
-// What every fused loss kernel receives besides its policy's parameters.
-template <typename T> struct LossArgs {
-    const T* logits;       // [rows, classes]
-    T* grad;               // [rows, classes]
-    float* loss;           // [rows], scaled by `scale`
-    const int* label_a;    // [rows]
-    const int* label_b;    // [rows] for mixup, null for hard labels
-    float lam;             // weight of label_a under mixup
-    const float* weights;  // [classes] class weights, or null
-    float scale;           // reduction factor applied to loss and gradient
-    float smoothing;       // label smoothing eps (cross-entropy only)
-    unsigned int rows, classes;
-};
-
-template <bool kBlock, typename T, typename Loss>
-__device__ void fused_loss(const LossArgs<T>& args, const Loss& policy) {
-    static_assert(!(Loss::kLabelDependent && Loss::kSmoothing), "smoothing assumes one set of logits");
-    __shared__ float scratch[32];
+template <bool kBlock, typename T> __device__ void fused_loss_row(const RowLossArgs<T>& a) {
+    __shared__ T scratch[32];
     const RowGroup<kBlock> g;
     const unsigned int row = g.row();
-    if (row >= args.rows) return;
-    const unsigned int classes = args.classes;
-    const T* z = args.logits + (size_t)row * classes;
-    T* dz = args.grad + (size_t)row * classes;
+    if (row >= a.rows) return;
+    const unsigned int cols = a.cols;
+    const T* z = a.z + (size_t)row * cols;
+    T* dz = a.grad + (size_t)row * cols;
+    const bool dense = a.labels == nullptr;
+    const T* t = dense ? a.target + (size_t)row * cols : nullptr;
 
-    // Everything below branching on labels is uniform across the group (same row), so
-    // whole groups take the same path and the barriers inside reductions stay matched.
-    const bool mixup = args.label_b != nullptr;
-    const int ya = args.label_a[row];
-    const int yb = mixup ? args.label_b[row] : ya;
-    if (ya < 0 || (unsigned int)ya >= classes || yb < 0 || (unsigned int)yb >= classes) {
-        for (unsigned int j = g.lane(); j < classes; j += g.width()) dz[j] = Convert<T>::from(0.f);
-        if (g.lane() == 0) args.loss[row] = NAN_F32;
+    // The row's distinct target classes (hard targets): at most two.
+    int c0 = -1, c1 = -1;
+    if (!dense) {
+        c0 = a.labels[(size_t)row * a.per_row];
+        if (a.per_row > 1) c1 = a.labels[(size_t)row * a.per_row + 1];
+        if (c1 == c0) c1 = -1;
+    }
+
+    // Pass 1: logsumexp state of the non-target u_j, sum of u_j, dense sums, finiteness.
+    OnlineLse<T> rest;
+    T sum_u = T(0), w_sum = T(0), wu_sum = T(0);
+    for (unsigned int j = g.lane(); j < cols; j += g.width()) {
+        const T zj = z[j];
+        if (!isfinite(zj)) atomicMin(a.first_bad, row * cols + j);
+        const T u = a.logit(zj, j);
+        if ((int)j != c0 && (int)j != c1) rest.add(u);
+        sum_u += u;
+        if (dense) {
+            const T wt = (a.weights ? a.weights[j] : T(1)) * t[j];
+            w_sum += wt;
+            // t_j = 0 wherever the offset is -inf (validated), and 0 * -inf would be NaN.
+            if (wt != T(0)) wu_sum += wt * u;
+        }
+    }
+    T m, s_rest;
+    finish_parts(rest, g, scratch, m, s_rest);
+    const T smooth_sum = a.smoothing > T(0) ? g.sum(sum_u, scratch) : T(0);
+
+    // Per-row scalars (every lane computes them; the row is uniform across the group).
+    T u_t[2] = {T(0), T(0)}, e_t[2] = {T(0), T(0)};
+    const int targets[2] = {c0, c1};
+    const int n_targets = dense ? 0 : (c1 >= 0 ? 2 : 1);
+    for (int q = 0; q < n_targets; ++q) u_t[q] = a.logit(z[targets[q]], targets[q]);
+    T m_all = m;
+    for (int q = 0; q < n_targets; ++q) m_all = max_of(m_all, u_t[q]);
+    const T s_rest_all = m == -inf_of(T(0)) ? T(0) : s_rest * exp_of(m - m_all);
+    m = m_all;
+    for (int q = 0; q < n_targets; ++q) e_t[q] = exp_of(u_t[q] - m);
+    const T s_full = s_rest_all + e_t[0] + e_t[1];
+    const T gs = a.scale * a.grad_scale;
+
+    if (dense) {
+        const T w = g.sum(w_sum, scratch), d = g.sum(wu_sum, scratch);
+        if (g.lane() == 0) a.row_loss[row] = w * (m + log_of(s_full)) - d;
+        const T at = gs * w / s_full;
+        for (unsigned int j = g.lane(); j < cols; j += g.width()) {
+            const T zj = z[j];
+            const T wj = a.weights ? a.weights[j] : T(1);
+            const T v = exp_of(a.logit(zj, j) - m) * at - gs * wj * t[j];
+            dz[j] = a.passes(zj) ? v : T(0);
+        }
         return;
     }
-    const float lam_a = mixup ? args.lam : 1.f, lam_b = mixup ? 1.f - args.lam : 0.f;
-    const float eps = Loss::kSmoothing ? args.smoothing : 0.f;
 
-    // Pass 1: logsumexp of the adjusted logits (per target if they differ), their sum for
-    // smoothing, and a non-finite check.
-    OnlineLse<float> acc_a, acc_b;
-    float sum_adjusted = 0.f, non_finite = 0.f;
-    for (unsigned int j = g.lane(); j < classes; j += g.width()) {
-        const float zj = Convert<float>::from(z[j]);
-        if (!isfinite(zj)) non_finite = 1.f;
-        const float aj = policy.adjust(zj, j, ya);
-        acc_a.add(aj);
-        if (Loss::kSmoothing) sum_adjusted += aj;
-        if (Loss::kLabelDependent && mixup) acc_b.add(policy.adjust(zj, j, yb));
+    // Hard targets: each component's normaliser, loss and gradient weight.
+    const T eps = a.smoothing;
+    T loss = T(0), coef_sum = T(0), slope_per_s = T(0);
+    T comp_g[2] = {T(0), T(0)}, comp_lse[2] = {T(0), T(0)}, comp_shift[2] = {T(0), T(0)};
+    int comp_class[2] = {-1, -1};
+    for (unsigned int k = 0; k < a.per_row; ++k) {
+        const int c = a.labels[(size_t)row * a.per_row + k];
+        const T coef = a.coefs[(size_t)row * a.per_row + k];
+        const T shift = a.margins ? a.scale * a.margins[c] : T(0);
+        // s_k: the target's own term lowered by its margin, the other target's as is.
+        T s_k = s_rest_all;
+        T u_c = T(0);
+        for (int q = 0; q < n_targets; ++q) {
+            const bool mine = targets[q] == c;
+            s_k += mine ? exp_of(u_t[q] - shift - m) : e_t[q];
+            if (mine) u_c = u_t[q];
+        }
+        const T lse_k = m + log_of(s_k);
+        T l_k, g_k;
+        focal(u_c - shift - lse_k, a.gamma, l_k, g_k);
+        const T c1k = coef * (T(1) - eps);
+        loss += c1k * l_k;
+        slope_per_s += c1k * g_k / s_k;
+        comp_g[k] = c1k * g_k;
+        comp_lse[k] = lse_k;
+        comp_shift[k] = shift;
+        comp_class[k] = c;
+        coef_sum += coef;
     }
-    const bool all_finite = g.max(non_finite, scratch) == 0.f;
-    const float lse_a = acc_a.finish(g, scratch);
-    const float lse_b = (Loss::kLabelDependent && mixup) ? acc_b.finish(g, scratch) : lse_a;
-    const float mean_adjusted = Loss::kSmoothing ? g.sum(sum_adjusted, scratch) / (float)classes : 0.f;
-
-    // Per-target cross-entropies b_k and the gradient coefficients lam_k w_k phi'(b_k).
-    const float ce_a = lse_a - policy.adjust(Convert<float>::from(z[ya]), ya, ya);
-    const float ce_b = lse_b - policy.adjust(Convert<float>::from(z[yb]), yb, yb);
-    const float b_a = (1.f - eps) * ce_a + eps * (lse_a - mean_adjusted);
-    const float b_b = (1.f - eps) * ce_b + eps * (lse_b - mean_adjusted);
-    const float w_a = args.weights ? args.weights[ya] : 1.f;
-    const float w_b = args.weights ? args.weights[yb] : 1.f;
-    const float coef_a = lam_a * w_a * policy.dphi(b_a);
-    const float coef_b = mixup ? lam_b * w_b * policy.dphi(b_b) : 0.f;
-    if (g.lane() == 0) {
-        const float row_loss = lam_a * w_a * policy.phi(b_a) + (mixup ? lam_b * w_b * policy.phi(b_b) : 0.f);
-        args.loss[row] = all_finite ? args.scale * row_loss : NAN_F32;
+    const T smooth = eps * coef_sum;
+    const T inv_c = T(1) / (T)cols;
+    if (smooth != T(0)) {
+        loss += smooth * (m + log_of(s_full) - smooth_sum * inv_c);
+        slope_per_s += smooth / s_full;
     }
+    if (g.lane() == 0) a.row_loss[row] = loss;
 
     // Pass 2: the gradient, written once.
-    const float uniform = eps / (float)classes;
-    for (unsigned int j = g.lane(); j < classes; j += g.width()) {
-        const float zj = Convert<float>::from(z[j]);
-        const float p_a = expf(policy.adjust(zj, j, ya) - lse_a);
-        const float p_b = Loss::kLabelDependent && mixup ? expf(policy.adjust(zj, j, yb) - lse_b) : p_a;
-        const float t_a = ((int)j == ya ? 1.f - eps : 0.f) + uniform;
-        const float t_b = ((int)j == yb ? 1.f - eps : 0.f) + uniform;
-        const float d = coef_a * (p_a - t_a) + coef_b * (p_b - t_b);
-        dz[j] = Convert<T>::from(all_finite ? args.scale * d * policy.dadz(zj) : NAN_F32);
+    for (unsigned int j = g.lane(); j < cols; j += g.width()) {
+        const T zj = z[j];
+        const T u = a.logit(zj, j);
+        T v;
+        if ((int)j == c0 || (int)j == c1) {
+            v = smooth * (exp_of(u - m) / s_full - inv_c);
+            for (unsigned int k = 0; k < a.per_row; ++k) {
+                const bool hit = comp_class[k] == (int)j;
+                v += comp_g[k] * (exp_of(u - (hit ? comp_shift[k] : T(0)) - comp_lse[k]) - (hit ? T(1) : T(0)));
+            }
+        } else {
+            v = slope_per_s * exp_of(u - m) - smooth * inv_c;
+        }
+        dz[j] = a.passes(zj) ? v * gs : T(0);
     }
 }
 
-// Kernel parameter lists shared by all losses; each loss appends its own parameters.
-#define LOSS_PARAMS(T)                                                                         \
-    const T *logits, T *grad, float *loss, const int *label_a, const int *label_b, float lam,  \
-        const float *weights, float scale, unsigned int rows, unsigned int classes
-#define LOSS_ARGS(smoothing) {logits, grad, loss, label_a, label_b, lam, weights, scale, smoothing, rows, classes}
+#define FUSED_LOSS_PARAMS(T)                                                                   \
+    const T *z, const T *target, const int *labels, const T *coefs, const T *offsets,          \
+        const T *margins, const T *weights, T *grad, T *row_loss, unsigned int *first_bad,     \
+        unsigned int rows, unsigned int cols, unsigned int per_row, T scale, T clamp, T gamma, \
+        T smoothing, T grad_scale
+#define FUSED_LOSS_ARGS                                                                        \
+    {z, target, labels, coefs, offsets, margins, weights, grad, row_loss, first_bad, rows,    \
+     cols, per_row, scale, clamp, gamma, smoothing, grad_scale}
 
-#define DEFINE_LOSS_VARIANTS(T, SUF, BLOCK, VARIANT)                                           \
-    extern "C" __global__ void arb_loss_##VARIANT##_##SUF(LOSS_PARAMS(T), const float* counts) {\
-        LogitAdjust policy;                                                                    \
-        policy.counts = counts;                                                                \
-        policy.tau = 1.f;                                                                      \
-        policy.clamp = 30.f;                                                                   \
-        fused_loss<BLOCK, T>(LossArgs<T> LOSS_ARGS(0.f), policy);                              \
+#define DEFINE_FUSED_LOSS(T, SUF)                                                              \
+    extern "C" __global__ void fused_loss_warp_##SUF(FUSED_LOSS_PARAMS(T)) {                   \
+        fused_loss_row<false, T>(RowLossArgs<T> FUSED_LOSS_ARGS);                              \
     }                                                                                          \
-    extern "C" __global__ void bsm_loss_##VARIANT##_##SUF(LOSS_PARAMS(T), const float* counts, \
-                                                          float tau) {                         \
-        LogitAdjust policy;                                                                    \
-        policy.counts = counts;                                                                \
-        policy.tau = tau;                                                                      \
-        policy.clamp = inf_of(0.f);                                                            \
-        fused_loss<BLOCK, T>(LossArgs<T> LOSS_ARGS(0.f), policy);                              \
-    }                                                                                          \
-    extern "C" __global__ void ce_loss_##VARIANT##_##SUF(LOSS_PARAMS(T), float smoothing) {    \
-        fused_loss<BLOCK, T>(LossArgs<T> LOSS_ARGS(smoothing), CrossEntropy());                \
-    }                                                                                          \
-    extern "C" __global__ void focal_loss_##VARIANT##_##SUF(LOSS_PARAMS(T), float gamma) {     \
-        Focal policy;                                                                          \
-        policy.gamma = gamma;                                                                  \
-        fused_loss<BLOCK, T>(LossArgs<T> LOSS_ARGS(0.f), policy);                              \
-    }                                                                                          \
-    extern "C" __global__ void ldam_loss_##VARIANT##_##SUF(LOSS_PARAMS(T), const float* margins,\
-                                                           float s) {                          \
-        Ldam policy;                                                                           \
-        policy.margins = margins;                                                              \
-        policy.s = s;                                                                          \
-        fused_loss<BLOCK, T>(LossArgs<T> LOSS_ARGS(0.f), policy);                              \
+    extern "C" __global__ void fused_loss_block_##SUF(FUSED_LOSS_PARAMS(T)) {                  \
+        fused_loss_row<true, T>(RowLossArgs<T> FUSED_LOSS_ARGS);                               \
     }
 
-#define DEFINE_LOSSES(T, SUF)                                                                  \
-    DEFINE_LOSS_VARIANTS(T, SUF, false, warp)                                                  \
-    DEFINE_LOSS_VARIANTS(T, SUF, true, block)
-
-DEFINE_LOSSES(float, f32)
-DEFINE_LOSSES(__half, f16)
-DEFINE_LOSSES(__nv_bfloat16, bf16)
+DEFINE_FUSED_LOSS(float, f32)
+DEFINE_FUSED_LOSS(double, f64)

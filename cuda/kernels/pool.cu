@@ -3,7 +3,6 @@
 //   iy*W + ix of the chosen input within its (n, c) plane (-1 if the window lies wholly
 //   in the padding), and the backward routes dy there.
 // - avg_pool2d: divides by KH*KW, padding included (PyTorch's count_include_pad=True).
-// - global_avg_pool: [N*C, H*W] -> [N*C]; a warp per plane.
 // Backward kernels run one thread per dx element and gather from the outputs whose
 // window covers it (windows may overlap), so they need no atomics and overwrite dx.
 #include "common.cuh"
@@ -88,17 +87,6 @@ template <typename T> __device__ void avg_pool_bwd(const T* dy, T* dx, Window2d 
     }
 }
 
-template <typename T> __device__ void global_avg_pool_fwd(const T* x, T* y, unsigned int planes, unsigned int hw) {
-    const RowGroup<false> g;
-    const unsigned int plane = g.row();
-    if (plane >= planes) return;
-    const T* xp = x + (size_t)plane * hw;
-    T acc = T(0);
-    for (unsigned int j = g.lane(); j < hw; j += g.width()) acc += xp[j];
-    acc = warp_sum(acc);
-    if (g.lane() == 0) y[plane] = acc / T(hw);
-}
-
 #define DEFINE_POOL(T, SUF)                                                                    \
     extern "C" __global__ void max_pool2d_fwd_##SUF(const T* x, T* y, int* argmax, Window2d g) { \
         max_pool_fwd(x, y, argmax, g);                                                         \
@@ -112,15 +100,6 @@ template <typename T> __device__ void global_avg_pool_fwd(const T* x, T* y, unsi
     }                                                                                          \
     extern "C" __global__ void avg_pool2d_bwd_##SUF(const T* dy, T* dx, Window2d g) {          \
         avg_pool_bwd(dy, dx, g);                                                               \
-    }                                                                                          \
-    extern "C" __global__ void global_avg_pool_fwd_##SUF(const T* x, T* y, unsigned int planes,\
-                                                         unsigned int hw) {                    \
-        global_avg_pool_fwd(x, y, planes, hw);                                                 \
-    }                                                                                          \
-    /* dx = dy / (H*W) broadcast over each plane. */                                           \
-    extern "C" __global__ void global_avg_pool_bwd_##SUF(const T* dy, T* dx, unsigned int planes,\
-                                                         unsigned int hw) {                    \
-        FOR_EACH_INDEX(i, planes * hw) dx[i] = dy[i / hw] / T(hw);                             \
     }
 
 DEFINE_POOL(float, f32)

@@ -6,6 +6,8 @@
 // - `_strided` (inner > 1): one thread per output walks the axis; neighbouring threads
 //   read neighbouring `inner` elements, which is the coalesced direction there.
 // max also writes the argmax (index along the axis; the first one on ties, NaN wins).
+// The engine composes the backwards from other ops (sum: a broadcast; max: an `eq` mask
+// shared among ties; logsumexp: exp(x - y)), so there are no backward kernels here.
 #include "common.cuh"
 
 // Whether (a, ia) should replace (b, ib) as the running maximum.
@@ -142,26 +144,6 @@ __device__ void logsumexp_contig(const T* x, T* y, unsigned int outer, unsigned 
             OnlineLse<T> lse;                                                                  \
             for (unsigned int r = 0; r < reduce; ++r) lse.add(xo[(size_t)r * inner]);         \
             y[out] = lse.m == -inf_of(T(0)) ? lse.m : lse.m + log_of(lse.s);                   \
-        }                                                                                      \
-    }                                                                                          \
-    /* Backward of max: the gradient goes to the argmax only; one thread per dx element   */  \
-    /* so dx is fully written (no zero-fill, no atomics).                                  */  \
-    extern "C" __global__ void max_bwd_##SUF(const T* dy, const int* argmax, T* dx,            \
-                                             unsigned int outer, unsigned int reduce,          \
-                                             unsigned int inner) {                             \
-        FOR_EACH_INDEX(i, outer * reduce * inner) {                                            \
-            const unsigned int in = i % inner, r = (i / inner) % reduce;                       \
-            const unsigned int out = (i / (inner * reduce)) * inner + in;                      \
-            dx[i] = argmax[out] == (int)r ? dy[out] : T(0);                                    \
-        }                                                                                      \
-    }                                                                                          \
-    /* Backward of logsumexp: dx = dy * exp(x - y) (the softmax along the axis). */            \
-    extern "C" __global__ void logsumexp_bwd_##SUF(const T* x, const T* y, const T* dy, T* dx, \
-                                                   unsigned int outer, unsigned int reduce,    \
-                                                   unsigned int inner) {                       \
-        FOR_EACH_INDEX(i, outer * reduce * inner) {                                            \
-            const unsigned int out = (i / (inner * reduce)) * inner + i % inner;               \
-            dx[i] = y[out] == -inf_of(T(0)) ? T(0) : dy[out] * exp_of(x[i] - y[out]);          \
         }                                                                                      \
     }
 

@@ -1,10 +1,12 @@
 // Data movement between shapes.
 // - channel_pad_subsample: ResNet's option-A shortcut. x [N, Cin, H, W] ->
 //   y [N, Cout, OH, OW], OH = ceil(H / s): keep every s-th row and column, and place the
-//   Cin channels at [pad, pad + Cin) among Cout zero channels. Backward is the adjoint.
+//   Cin channels at [pad, pad + Cin) among Cout zero channels.
 // - concat: one input's part of a concatenation along an axis. x [outer, dim_x, inner]
 //   goes to y [outer, dim_y, inner] at `offset` along the axis; concatenating k tensors
-//   is k launches, and the backward extracts each input's slice of dy.
+//   is k launches.
+// Both backwards take a slice of dy, which the engine does with a strided copy
+// (memory.cu), so there are no backward kernels here.
 #include "common.cuh"
 
 // Mirrors `PadSubsample` in src/ops/shape.rs.
@@ -26,23 +28,9 @@ template <typename T> __device__ void pad_subsample_fwd(const T* x, T* y, PadSub
     }
 }
 
-template <typename T> __device__ void pad_subsample_bwd(const T* dy, T* dx, PadSubsample g) {
-    FOR_EACH_INDEX(i, (unsigned int)g.n * g.c_in * g.h * g.w) {
-        const int ix = i % g.w, iy = (i / g.w) % g.h;
-        const int c = (i / ((unsigned int)g.w * g.h)) % g.c_in;
-        const int n = i / ((unsigned int)g.w * g.h * g.c_in);
-        const bool kept = iy % g.stride == 0 && ix % g.stride == 0;
-        dx[i] = kept ? dy[(((size_t)n * g.c_out + c + g.pad) * g.out_h + iy / g.stride) * g.out_w + ix / g.stride]
-                     : T(0);
-    }
-}
-
 #define DEFINE_SHAPE(T, SUF)                                                                   \
     extern "C" __global__ void channel_pad_subsample_fwd_##SUF(const T* x, T* y, PadSubsample g) { \
         pad_subsample_fwd(x, y, g);                                                            \
-    }                                                                                          \
-    extern "C" __global__ void channel_pad_subsample_bwd_##SUF(const T* dy, T* dx, PadSubsample g) { \
-        pad_subsample_bwd(dy, dx, g);                                                          \
     }                                                                                          \
     extern "C" __global__ void concat_fwd_##SUF(const T* x, T* y, unsigned int outer,          \
                                                 unsigned int dim_x, unsigned int inner,        \
@@ -50,14 +38,6 @@ template <typename T> __device__ void pad_subsample_bwd(const T* dy, T* dx, PadS
         FOR_EACH_INDEX(i, outer * dim_x * inner) {                                             \
             const unsigned int in = i % inner, d = (i / inner) % dim_x, o = i / (inner * dim_x);\
             y[((size_t)o * dim_y + offset + d) * inner + in] = x[i];                           \
-        }                                                                                      \
-    }                                                                                          \
-    extern "C" __global__ void concat_bwd_##SUF(const T* dy, T* dx, unsigned int outer,        \
-                                                unsigned int dim_x, unsigned int inner,        \
-                                                unsigned int dim_y, unsigned int offset) {     \
-        FOR_EACH_INDEX(i, outer * dim_x * inner) {                                             \
-            const unsigned int in = i % inner, d = (i / inner) % dim_x, o = i / (inner * dim_x);\
-            dx[i] = dy[((size_t)o * dim_y + offset + d) * inner + in];                         \
         }                                                                                      \
     }
 

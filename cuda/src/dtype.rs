@@ -1,5 +1,5 @@
 //! Element types that have kernels, and the suffix each kernel name carries for them
-//! (`relu_fwd_f32`, `arb_loss_warp_bf16`).
+//! (`relu_fwd_f32`, `cast_f32_bf16`).
 
 use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 
@@ -22,9 +22,6 @@ pub trait DType: sealed::Sealed + DeviceRepr + ValidAsZeroBits + Copy + Default 
 /// convolution, normalisation, optimiser).
 pub trait Real: DType {}
 
-/// f32, f16 and bf16: the logit types of the fused losses (arithmetic is f32 throughout).
-pub trait Logit: DType {}
-
 impl DType for f32 {
     const SUFFIX: &'static str = "f32";
 }
@@ -40,7 +37,3 @@ impl DType for half::bf16 {
 
 impl Real for f32 {}
 impl Real for f64 {}
-
-impl Logit for f32 {}
-impl Logit for half::f16 {}
-impl Logit for half::bf16 {}

@@ -32,10 +32,9 @@ kernel_file!(SHAPE, "shape.cu");
 kernel_file!(MEMORY, "memory.cu");
 kernel_file!(SGD, "sgd.cu");
 kernel_file!(LOSS, "loss.cu");
-kernel_file!(FUSED_LOSS, "fused_loss.cu");
 
 /// Every kernel file, in the order `compile_all_to_ptx` reports them.
-pub const ALL: [&KernelFile; 13] = [
+pub const ALL: [&KernelFile; 12] = [
     &UNARY,
     &BINARY,
     &REDUCE,
@@ -48,7 +47,6 @@ pub const ALL: [&KernelFile; 13] = [
     &MEMORY,
     &SGD,
     &LOSS,
-    &FUSED_LOSS,
 ];
 
 /// Headers the `.cu` files include with `#include "name"`; spliced in textually because

@@ -24,5 +24,5 @@ pub use compile::compile_all_to_ptx;
 // no direct cudarc dependency.
 pub use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr, DevicePtrMut};
 pub use device::{gpu_available, GpuDevice};
-pub use dtype::{DType, Logit, Real};
+pub use dtype::{DType, Real};
 pub use error::{Error, Result};

@@ -26,7 +26,6 @@ fn unary_case<T: Float>(dev: &GpuDevice) {
     // Mixed signs around 0 for neg/relu/clamp; positives for log/sqrt/powf.
     let mixed = rng.vec(1000, -3.0, 3.0);
     let positive: Vec<f64> = rng.vec(1000, 0.1, 4.0);
-    let dy = rng.vec(1000, -1.0, 1.0);
     let run = |x: &[f64], f: &dyn Fn(&arbor_cuda::CudaSlice<T>, &mut arbor_cuda::CudaSlice<T>)| {
         let x_dev = dev.upload(&to_t::<T>(x)).unwrap();
         let mut y_dev = dev.alloc_zeros::<T>(x.len()).unwrap();
@@ -78,37 +77,6 @@ fn unary_case<T: Float>(dev: &GpuDevice) {
         T::REL,
         0.0,
     );
-
-    // Backwards: dx from x and dy.
-    let dys = to_f64(&to_t::<T>(&dy));
-    let dy_dev = dev.upload(&to_t::<T>(&dy)).unwrap();
-    let run_bwd =
-        |x: &[f64], f: &dyn Fn(&arbor_cuda::CudaSlice<T>, &mut arbor_cuda::CudaSlice<T>)| run(x, f);
-    let got = run_bwd(&mixed, &|x, dx| relu_bwd(dev, x, &dy_dev, dx).unwrap());
-    let want: Vec<f64> = xs
-        .iter()
-        .zip(&dys)
-        .map(|(x, d)| if *x > 0.0 { *d } else { 0.0 })
-        .collect();
-    assert_close("relu_bwd", &got, &want, 0.0, 0.0);
-    let got = run_bwd(&mixed, &|x, dx| {
-        clamp_bwd(dev, x, &dy_dev, dx, lo, hi).unwrap()
-    });
-    let want: Vec<f64> = xs
-        .iter()
-        .zip(&dys)
-        .map(|(x, d)| if (-1.0..=1.5).contains(x) { *d } else { 0.0 })
-        .collect();
-    assert_close("clamp_bwd", &got, &want, 0.0, 0.0);
-    let got = run_bwd(&positive, &|x, dx| {
-        powf_bwd(dev, x, &dy_dev, dx, T::from_f64(1.7)).unwrap()
-    });
-    let want: Vec<f64> = ps
-        .iter()
-        .zip(&dys)
-        .map(|(x, d)| d * 1.7 * x.powf(0.7))
-        .collect();
-    assert_close("powf_bwd", &got, &want, T::REL, T::ABS);
 }
 
 #[test]

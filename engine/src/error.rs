@@ -46,8 +46,9 @@ impl std::error::Error for Error {}
 /// The engine's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Shorthand for building an [`Error::Invalid`].
-pub(crate) fn invalid<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
+/// Shorthand for building an [`Error::Invalid`] (also used by the experiments' losses in
+/// `arbor_models::loss`, whose errors are the engine's).
+pub fn invalid<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
     Err(Error::Invalid {
         op,
         msg: msg.into(),

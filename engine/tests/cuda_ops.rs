@@ -1,7 +1,7 @@
 //! Every engine op on the CPU and on the GPU (cuda:0), forward and backward through the
 //! tape, compared element by element; the fused loss in `cuda_ops/loss.rs`, conv, batch
-//! norm, pooling, softmax and SGD in `cuda_ops/nn.rs`, one ResNet-8 training step in
-//! `cuda_ops/resnet.rs`.
+//! norm, pooling, softmax and SGD in `cuda_ops/nn.rs`. (One ResNet-8 training step, which
+//! needs the models, is the root package's `tests/cuda_resnet_step.rs`.)
 //!
 //! Each test body is written once and run by [`device_test!`] on both devices, in f32
 //! and in f64. Agreement is measured per element as `|gpu - cpu| / max(|cpu|, floor)` with
@@ -131,8 +131,6 @@ macro_rules! outputs {
 mod loss;
 #[path = "cuda_ops/nn.rs"]
 mod nn;
-#[path = "cuda_ops/resnet.rs"]
-mod resnet;
 
 device_test!(unary_ops, 1e-5, |dev: Device,
                                dt: DType|

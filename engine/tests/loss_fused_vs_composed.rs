@@ -9,9 +9,7 @@
 //! only the classes with `n_j > 0` (index_select), so absent classes' gradients come out
 //! as exact zeros from index_select's backward.
 use arbor_engine::gradcheck::SplitMix;
-use arbor_engine::ops::loss::{
-    arb_loss, arb_loss_with_grad, batch_counts, ArbOptions, Reduction, Target,
-};
+use arbor_engine::ops::loss::{arb_loss, arb_spec, batch_counts, ArbOptions, Reduction, Target};
 use arbor_engine::{DType, Result, Tensor};
 
 fn tol(dtype: DType) -> f64 {
@@ -375,7 +373,8 @@ fn saved_rows_are_p_minus_t_and_scale_to_the_gradient() {
     let n = global_counts(&mut r, c);
     let y = labels(&mut r, b, &(0..c).collect::<Vec<_>>());
     let target = Target::Hard(y.clone());
-    let (loss, rows) = arb_loss_with_grad(&z, &target, &n, &ArbOptions::default()).unwrap();
+    let arb = arb_spec(&n, c, &ArbOptions::default()).unwrap();
+    let (loss, rows) = z.fused_loss_with_grad(&arb, &target).unwrap();
     let rows = rows.to_vec_f64().unwrap();
     // p - t from the definition, in f64.
     let zv = z.to_vec_f64().unwrap();

@@ -4,6 +4,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod layers;
+pub mod loss;
 pub mod metrics;
 pub mod predict;
 pub mod presets;

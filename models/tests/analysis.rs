@@ -1,9 +1,9 @@
 //! `--analyze`'s numbers against independent naive computations: the attraction–repulsion
 //! matrix per class pair, NC1–NC4 on an ideal collapse and on random features.
-use arbor_engine::ops::loss::GradientBalance;
 use arbor_engine::Tensor;
 use arbor_models::analysis::collapse::{nc1, FeatureStats, NearestMean};
 use arbor_models::analysis::matrix::{batch_matrix, memberships, MatrixAccumulator};
+use arbor_models::loss::GradientBalance;
 use nalgebra::DMatrix;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 

@@ -2,10 +2,11 @@
 //! writes the final one, `--init-from` starts from a file (re-initialising a classifier of
 //! another class count) and `--freeze-backbone` really freezes: no gradient, not stepped,
 //! batch-norm statistics unchanged.
-use arbor_engine::ops::loss::{Criterion, LossKind, Reduction, Target};
+use arbor_engine::ops::loss::{Reduction, Target};
 use arbor_engine::optim::Sgd;
 use arbor_engine::{DType, Tensor};
 use arbor_models::config::{DatasetKind, RunConfig};
+use arbor_models::loss::{Criterion, LossKind};
 use arbor_models::predict::{run_eval, EvalJob};
 use arbor_models::resnet::{Arch, ResNet};
 use arbor_models::train::checkpoint::Checkpoint;

@@ -1,8 +1,9 @@
 //! Model structure: parameter counts against torchvision/reference figures, shapes, and an
 //! f64 gradient check through a whole (tiny) ResNet with its loss.
 use arbor_engine::gradcheck::{check_subset, Tolerance};
-use arbor_engine::ops::loss::{Criterion, LossKind, Reduction, Target};
+use arbor_engine::ops::loss::{Reduction, Target};
 use arbor_engine::{DType, Tensor};
+use arbor_models::loss::{Criterion, LossKind};
 use arbor_models::resnet::{Arch, ResNet};
 
 #[test]

@@ -9,7 +9,6 @@
 pub mod batch_norm;
 pub mod binary;
 pub mod conv;
-pub mod fused_loss;
 pub mod gemm;
 pub mod index;
 mod layout;

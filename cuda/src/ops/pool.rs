@@ -1,14 +1,14 @@
 //! 2-D pooling over NCHW (`kernels/pool.cu`): max pooling with saved argmax, average
-//! pooling (padding counted in the divisor, PyTorch's default), global average pooling.
-//! Backward kernels overwrite dx.
+//! pooling (padding counted in the divisor, PyTorch's default). Backward kernels overwrite
+//! dx. (Global average pooling is a mean over the spatial axes in the engine.)
 
 use super::window::Window2d;
-use super::{check_len, grid_for, kernel_count, BLOCK_THREADS};
+use super::{check_len, grid_for, kernel_count};
 use crate::device::GpuDevice;
 use crate::dtype::Real;
 use crate::error::Result;
 use crate::kernels::POOL;
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, PushKernelArg};
 
 /// y = max over each window; `argmax` gets the flat index iy*W + ix of the maximum within
 /// its (n, c) plane, -1 for a window wholly in the padding.
@@ -100,58 +100,5 @@ pub fn avg_pool2d_bwd<T: Real>(
     launch.arg(dy).arg(dx).arg(geometry);
     // SAFETY: arguments match `avg_pool2d_bwd`; lengths match the geometry.
     unsafe { launch.launch(grid_for(n)) }?;
-    Ok(())
-}
-
-/// `y[p] = mean(x[p, :])` for each of `planes` = N*C planes of `hw` = H*W elements.
-pub fn global_avg_pool_fwd<T: Real>(
-    dev: &GpuDevice,
-    x: &CudaSlice<T>,
-    y: &mut CudaSlice<T>,
-    planes: usize,
-    hw: usize,
-) -> Result<()> {
-    let total = kernel_count("x", planes.saturating_mul(hw))?;
-    check_len("x", x.len(), total as usize)?;
-    check_len("y", y.len(), planes)?;
-    if total == 0 {
-        return Ok(());
-    }
-    let (planes, hw) = (planes as u32, hw as u32);
-    // One warp per plane: H*W is small (64 for CIFAR ResNets' last stage).
-    let warps_per_block = BLOCK_THREADS / 32;
-    let cfg = LaunchConfig {
-        grid_dim: (planes.div_ceil(warps_per_block), 1, 1),
-        block_dim: (BLOCK_THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    let function = dev.function(&POOL, "global_avg_pool_fwd", "", T::SUFFIX)?;
-    let mut launch = dev.stream().launch_builder(&function);
-    launch.arg(x).arg(y).arg(&planes).arg(&hw);
-    // SAFETY: arguments match `global_avg_pool_fwd`; lengths were checked.
-    unsafe { launch.launch(cfg) }?;
-    Ok(())
-}
-
-/// `dx[p, :] = dy[p] / hw`.
-pub fn global_avg_pool_bwd<T: Real>(
-    dev: &GpuDevice,
-    dy: &CudaSlice<T>,
-    dx: &mut CudaSlice<T>,
-    planes: usize,
-    hw: usize,
-) -> Result<()> {
-    let total = kernel_count("dx", planes.saturating_mul(hw))?;
-    check_len("dx", dx.len(), total as usize)?;
-    check_len("dy", dy.len(), planes)?;
-    if total == 0 {
-        return Ok(());
-    }
-    let (planes, hw) = (planes as u32, hw as u32);
-    let function = dev.function(&POOL, "global_avg_pool_bwd", "", T::SUFFIX)?;
-    let mut launch = dev.stream().launch_builder(&function);
-    launch.arg(dy).arg(dx).arg(&planes).arg(&hw);
-    // SAFETY: arguments match `global_avg_pool_bwd`; lengths were checked.
-    unsafe { launch.launch(grid_for(total)) }?;
     Ok(())
 }

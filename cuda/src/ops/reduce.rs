@@ -1,8 +1,9 @@
 //! Reductions over one axis (`kernels/reduce.cu`): the input is viewed as
 //! [outer, axis, inner] ([`AxisDims`]) and the output is [outer, inner].
 //!
-//! The backward of `sum` is a broadcast (see [`crate::ops::memory::copy_strided`] with
-//! stride 0 along the axis); `max` and `logsumexp` have their own backward kernels.
+//! The engine composes the backwards from other ops: `sum`'s is a broadcast (a
+//! [`crate::ops::memory::copy_strided`] with stride 0 along the axis), `max`'s an `Eq`
+//! mask shared among ties, `logsumexp`'s `exp(x - y)`.
 
 use super::{check_len, grid_for, kernel_count, rows_launch, AxisDims};
 use crate::device::GpuDevice;
@@ -63,34 +64,6 @@ pub fn max_axis<T: Real>(
     Ok(())
 }
 
-/// dx[o, r, i] = dy[o, i] if r == argmax[o, i], else 0.
-pub fn max_axis_bwd<T: Real>(
-    dev: &GpuDevice,
-    dy: &CudaSlice<T>,
-    argmax: &CudaSlice<i32>,
-    dx: &mut CudaSlice<T>,
-    dims: AxisDims,
-) -> Result<()> {
-    let plan = Plan::new(dims, dx.len(), dy.len(), true)?;
-    check_len("argmax", argmax.len(), dy.len())?;
-    let n = kernel_count("dx", dx.len())?;
-    if n == 0 {
-        return Ok(());
-    }
-    let function = dev.function(&REDUCE, "max_bwd", "", T::SUFFIX)?;
-    let mut launch = dev.stream().launch_builder(&function);
-    launch
-        .arg(dy)
-        .arg(argmax)
-        .arg(dx)
-        .arg(&plan.outer)
-        .arg(&plan.axis)
-        .arg(&plan.inner);
-    // SAFETY: arguments match `max_bwd`; lengths were checked above.
-    unsafe { launch.launch(grid_for(n)) }?;
-    Ok(())
-}
-
 /// y[o, i] = log(sum over the axis of exp(x[o, :, i])), computed stably; -inf when every
 /// term is -inf.
 pub fn logsumexp_axis<T: Real>(
@@ -111,37 +84,6 @@ pub fn logsumexp_axis<T: Real>(
     }
     // SAFETY: arguments match the `logsumexp_*` kernels; lengths were checked.
     unsafe { launch.launch(cfg) }?;
-    Ok(())
-}
-
-/// dx = dy * exp(x - y): the backward of [`logsumexp_axis`], given its input and output.
-pub fn logsumexp_axis_bwd<T: Real>(
-    dev: &GpuDevice,
-    x: &CudaSlice<T>,
-    y: &CudaSlice<T>,
-    dy: &CudaSlice<T>,
-    dx: &mut CudaSlice<T>,
-    dims: AxisDims,
-) -> Result<()> {
-    let plan = Plan::new(dims, x.len(), y.len(), true)?;
-    check_len("dy", dy.len(), y.len())?;
-    check_len("dx", dx.len(), x.len())?;
-    let n = kernel_count("x", x.len())?;
-    if n == 0 {
-        return Ok(());
-    }
-    let function = dev.function(&REDUCE, "logsumexp_bwd", "", T::SUFFIX)?;
-    let mut launch = dev.stream().launch_builder(&function);
-    launch
-        .arg(x)
-        .arg(y)
-        .arg(dy)
-        .arg(dx)
-        .arg(&plan.outer)
-        .arg(&plan.axis)
-        .arg(&plan.inner);
-    // SAFETY: arguments match `logsumexp_bwd`; lengths were checked above.
-    unsafe { launch.launch(grid_for(n)) }?;
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! Data movement between shapes (`kernels/shape.cu`): ResNet's option-A shortcut
-//! (channel zero-pad + strided subsample) and concatenation along an axis.
+//! (channel zero-pad + strided subsample) and concatenation along an axis. Their backwards
+//! are slices of the upstream gradient, which the engine takes with
+//! [`super::memory::copy_strided`].
 
 use super::{check_len, grid_for, kernel_count, AxisDims};
 use crate::device::GpuDevice;
@@ -101,28 +103,6 @@ pub fn channel_pad_subsample_fwd<T: Real>(
     Ok(())
 }
 
-/// dx = dy at the kept positions and channels, 0 elsewhere; overwrites dx.
-pub fn channel_pad_subsample_bwd<T: Real>(
-    dev: &GpuDevice,
-    geometry: &PadSubsample,
-    dy: &CudaSlice<T>,
-    dx: &mut CudaSlice<T>,
-) -> Result<()> {
-    check_len("dy", dy.len(), geometry.output_len())?;
-    check_len("dx", dx.len(), geometry.input_len())?;
-    kernel_count("dy", dy.len())?;
-    let n = kernel_count("dx", dx.len())?;
-    if n == 0 {
-        return Ok(());
-    }
-    let function = dev.function(&SHAPE, "channel_pad_subsample_bwd", "", T::SUFFIX)?;
-    let mut launch = dev.stream().launch_builder(&function);
-    launch.arg(dy).arg(dx).arg(geometry);
-    // SAFETY: arguments match the kernel; lengths match the geometry.
-    unsafe { launch.launch(grid_for(n)) }?;
-    Ok(())
-}
-
 /// Writes `x` ([outer, x_axis, inner], `x_dims`) into `y` ([outer, y_axis, inner]) at
 /// `offset` along the axis: one input's share of a concatenation.
 pub fn concat_fwd<T: Real>(
@@ -136,20 +116,6 @@ pub fn concat_fwd<T: Real>(
     check_len("x", x.len(), x_dims.len())?;
     check_len("y", y.len(), x_dims.outer * y_axis * x_dims.inner)?;
     launch_concat("concat_fwd", dev, x, y, x_dims, y_axis, offset)
-}
-
-/// dx = dy[:, offset .. offset + x_axis, :]: the backward of [`concat_fwd`].
-pub fn concat_bwd<T: Real>(
-    dev: &GpuDevice,
-    dy: &CudaSlice<T>,
-    y_axis: usize,
-    offset: usize,
-    dx: &mut CudaSlice<T>,
-    x_dims: AxisDims,
-) -> Result<()> {
-    check_len("dx", dx.len(), x_dims.len())?;
-    check_len("dy", dy.len(), x_dims.outer * y_axis * x_dims.inner)?;
-    launch_concat("concat_bwd", dev, dy, dx, x_dims, y_axis, offset)
 }
 
 fn launch_concat<T: Real>(

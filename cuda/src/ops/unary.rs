@@ -1,6 +1,7 @@
-//! Elementwise unary ops (`kernels/unary.cu`): y = f(x), and the backward kernels that
-//! need the forward input. Backwards expressible with other ops are left to them:
-//! exp' = y (mul), log' = 1/x (div), sqrt' = 1/(2y) (div, affine), neg' = -1 (neg).
+//! Elementwise unary ops (`kernels/unary.cu`): y = f(x). Their backwards are composed from
+//! other ops by the engine: relu' and clamp' are masks (`binary.rs`: `ReluGrad`,
+//! [`super::binary::clamp_grad`]), exp' = y (mul), log' = 1/x (div), sqrt' = 1/(2y),
+//! powf' = p x^(p-1) (powf, mul), neg' = -1 (neg).
 
 use super::{check_len, grid_for, kernel_count};
 use crate::device::GpuDevice;
@@ -78,39 +79,6 @@ pub fn affine_fwd<T: Real>(
     map(dev, "affine_fwd", x, y, &[a, b])
 }
 
-/// dx = dy where x > 0, else 0.
-pub fn relu_bwd<T: Real>(
-    dev: &GpuDevice,
-    x: &CudaSlice<T>,
-    dy: &CudaSlice<T>,
-    dx: &mut CudaSlice<T>,
-) -> Result<()> {
-    map_bwd(dev, "relu_bwd", x, dy, dx, &[])
-}
-
-/// dx = dy where lo <= x <= hi, else 0.
-pub fn clamp_bwd<T: Real>(
-    dev: &GpuDevice,
-    x: &CudaSlice<T>,
-    dy: &CudaSlice<T>,
-    dx: &mut CudaSlice<T>,
-    lo: T,
-    hi: T,
-) -> Result<()> {
-    map_bwd(dev, "clamp_bwd", x, dy, dx, &[lo, hi])
-}
-
-/// dx = dy * p * x^(p-1).
-pub fn powf_bwd<T: Real>(
-    dev: &GpuDevice,
-    x: &CudaSlice<T>,
-    dy: &CudaSlice<T>,
-    dx: &mut CudaSlice<T>,
-    p: T,
-) -> Result<()> {
-    map_bwd(dev, "powf_bwd", x, dy, dx, &[p])
-}
-
 /// Launches `kernel(x, y, n, scalars...)`.
 fn map<T: Real>(
     dev: &GpuDevice,
@@ -131,33 +99,6 @@ fn map<T: Real>(
         launch.arg(scalar);
     }
     // SAFETY: the arguments match the kernel's parameter list and both buffers hold n
-    // elements.
-    unsafe { launch.launch(grid_for(n)) }?;
-    Ok(())
-}
-
-/// Launches `kernel(x, dy, dx, n, scalars...)`.
-fn map_bwd<T: Real>(
-    dev: &GpuDevice,
-    kernel: &'static str,
-    x: &CudaSlice<T>,
-    dy: &CudaSlice<T>,
-    dx: &mut CudaSlice<T>,
-    scalars: &[T],
-) -> Result<()> {
-    check_len("dy", dy.len(), x.len())?;
-    check_len("dx", dx.len(), x.len())?;
-    let n = kernel_count("x", x.len())?;
-    if n == 0 {
-        return Ok(());
-    }
-    let function = dev.function(&UNARY, kernel, "", T::SUFFIX)?;
-    let mut launch = dev.stream().launch_builder(&function);
-    launch.arg(x).arg(dy).arg(dx).arg(&n);
-    for scalar in scalars {
-        launch.arg(scalar);
-    }
-    // SAFETY: the arguments match the kernel's parameter list and all buffers hold n
     // elements.
     unsafe { launch.launch(grid_for(n)) }?;
     Ok(())

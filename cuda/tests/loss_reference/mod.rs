@@ -4,11 +4,11 @@
 //! analytic gradients are checked against nothing derived the same way.
 #![allow(dead_code)] // compiled into the test binary that uses it; not every item is used
 
-use crate::common::Rng;
-use arbor_cuda::Logit;
+use crate::common::{Float, Rng};
 
-/// A loss on the host, with its per-class arrays as plain vectors (fields as in
-/// `arbor_cuda::ops::loss::LossKind`).
+/// A loss on the host, by name, with its per-class arrays as plain vectors (the kernel
+/// sees them only as offsets, margins, a scale, a clamp and coefficients: see
+/// `gpu_loss.rs`).
 #[derive(Clone, Debug)]
 pub enum HostLoss {
     Arb {
@@ -103,7 +103,7 @@ impl HostLoss {
     }
 }
 
-/// Data for one case: logits (already rounded to the logit type), labels, counts.
+/// Data for one case: logits (already rounded to the kernel's type), labels, counts.
 pub struct Case {
     pub rows: usize,
     pub classes: usize,
@@ -114,7 +114,7 @@ pub struct Case {
 }
 
 impl Case {
-    pub fn new<T: Logit + HalfLike>(
+    pub fn new<T: Float>(
         rows: usize,
         classes: usize,
         z_range: f64,
@@ -125,7 +125,7 @@ impl Case {
         let z = rng
             .vec(rows * classes, -z_range, z_range)
             .into_iter()
-            .map(|v| T::round(v))
+            .map(|v| T::from_f64(v).to_f64())
             .collect();
         let a: Vec<i32> = (0..rows).map(|_| rng.below(classes) as i32).collect();
         // Mixup pairs each sample with another of the batch: b is a rotation of a.
@@ -177,54 +177,6 @@ impl Case {
     }
 }
 
-/// Logit types as host values: rounding an f64 to the type and back.
-pub trait HalfLike: Copy {
-    fn round(v: f64) -> f64;
-    fn from_f64(v: f64) -> Self;
-    fn to_f64(self) -> f64;
-    /// Relative tolerance of a gradient stored in this type.
-    const GRAD_REL: f64;
-}
-
-impl HalfLike for f32 {
-    fn round(v: f64) -> f64 {
-        v as f32 as f64
-    }
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    const GRAD_REL: f64 = 1e-5;
-}
-
-impl HalfLike for half::f16 {
-    fn round(v: f64) -> f64 {
-        half::f16::from_f64(v).to_f64()
-    }
-    fn from_f64(v: f64) -> Self {
-        half::f16::from_f64(v)
-    }
-    fn to_f64(self) -> f64 {
-        half::f16::to_f64(self)
-    }
-    const GRAD_REL: f64 = 1e-3;
-}
-
-impl HalfLike for half::bf16 {
-    fn round(v: f64) -> f64 {
-        half::bf16::from_f64(v).to_f64()
-    }
-    fn from_f64(v: f64) -> Self {
-        half::bf16::from_f64(v)
-    }
-    fn to_f64(self) -> f64 {
-        half::bf16::to_f64(self)
-    }
-    const GRAD_REL: f64 = 8e-3;
-}
-
 /// Long-tailed global counts: n_j = 5000 * 0.01^(j / (C-1)), at least 1.
 pub fn long_tail(classes: usize) -> Vec<f64> {
     (0..classes)
@@ -250,4 +202,77 @@ pub fn class_balanced_weights(counts: &[f64], beta: f64) -> Vec<f64> {
         .collect();
     let sum: f64 = raw.iter().sum();
     raw.iter().map(|w| w * counts.len() as f64 / sum).collect()
+}
+
+// The reference checked against closed forms, so the GPU tests compare against the right
+// thing (host-only).
+
+/// Host-only: the reference's stable ARB form equals the paper's direct form
+/// L = -log(exp(z~_y) / sum_j (n_j / n_y) exp(z~_j)) for |z| <= 30.
+#[test]
+fn arb_reference_matches_the_direct_exp_form() {
+    let mut rng = Rng::new(77);
+    let classes = 100;
+    let counts: Vec<f64> = (0..classes)
+        .map(|j| {
+            if j % 7 == 3 {
+                0.0
+            } else {
+                (1 + rng.below(500)) as f64
+            }
+        })
+        .collect();
+    let loss = HostLoss::Arb {
+        counts: counts.clone(),
+    };
+    for _ in 0..50 {
+        let z = rng.vec(classes, -30.0, 30.0);
+        let y = (0..classes)
+            .find(|&j| counts[j] > 0.0 && rng.unit() < 0.1)
+            .unwrap_or(0);
+        let denominator: f64 = (0..classes)
+            .map(|j| counts[j] / counts[y] * z[j].exp())
+            .sum();
+        let direct = -(z[y].exp() / denominator).ln();
+        let stable = loss.single(&z, y);
+        assert!(
+            (direct - stable).abs() <= 1e-12 * direct.abs().max(1.0),
+            "{direct} vs {stable}"
+        );
+    }
+}
+
+/// Host-only: the finite-difference reference gradient equals the spec's closed form
+/// dL/dz = (p - onehot) * mask / B, so the GPU tests compare against the right thing.
+#[test]
+fn reference_gradient_matches_the_spec_formula() {
+    let case = Case::new::<f32>(5, 12, 40.0, false, 3);
+    let counts = case.batch_counts();
+    let (_, grad, _) = case.reference(&HostLoss::Arb {
+        counts: counts.clone(),
+    });
+    for i in 0..case.rows {
+        let z = &case.z[i * 12..(i + 1) * 12];
+        let a: Vec<f64> = (0..12)
+            .map(|j| {
+                if counts[j] > 0.0 {
+                    z[j].clamp(-30.0, 30.0) + counts[j].ln()
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect();
+        let lse = logsumexp(a.iter().cloned());
+        for j in 0..12 {
+            let p = (a[j] - lse).exp();
+            let onehot = if j == case.a[i] as usize { 1.0 } else { 0.0 };
+            let mask = if z[j].abs() <= 30.0 { 1.0 } else { 0.0 };
+            let want = (p - onehot) * mask / case.rows as f64;
+            assert!(
+                (grad[i * 12 + j] - want).abs() < 1e-8,
+                "[{i},{j}] {} vs {want}",
+                grad[i * 12 + j]
+            );
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! The fused loss (`cuda/kernels/fused_loss.cu`): the same per-class and per-row terms as
-//! the CPU kernel (`cpu/loss.rs`), uploaded and handed to one kernel launch.
+//! The fused loss (`cuda/kernels/loss.cu`): the same per-class and per-row terms as the
+//! CPU kernel (`cpu/loss/`), uploaded and handed to one kernel launch.
 //!
 //! The kernel flags a non-finite logit instead of stopping; the host reads the flag back
 //! (one 4-byte copy, which waits for the forward pass) so that the error names the logit,
@@ -7,9 +7,7 @@
 use super::{gpu_err, GpuFloat};
 use crate::backend::FusedLossParams;
 use crate::error::{invalid, Error, Result};
-use arbor_cuda::ops::fused_loss::{
-    fused_loss_rows, ClassTerms, LossOutputs, LossScalars, RowTargets,
-};
+use arbor_cuda::ops::loss::{fused_loss_rows, ClassTerms, LossOutputs, LossScalars, RowTargets};
 use arbor_cuda::ops::memory::{copy_strided, StridedView};
 use arbor_cuda::{CudaSlice, GpuDevice};
 

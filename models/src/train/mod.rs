@@ -6,6 +6,7 @@
 //! deterministic for a given thread count, so the same seed and threads give the same
 //! numbers, and a resumed run continues exactly where it stopped.
 pub mod checkpoint;
+mod epoch;
 pub mod hooks;
 pub mod jsonl;
 pub mod report;
@@ -13,20 +14,18 @@ pub mod run_dir;
 pub mod source;
 
 use crate::config::{CountsMode, RunConfig};
-use crate::data::seed::derived_rng;
-use crate::data::{mixup, Loader, LoaderConfig, SampleSource};
+use crate::data::{Loader, LoaderConfig, SampleSource};
 use crate::error::{write_atomic, Error, Result};
+use crate::loss::{CountMode, Criterion, GradientBalance, GradientBalanceAccumulator, LossKind};
 use crate::metrics::{Accumulator, ClassGroups, Evaluation};
 use crate::resnet::ResNet;
-use arbor_engine::ops::loss::{
-    CountMode, Criterion, GradientBalance, GradientBalanceAccumulator, LossKind, Reduction, Target,
-};
+use arbor_engine::ops::loss::Reduction;
 use arbor_engine::optim::{LrSchedule, Sgd};
-use arbor_engine::{no_grad, tape, DType, Device, Tensor};
+use arbor_engine::{no_grad, DType, Device, Tensor};
 use checkpoint::Checkpoint;
-use indicatif::{ProgressBar, ProgressStyle};
+use epoch::{progress_bar, Recorders, Training};
 use report::{BalanceRow, EpochLog, EvalSummary, RunResult};
-use source::{prepare, AnySource};
+use source::{prepare, AnySource, Prepared};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -154,108 +153,45 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
             cfg.epochs,
         );
         let t0 = Instant::now();
-        let mut balance = cfg
-            .diagnostic
-            .then(|| GradientBalanceAccumulator::new(data.num_classes));
-        // Only the epochs that are recorded pay for `M` and the collapse passes.
-        let mut analyzer = crate::analysis::records_epoch(cfg, epoch)
-            .then(|| crate::analysis::EpochAnalyzer::new(data.num_classes));
-        let (mut loss_sum, mut seen, mut data_wait_s) = (0.0, 0usize, 0.0);
-        let mut batches = loader.epoch().enumerate();
-        loop {
-            // Time spent waiting for the loader: the data path's cost to the step.
-            let waited = Instant::now();
-            let Some((step, batch)) = batches.next() else {
-                break;
-            };
-            data_wait_s += waited.elapsed().as_secs_f64();
-            let mut batch = batch?;
-            let labels: Vec<usize> = batch.labels.iter().map(|&l| l as usize).collect();
-            let target = if cfg.mixup > 0.0 {
-                let mut rng = derived_rng(&[cfg.seed, epoch as u64, step as u64, 0x6d69_7875]);
-                let m = mixup(&mut batch, cfg.mixup, &mut rng)?;
-                let to_usize = |v: &[u32]| v.iter().map(|&l| l as usize).collect();
-                Target::Mixup {
-                    a: to_usize(&m.labels_a),
-                    b: to_usize(&m.labels_b),
-                    lam: m.lam as f64,
-                }
-            } else {
-                Target::Hard(labels.clone())
-            };
-            // The batch's one upload; the loss value is its one download.
-            let x = Tensor::from_vec(batch.images, batch.shape.to_vec())?.to_device(device)?;
-            let features = model.features(&x)?;
-            let logits = model.classifier.forward(&features)?;
-            let loss = match balance.as_mut() {
-                Some(acc) => {
-                    let (loss, dlogits) = criterion.loss_with_grad(&logits, &target, epoch)?;
-                    acc.add(&GradientBalance::compute(
-                        &features.detach(),
-                        &dlogits,
-                        &labels,
-                    )?)?;
-                    loss
-                }
-                None => criterion.loss(&logits, &target, epoch)?,
-            };
-            if let Some(a) = analyzer.as_mut() {
-                a.add_step(&features, &logits, &criterion, &target, epoch)?;
-            }
-            let value = loss.item()?;
-            if !value.is_finite() {
-                tape::clear();
-                return Err(Error::Diverged(format!(
-                    "loss {value} at epoch {epoch}, step {}",
-                    step + 1
-                )));
-            }
-            sgd.zero_grad();
-            loss.backward()?;
-            sgd.step()?;
-            loss_sum += value * labels.len() as f64;
-            seen += labels.len();
-            let rate = seen as f64 / t0.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "loss {:.4} · {rate:.0} img/s",
-                loss_sum / seen as f64
-            ));
-            bar.inc(1);
-        }
-        drop(batches);
+        let mut recorders = Recorders {
+            balance: cfg
+                .diagnostic
+                .then(|| GradientBalanceAccumulator::new(data.num_classes)),
+            // Only the epochs that are recorded pay for `M` and the collapse passes.
+            analyzer: crate::analysis::records_epoch(cfg, epoch)
+                .then(|| crate::analysis::EpochAnalyzer::new(data.num_classes)),
+        };
+        let mut training = Training {
+            cfg,
+            device,
+            criterion: &criterion,
+            model: &mut model,
+            sgd: &mut sgd,
+        };
+        let trained = training.epoch(epoch, &mut loader, &bar, &mut recorders)?;
         let epoch_train_s = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        state.train_images += seen as u64;
+        state.train_images += trained.seen as u64;
         state.train_s += epoch_train_s;
 
-        let eval = if epoch % cfg.eval_every == 0 || epoch == cfg.epochs {
-            Some(EvalSummary::from(&evaluate(
-                &mut model,
-                &data.test,
-                data.num_classes,
-                &data.groups,
-                cfg.batch,
-            )?))
-        } else {
-            None
-        };
-        if let Some(e) = &eval {
-            hooks::keep_if_best(out, cfg, &model, &state.history, epoch, e.top1)?;
-        }
-        if let (Some(a), Some(train)) = (analyzer, &unaugmented_train) {
+        let eval = evaluate_epoch(cfg, out, &mut model, &data, &state.history, epoch)?;
+        if let (Some(a), Some(train)) = (recorders.analyzer, &unaugmented_train) {
             let record = a.finish(&mut model, train, &data.class_counts, cfg.batch, epoch)?;
             crate::analysis::write(out, &record)?;
         }
         let log = EpochLog {
             epoch,
             lr: sgd.lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            img_per_s: seen as f64 / epoch_train_s,
+            train_loss: trained.loss_sum / trained.seen.max(1) as f64,
+            img_per_s: trained.seen as f64 / epoch_train_s,
             epoch_s: t0.elapsed().as_secs_f64(),
-            data_wait_s,
+            data_wait_s: trained.data_wait_s,
             peak_rss_mb: peak_rss_mb(),
             eval,
-            balance: balance.and_then(|acc| acc.mean()).map(|m| balance_rows(&m)),
+            balance: recorders
+                .balance
+                .and_then(|acc| acc.mean())
+                .map(|m| balance_rows(&m)),
         };
         if !opts.quiet {
             eprintln!("{}", epoch_line(&log, cfg.epochs));
@@ -263,19 +199,7 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         jsonl::append(&out.join(LOG_FILE), &log)?;
         state.history.push(log);
         state.wall_s = wall_before + started.elapsed().as_secs_f64();
-        let (params, buffers) = model.named();
-        Checkpoint::capture(
-            cfg,
-            epoch,
-            &[params, buffers].concat(),
-            sgd.state()?,
-            loader.state(),
-            &state.history,
-            state.wall_s,
-            state.train_images,
-            state.train_s,
-        )?
-        .save(&out.join(CHECKPOINT_FILE))?;
+        save_checkpoint(cfg, out, epoch, &model, &sgd, &loader, &state)?;
     }
     if last < cfg.epochs {
         return Ok(Outcome::Stopped { epoch: last });
@@ -284,6 +208,55 @@ pub fn run(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Outcome> {
     let json = serde_json::to_vec_pretty(&result).expect("results serialise");
     write_atomic(&out.join(RESULTS_FILE), &json)?;
     Ok(Outcome::Finished(Box::new(result)))
+}
+
+/// The evaluation of an evaluated epoch (every `--eval-every` and the last), kept as
+/// `best.safetensors` when it is the best so far; `None` on other epochs.
+fn evaluate_epoch(
+    cfg: &RunConfig,
+    out: &Path,
+    model: &mut ResNet,
+    data: &Prepared,
+    history: &[EpochLog],
+    epoch: usize,
+) -> Result<Option<EvalSummary>> {
+    if !epoch.is_multiple_of(cfg.eval_every) && epoch != cfg.epochs {
+        return Ok(None);
+    }
+    let eval = EvalSummary::from(&evaluate(
+        model,
+        &data.test,
+        data.num_classes,
+        &data.groups,
+        cfg.batch,
+    )?);
+    hooks::keep_if_best(out, cfg, model, history, epoch, eval.top1)?;
+    Ok(Some(eval))
+}
+
+/// Writes `OUT/checkpoint.bin` after `epoch`: everything `--resume` needs.
+fn save_checkpoint(
+    cfg: &RunConfig,
+    out: &Path,
+    epoch: usize,
+    model: &ResNet,
+    sgd: &Sgd,
+    loader: &Loader<AnySource>,
+    state: &RunState,
+) -> Result<()> {
+    let (params, buffers) = model.named();
+    Checkpoint::capture(
+        cfg,
+        epoch,
+        &[params, buffers].concat(),
+        sgd.state()?,
+        loader.state(),
+        &state.history,
+        state.wall_s,
+        state.train_images,
+        state.train_s,
+    )?
+    .save(&out.join(CHECKPOINT_FILE))
 }
 
 /// The device `--device` names, after checking it can be used: `cuda` needs a build with
@@ -406,20 +379,6 @@ fn summarise(cfg: &RunConfig, class_counts: &[usize], s: &RunState) -> Result<Ru
             / s.train_s.max(1e-9),
         peak_rss_mb: peak_rss_mb(),
     })
-}
-
-fn progress_bar(quiet: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} [{bar:28}] {pos}/{len} {msg} · ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{epoch}/{epochs}"));
-    bar
 }
 
 fn epoch_line(l: &EpochLog, epochs: usize) -> String {

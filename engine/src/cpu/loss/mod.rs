@@ -11,9 +11,11 @@
 //! scalars (log-sum-exp, the loss, focal factors) are computed in f64 from the lane sums.
 //! Every loop is a plain map (vectorised by LLVM) or a reduction into lane arrays.
 //!
-//! Short rows of the plain hard-target losses (up to `tile::MAX_COLS` classes) go to
+//! `hard.rs` holds the hard-target row (its target classes, focal and margin terms and
+//! sweep 3); dense-target rows are below. Short rows of the plain hard-target losses (up to `tile::MAX_COLS` classes) go to
 //! `tile.rs` instead, which puts 16 rows across the SIMD lanes: there the per-row fixed
 //! costs above, not the entries, were the kernel's time.
+mod hard;
 mod plain;
 #[cfg(test)]
 mod tests;
@@ -253,146 +255,6 @@ fn ln<T: Float>(s: f64) -> f64 {
     T::from_f64(s).fast_ln().to_f64()
 }
 
-/// Focal loss `(1 - p)^gamma (-log p)` and `G` with `dL/du_j = G (p_j - [j = c])`:
-/// `G = (1 - p)^gamma + gamma p (1 - p)^(gamma - 1) (-log p)`. `gamma = 0` is plain CE.
-fn focal(logp: f64, gamma: f64) -> (f64, f64) {
-    if gamma == 0.0 {
-        return (-logp, 1.0);
-    }
-    let q = -logp.exp_m1(); // 1 - p without cancellation when p is near 1
-    if q <= 0.0 {
-        return (0.0, 0.0); // p = 1: the loss and (for gamma > 0) its slope vanish
-    }
-    let p = logp.exp();
-    let qg = q.powf(gamma);
-    (qg * -logp, qg + gamma * p * q.powf(gamma - 1.0) * -logp)
-}
-
-/// One target class of a row: its logit `u` (f64), `e = exp(u - m)` as sweep 2 computed it,
-/// `exp(u - s m_c - m)` with its own margin taken off, and whether it passes the clamp.
-#[derive(Clone, Copy, Default)]
-struct TargetEntry {
-    class: usize,
-    u: f64,
-    e: f64,
-    e_margined: f64,
-    passes: bool,
-}
-
-/// A hard-target row (one or two components); returns the row's loss.
-#[inline(always)]
-fn hard_row<T: Float>(
-    z: &[T],
-    g: &mut [MaybeUninit<T>],
-    labels: &[usize],
-    coefs: &[f64],
-    k: &Consts<T>,
-) -> std::result::Result<f64, usize> {
-    let (g, m) = sweep_logits(z, g, k);
-    // Label smoothing needs `mean_j u_j`, read before sweep 2 overwrites `u`.
-    let sum_u = if k.p.smoothing != 0.0 {
-        simd::sum(g).to_f64()
-    } else {
-        0.0
-    };
-    let s_lanes = sweep_exp(z, g, m, Ahead::NONE)?;
-    let (m64, p) = (m.to_f64(), k.p);
-    let has_margin = !k.margins.is_empty();
-    let shift = |c: usize| {
-        if has_margin {
-            p.scale * k.margins[c]
-        } else {
-            0.0
-        }
-    };
-
-    let mut targets = [TargetEntry::default(); MAX_COMPONENTS];
-    let mut n_targets = 0;
-    for &c in labels {
-        if targets[..n_targets].iter().all(|t| t.class != c) {
-            let (u, e) = (k.logit_f64(z[c], c), g[c].to_f64());
-            let e_margined = if has_margin {
-                (u - shift(c) - m64).exp()
-            } else {
-                e
-            };
-            let passes = k.logits().passes(z[c]);
-            targets[n_targets] = TargetEntry {
-                class: c,
-                u,
-                e,
-                e_margined,
-                passes,
-            };
-            n_targets += 1;
-        }
-    }
-    let targets = &targets[..n_targets];
-    // Component `c`'s view of a target entry: margined only for its own class.
-    let e_for = |t: &TargetEntry, c: usize| if t.class == c { t.e_margined } else { t.e };
-
-    // With margins each component has its own normaliser; summing the non-target terms
-    // apart (rather than subtracting the targets from the total) avoids cancellation when
-    // the target dominates.
-    let (s_rest, s_full) = if has_margin {
-        for t in targets {
-            g[t.class] = T::ZERO;
-        }
-        let rest = simd::sum(g).to_f64();
-        (rest, rest + targets.iter().map(|t| t.e).sum::<f64>())
-    } else {
-        (0.0, s_lanes.to_f64())
-    };
-    let lse_full = m64 + ln::<T>(s_full);
-
-    let eps = p.smoothing;
-    let mut loss = 0.0;
-    let mut a = 0.0; // dl/du_j = a e_j - b for every non-target j
-    let mut comp = [(0.0, 1.0); MAX_COMPONENTS]; // (coef (1 - eps) G_k, S_k)
-    for (ci, (&c, &coef)) in labels.iter().zip(coefs).enumerate() {
-        let (s_k, lse_k) = if has_margin {
-            let s_k = s_rest + targets.iter().map(|t| e_for(t, c)).sum::<f64>();
-            (s_k, m64 + ln::<T>(s_k))
-        } else {
-            (s_full, lse_full)
-        };
-        let u_c = targets.iter().find(|t| t.class == c).map_or(0.0, |t| t.u);
-        let (l, big_g) = focal(u_c - shift(c) - lse_k, p.gamma);
-        let c1 = coef * (1.0 - eps);
-        loss += c1 * l;
-        a += c1 * big_g / s_k;
-        comp[ci] = (c1 * big_g, s_k);
-    }
-    let smooth = eps * coefs.iter().sum::<f64>();
-    let inv_c = 1.0 / k.cols as f64;
-    if smooth != 0.0 {
-        loss += smooth * (lse_full - sum_u * inv_c);
-        a += smooth / s_full;
-    }
-
-    // Sweep 3: the non-target entries.
-    let gs = p.scale * p.grad_scale;
-    let (at, bt) = (T::from_f64(a * gs), T::from_f64(smooth * inv_c * gs));
-    let u = k.logits();
-    for (gv, &zv) in g.iter_mut().zip(z) {
-        let v = *gv * at - bt;
-        *gv = if u.passes(zv) { v } else { T::ZERO };
-    }
-    // The target entries, in f64: `sum_k cg_k (p^(k)_t - [t = c_k])` plus smoothing.
-    for t in targets {
-        let mut v = 0.0;
-        if t.passes {
-            v = smooth * (t.e / s_full - inv_c);
-            for (&c, &(cg, s_k)) in labels.iter().zip(&comp) {
-                let hit = if t.class == c { 1.0 } else { 0.0 };
-                v += cg * (e_for(t, c) / s_k - hit);
-            }
-        }
-        g[t.class] = T::from_f64(v * gs);
-    }
-    Ok(loss)
-}
-
 /// A dense-target row: `l = W lse(u) - sum_j w_j t_j u_j`,
 /// `dl/du_j = W p_j - w_j t_j` with `W = sum_j w_j t_j`.
 #[inline(always)]
@@ -437,7 +299,7 @@ fn run_rows<T: Float>(
             Some(t) => dense_row(z_row, &t[r * cols..(r + 1) * cols], g_row, k),
             None => {
                 let span = r * per_row..(r + 1) * per_row;
-                hard_row(z_row, g_row, &k.p.labels[span.clone()], &k.p.coefs[span], k)
+                hard::hard_row(z_row, g_row, &k.p.labels[span.clone()], &k.p.coefs[span], k)
             }
         };
         match res {

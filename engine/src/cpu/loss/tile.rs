@@ -1,6 +1,6 @@
 //! Short rows with the rows across SIMD lanes: the kernel for batches of few classes.
 //!
-//! The row kernel (`super::hard_row`) runs three sweeps per row plus a handful of per-row
+//! The row kernel (`super::hard::hard_row`) runs three sweeps per row plus a handful of per-row
 //! scalars (`ln`, the target's terms). With 10 or 100 classes those fixed costs dominate:
 //! each sweep is a vector or two and a remainder, and `exp`'s 20-instruction dependency
 //! chain is paid per row. Here a tile of [`TILE`] rows is transposed so that lane `r` holds
@@ -58,8 +58,23 @@ pub fn hard_tile<T: Float>(
 ) -> Option<(usize, usize)> {
     let (cols, n) = (k.cols, l.len());
     let (zt, et) = (&mut s.z[..cols], &mut s.e[..cols]);
-    // Transpose in, row by row (contiguous reads); lanes past the last row keep whatever
-    // an earlier tile left there (finite: results of those lanes are never written).
+    transpose_in(z, zt, n);
+    let (sum, lse) = sweep_exp_lanes(zt, et, k);
+    let rows = tile_targets(zt, et, &sum, &lse, r0, n, k);
+    if let Some(bad) = first_non_finite(z, &sum, cols, n) {
+        return Some((r0 + bad.0, bad.1));
+    }
+    l.copy_from_slice(&rows.loss[..n]);
+    sweep_grad_lanes(zt, et, &rows, n, k);
+    transpose_out(et, g, n);
+    None
+}
+
+/// The tile's rows into `zt`, class-major; lanes past the last of the `n` rows keep
+/// whatever an earlier tile left there (finite: results of those lanes are never written).
+#[inline(always)]
+fn transpose_in<T: Float>(z: &[T], zt: &mut [[T; TILE]], n: usize) {
+    let cols = zt.len();
     if n == TILE {
         // A whole tile: per class, one strided read of 16 rows (a gather).
         for (j, zj) in zt.iter_mut().enumerate() {
@@ -68,15 +83,24 @@ pub fn hard_tile<T: Float>(
             }
         }
     } else {
+        // Row by row (contiguous reads).
         for (r, z_row) in z.chunks_exact(cols).enumerate() {
             for (zj, &v) in zt.iter_mut().zip(z_row) {
                 zj[r] = v;
             }
         }
     }
+}
 
-    // Sweep 1: `u = scale * clamp(z) + o` and each row's maximum. `z * 0` turns a
-    // non-finite logit into a NaN `u` (see `super::sweep_logits`).
+/// Sweeps 1 and 2 across the lanes: `u = scale * clamp(z) + o` and each row's maximum,
+/// then `e = exp(u - m)` into `et`; returns each row's sum of `e` and its log-sum-exp.
+/// `z * 0` turns a non-finite logit into a NaN `u` (see `super::sweep_logits`).
+#[inline(always)]
+fn sweep_exp_lanes<T: Float>(
+    zt: &[[T; TILE]],
+    et: &mut [[T; TILE]],
+    k: &Consts<T>,
+) -> ([T; TILE], [T; TILE]) {
     let u = k.logits();
     let mut m = [T::NEG_INFINITY; TILE];
     for ((zj, ej), &o) in zt.iter().zip(et.iter_mut()).zip(&k.offsets) {
@@ -85,7 +109,6 @@ pub fn hard_tile<T: Float>(
             m[r] = m[r].maxnum(ej[r]);
         }
     }
-    // Sweep 2: `exp(u - m)` and each row's sum.
     let mut sum = [T::ZERO; TILE];
     for ej in et.iter_mut() {
         for r in 0..TILE {
@@ -97,10 +120,31 @@ pub fn hard_tile<T: Float>(
     for r in 0..TILE {
         lse[r] = m[r] + sum[r].fast_ln();
     }
+    (sum, lse)
+}
 
-    // Per row, as lane arrays too: with label `y` and coefficient `c`, the loss
-    // `c (lse - u_y)`, the gradient's coefficient on `e_j`, `a = gs c / S`, and the target
-    // entry `gs c (e_y / S - 1)`.
+/// Per row of a tile, as lane arrays: the label, the loss, the gradient's coefficient on
+/// `e_j` and the target entry of the gradient.
+struct TileRows<T> {
+    y: [usize; TILE],
+    loss: [T; TILE],
+    a: [T; TILE],
+    target: [T; TILE],
+}
+
+/// With label `y` and coefficient `c`: the loss `c (lse - u_y)`, the gradient's
+/// coefficient on `e_j`, `a = gs c / S`, and the target entry `gs c (e_y / S - 1)`.
+#[inline(always)]
+fn tile_targets<T: Float>(
+    zt: &[[T; TILE]],
+    et: &[[T; TILE]],
+    sum: &[T; TILE],
+    lse: &[T; TILE],
+    r0: usize,
+    n: usize,
+    k: &Consts<T>,
+) -> TileRows<T> {
+    let u = k.logits();
     let gs = T::from_f64(k.p.scale * k.p.grad_scale);
     let (mut y, mut c, mut zy, mut oy, mut ey) = (
         [0; TILE],
@@ -125,27 +169,55 @@ pub fn hard_tile<T: Float>(
             T::ZERO
         };
     }
+    TileRows { y, loss, a, target }
+}
+
+/// The first (row within the tile, column) of a non-finite logit among the `n` rows: only
+/// rows whose sum came out NaN are searched.
+#[inline(always)]
+fn first_non_finite<T: Float>(
+    z: &[T],
+    sum: &[T; TILE],
+    cols: usize,
+    n: usize,
+) -> Option<(usize, usize)> {
     for r in 0..n {
         if sum[r].to_f64().is_nan() {
             let row = &z[r * cols..(r + 1) * cols];
             if let Some(col) = row.iter().position(|v| !v.is_finite()) {
-                return Some((r0 + r, col));
+                return Some((r, col));
             }
         }
     }
-    l.copy_from_slice(&loss[..n]);
+    None
+}
 
-    // Sweep 3: `g_j = a e_j`, zero where the clamp stops the gradient; then the targets.
+/// Sweep 3 across the lanes: `g_j = a e_j`, zero where the clamp stops the gradient; then
+/// the targets' entries.
+#[inline(always)]
+fn sweep_grad_lanes<T: Float>(
+    zt: &[[T; TILE]],
+    et: &mut [[T; TILE]],
+    rows: &TileRows<T>,
+    n: usize,
+    k: &Consts<T>,
+) {
+    let u = k.logits();
     for (zj, ej) in zt.iter().zip(et.iter_mut()) {
         for r in 0..TILE {
-            let v = ej[r] * a[r];
+            let v = ej[r] * rows.a[r];
             ej[r] = if u.passes(zj[r]) { v } else { T::ZERO };
         }
     }
     for r in 0..n {
-        et[y[r]][r] = target[r];
+        et[rows.y[r]][r] = rows.target[r];
     }
-    // Transpose out, row by row (contiguous writes).
+}
+
+/// The tile's gradient out of `et` into the `n` rows of `g`.
+#[inline(always)]
+fn transpose_out<T: Float>(et: &[[T; TILE]], g: &mut [MaybeUninit<T>], n: usize) {
+    let cols = et.len();
     if n == TILE {
         // A whole tile: per class, one strided write of 16 rows (a scatter).
         for (j, ej) in et.iter().enumerate() {
@@ -154,13 +226,13 @@ pub fn hard_tile<T: Float>(
             }
         }
     } else {
+        // Row by row (contiguous writes).
         for (r, g_row) in g.chunks_exact_mut(cols).enumerate() {
             for (gv, ej) in g_row.iter_mut().zip(et.iter()) {
                 gv.write(ej[r]);
             }
         }
     }
-    None
 }
 
 /// Rows `r0..` (any count) tile by tile into `g` and `l`; see [`hard_tile`].

@@ -38,7 +38,9 @@ impl Default for ArbOptions {
     }
 }
 
-/// ARB-Loss as a [`FusedLoss`], after checking `counts` (`C` finite, non-negative values).
+/// ARB-Loss as a [`FusedLoss`], after checking `counts` (`C` finite, non-negative values):
+/// the one definition, which [`arb_loss`] and the experiments' `Criterion` both use. For
+/// the saved per-row gradient, run it with [`Tensor::fused_loss_with_grad`].
 pub fn arb_spec(counts: &[f64], num_classes: usize, opts: &ArbOptions) -> Result<FusedLoss> {
     validate_counts("arb_loss", counts, num_classes)?;
     Ok(FusedLoss {
@@ -75,16 +77,4 @@ pub fn arb_loss(
 ) -> Result<Tensor> {
     let (_, cols) = logits_shape("arb_loss", logits)?;
     logits.fused_loss(&arb_spec(counts, cols, opts)?, target)
-}
-
-/// [`arb_loss`] and the saved per-row gradient `(p_i - t_i) * mask_i` (`[B, C]`, without
-/// the mean's `1/B`), for the gradient-balance diagnostic.
-pub fn arb_loss_with_grad(
-    logits: &Tensor,
-    target: &Target,
-    counts: &[f64],
-    opts: &ArbOptions,
-) -> Result<(Tensor, Tensor)> {
-    let (_, cols) = logits_shape("arb_loss", logits)?;
-    logits.fused_loss_with_grad(&arb_spec(counts, cols, opts)?, target)
 }

@@ -1,7 +1,8 @@
-//! Fused classification losses: ARB-Loss (`arb.rs`) and the baselines it is compared
-//! against (`baselines.rs`), all as one op whose kernel computes every row's loss and its
-//! gradient in one pass over the logits (`cpu/loss.rs`). The op's backward only rescales
-//! the saved gradient.
+//! Fused classification losses: ARB-Loss (`arb.rs`) and every baseline it is compared
+//! against are one op whose kernel computes every row's loss and its gradient in one pass
+//! over the logits (`cpu/loss/`, `cuda/kernels/loss.cu`). The op's backward only rescales
+//! the saved gradient. Choosing a loss by name and its schedule belong to the experiments
+//! (`arbor_models::loss`); the engine knows the fused op and ARB-Loss itself.
 //!
 //! Every loss here is one [`FusedLoss`]: per-class additive logit offsets `o`, margins
 //! `m`, weights `w`, a logit scale `s`, an optional clamp, a focal exponent `gamma` and
@@ -17,15 +18,12 @@
 //! give `sum_j w_j t_ij (logsumexp_j u_ij - u_ij)`. See [`FusedLoss`] for the weights,
 //! smoothing and reductions, and `validate.rs` for what is rejected.
 pub mod arb;
-pub mod baselines;
 pub mod counts;
-pub mod diagnostic;
 mod validate;
 
-pub use arb::{arb_loss, arb_loss_with_grad, ArbOptions, ARB_CLAMP};
-pub use baselines::{CountMode, Criterion, Drw, LossKind};
+pub use arb::{arb_loss, arb_spec, ArbOptions, ARB_CLAMP};
 pub use counts::batch_counts;
-pub use diagnostic::{ClassBalance, GradientBalance, GradientBalanceAccumulator};
+pub use validate::logits_shape;
 
 use crate::backend::{FusedLossParams, ReduceOp, UnaryOp};
 use crate::error::{invalid, Error, Result};
@@ -90,7 +88,8 @@ impl FromStr for Reduction {
     }
 }
 
-/// A fused loss in per-class terms (usually built by [`arb_loss`] or a [`Criterion`]).
+/// A fused loss in per-class terms (built by [`arb_spec`], or by the experiments' losses
+/// in `arbor_models::loss`).
 ///
 /// Per-class vectors are either empty (the neutral value) or have one entry per class.
 /// - `offsets`: added to the scaled logits (ARB and balanced softmax: `tau log n_j`).
@@ -169,7 +168,7 @@ impl Tensor {
     /// [`Tensor::fused_loss`], also returning the saved per-row gradient `dl_i/dz_i`
     /// (`[B, C]`, detached) *without* the mean's `1/B`: for ARB and cross-entropy with hard
     /// or mixup targets it is `(p_i - t_i) * mask_i`, what the gradient-balance
-    /// diagnostic needs. The backward then costs one extra scaling pass.
+    /// diagnostic (`arbor_models::loss::diagnostic`) needs. The backward then costs one extra scaling pass.
     pub fn fused_loss_with_grad(
         &self,
         spec: &FusedLoss,

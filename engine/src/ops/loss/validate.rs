@@ -9,7 +9,7 @@ use crate::Tensor;
 pub const SOFT_TARGET_TOL: f64 = 1e-4;
 
 /// The `[B, C]` of the logits, with `B, C >= 1`.
-pub(crate) fn logits_shape(op: &'static str, logits: &Tensor) -> Result<(usize, usize)> {
+pub fn logits_shape(op: &'static str, logits: &Tensor) -> Result<(usize, usize)> {
     let &[rows, cols] = logits.dims() else {
         return Err(Error::Shape {
             op,

@@ -2,7 +2,7 @@
 //!
 //! For a linear classifier `z = h W^T + b`, the mean loss's gradient on class `c`'s weight
 //! row is `dL/dW_c = (1/B) sum_b g_bc h_b`, `g_b = dl_b/dz_b` (`p_b - t_b` for ARB and
-//! cross-entropy: what [`crate::Tensor::fused_loss_with_grad`] returns). Split by the class
+//! cross-entropy: what [`Tensor::fused_loss_with_grad`] returns). Split by the class
 //! `k` of the contributing samples:
 //!
 //! ```text
@@ -13,8 +13,8 @@
 //! `k`. For each class `k` in the batch, `G_{:,k} = g[rows of k]^T h[rows of k]` is one
 //! `[C, d]` GEMM, so a batch costs `O(B C d)` with no loop over class pairs, and nothing is
 //! recorded on the tape (the reference kept autograd history and looped over `C^2` pairs).
-use crate::error::{invalid, Error, Result};
-use crate::{no_grad, Tensor};
+use arbor_engine::error::{invalid, Error, Result};
+use arbor_engine::{no_grad, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// `(k, G_{:,k})` for every class `k` present in `labels`, in increasing `k`; `G_{:,k}`

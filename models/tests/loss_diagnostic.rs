@@ -1,12 +1,10 @@
 //! The gradient-balance diagnostic: against a naive per-pair computation, against the
 //! classifier weight gradient autodiff computes for a linear head, and its epoch average.
 use arbor_engine::gradcheck::{param, SplitMix};
-use arbor_engine::ops::loss::diagnostic::class_gradients;
-use arbor_engine::ops::loss::{
-    arb_loss_with_grad, batch_counts, ArbOptions, Criterion, GradientBalance,
-    GradientBalanceAccumulator, Reduction, Target,
-};
+use arbor_engine::ops::loss::{arb_spec, batch_counts, ArbOptions, Reduction, Target};
 use arbor_engine::{tape, Tensor};
+use arbor_models::loss::diagnostic::class_gradients;
+use arbor_models::loss::{Criterion, GradientBalance, GradientBalanceAccumulator};
 
 /// `B` features of width `d`, `C` classes, labels from a subset so some classes are absent.
 fn batch(seed: u64, b: usize, d: usize, c: usize) -> (Tensor, Tensor, Tensor, Vec<usize>) {
@@ -25,13 +23,10 @@ fn matches_a_naive_per_pair_computation() {
     let (b, d, c) = (14, 3, 5);
     let (h, w, bias, y) = batch(31, b, d, c);
     let z = h.linear(&w, Some(&bias)).unwrap();
-    let (_, g) = arb_loss_with_grad(
-        &z,
-        &Target::Hard(y.clone()),
-        &batch_counts(&y, c),
-        &ArbOptions::default(),
-    )
-    .unwrap();
+    let arb = arb_spec(&batch_counts(&y, c), c, &ArbOptions::default()).unwrap();
+    let (_, g) = z
+        .fused_loss_with_grad(&arb, &Target::Hard(y.clone()))
+        .unwrap();
     tape::clear();
     let m = GradientBalance::compute(&h, &g, &y).unwrap();
     let (hv, gv) = (h.to_vec_f64().unwrap(), g.to_vec_f64().unwrap());
@@ -113,13 +108,10 @@ fn records_nothing_and_averages_over_an_epoch() {
     for seed in 0..3 {
         let (h, w, bias, y) = batch(40 + seed, b, d, c);
         let z = h.linear(&w, Some(&bias)).unwrap();
-        let (_, g) = arb_loss_with_grad(
-            &z,
-            &Target::Hard(y.clone()),
-            &[9.0, 5.0, 3.0, 1.0],
-            &ArbOptions::default(),
-        )
-        .unwrap();
+        let arb = arb_spec(&[9.0, 5.0, 3.0, 1.0], c, &ArbOptions::default()).unwrap();
+        let (_, g) = z
+            .fused_loss_with_grad(&arb, &Target::Hard(y.clone()))
+            .unwrap();
         let before = tape::len();
         let m = GradientBalance::compute(&h, &g, &y).unwrap();
         assert_eq!(tape::len(), before, "the diagnostic recorded tape nodes");

@@ -2,10 +2,9 @@
 //! naively in f64 in this file (no engine ops): the reference's direct-exp ARB form, focal,
 //! class-balanced, LDAM(-DRW), label smoothing and logit adjustment.
 use arbor_engine::gradcheck::SplitMix;
-use arbor_engine::ops::loss::{
-    arb_loss, ArbOptions, CountMode, Criterion, FusedLoss, LossKind, Reduction, Target,
-};
+use arbor_engine::ops::loss::{arb_loss, ArbOptions, FusedLoss, Reduction, Target};
 use arbor_engine::{DType, Tensor};
+use arbor_models::loss::{CountMode, Criterion, LossKind};
 
 const COUNTS: [f64; 6] = [900.0, 300.0, 80.0, 25.0, 6.0, 2.0];
 

@@ -3,10 +3,9 @@
 //! reduction (`gradcheck` weighs each output element by a random factor, so `none` checks
 //! the per-row scaling of the backward too).
 use arbor_engine::gradcheck::{check1, param, SplitMix};
-use arbor_engine::ops::loss::{
-    arb_loss, batch_counts, ArbOptions, Criterion, LossKind, Reduction, Target,
-};
+use arbor_engine::ops::loss::{arb_loss, batch_counts, ArbOptions, Reduction, Target};
 use arbor_engine::Tensor;
+use arbor_models::loss::{Criterion, LossKind};
 
 const COUNTS: [f64; 5] = [500.0, 120.0, 40.0, 9.0, 3.0];
 const REDUCTIONS: [Reduction; 3] = [Reduction::Mean, Reduction::Sum, Reduction::None];

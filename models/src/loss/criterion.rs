@@ -1,144 +1,11 @@
-//! The losses the experiments compare, selected by one name, each a [`FusedLoss`]:
-//!
-//! | name | loss (`n` = training-set counts unless said) |
-//! |---|---|
-//! | `ce` | cross-entropy, optional label smoothing `eps` |
-//! | `focal` | `-(1 - p_y)^gamma log p_y` (Lin et al. 2017), `gamma = 1` |
-//! | `cb` | cross-entropy weighted by `(1 - beta)/(1 - beta^{n_y})`, normalised to sum to `C`, `beta = 0.9999` (Cui et al. 2019); weighted mean `sum_i w_i L_i / sum_i w_i` |
-//! | `ldam` | cross-entropy of `s (z - m_y e_y)`, `m_j ∝ n_j^{-1/4}` with `max m = 0.5`, `s = 30` (Cao et al. 2019) |
-//! | `ldam-drw` | `ldam`, class-balanced weights (`beta = 0.9999`) after epoch 160 |
-//! | `bsm` | balanced softmax / logit adjustment: cross-entropy of `z + tau log n`, `tau = 1`, no clamp |
-//! | `arb` | ARB-Loss ([`super::arb`]): `bsm` with `tau = 1` on logits clamped to `±30`, counts global or per batch |
-//!
-//! Mixup is `lam L(z, a) + (1 - lam) L(z, b)` for all of them; soft targets work for
-//! `ce`, `cb`, `bsm` and `arb` (focal and margins are defined for one target class).
-use super::counts::{
-    batch_counts, class_balanced_weights, ldam_margins, log_counts, validate_counts,
-    validate_positive_counts,
-};
-use super::validate::logits_shape;
-use super::{FusedLoss, Reduction, Target, ARB_CLAMP};
-use crate::error::{invalid, Error, Result};
-use crate::Tensor;
-use std::fmt;
-use std::str::FromStr;
-
-/// Where ARB-Loss takes its class counts from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum CountMode {
-    /// The training set's counts (the reference's `arb_loss_use_global_class_cnt`).
-    Global,
-    /// The counts of the batch's (un-mixed) labels: the reference's default.
-    #[default]
-    Batch,
-}
-
-impl FromStr for CountMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "global" => Ok(CountMode::Global),
-            "batch" => Ok(CountMode::Batch),
-            _ => invalid(
-                "counts",
-                format!("unknown count mode {s:?}; valid: global, batch"),
-            ),
-        }
-    }
-}
-
-/// Deferred re-weighting: class-balanced weights from a given epoch on.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Drw {
-    /// Re-weighting is on for (1-indexed) epochs `> after_epoch`: the reference's
-    /// 0-indexed `epoch >= 160`.
-    pub after_epoch: usize,
-    pub beta: f64,
-}
-
-/// A loss by name; `from_str` gives the literature's defaults, the fields can be changed.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LossKind {
-    CrossEntropy {
-        label_smoothing: f64,
-    },
-    Focal {
-        gamma: f64,
-    },
-    ClassBalanced {
-        beta: f64,
-    },
-    Ldam {
-        max_margin: f64,
-        scale: f64,
-        drw: Option<Drw>,
-    },
-    BalancedSoftmax {
-        tau: f64,
-    },
-    Arb {
-        counts: CountMode,
-        clamp: bool,
-    },
-}
-
-impl LossKind {
-    /// Every name [`LossKind::from_str`] accepts.
-    pub const NAMES: [&'static str; 7] = ["ce", "focal", "cb", "ldam", "ldam-drw", "bsm", "arb"];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            LossKind::CrossEntropy { .. } => "ce",
-            LossKind::Focal { .. } => "focal",
-            LossKind::ClassBalanced { .. } => "cb",
-            LossKind::Ldam { drw: None, .. } => "ldam",
-            LossKind::Ldam { drw: Some(_), .. } => "ldam-drw",
-            LossKind::BalancedSoftmax { .. } => "bsm",
-            LossKind::Arb { .. } => "arb",
-        }
-    }
-}
-
-impl fmt::Display for LossKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for LossKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        const BETA: f64 = 0.9999;
-        let ldam = |drw| LossKind::Ldam {
-            max_margin: 0.5,
-            scale: 30.0,
-            drw,
-        };
-        Ok(match s {
-            "ce" => LossKind::CrossEntropy {
-                label_smoothing: 0.0,
-            },
-            "focal" => LossKind::Focal { gamma: 1.0 },
-            "cb" => LossKind::ClassBalanced { beta: BETA },
-            "ldam" => ldam(None),
-            "ldam-drw" => ldam(Some(Drw {
-                after_epoch: 160,
-                beta: BETA,
-            })),
-            "bsm" => LossKind::BalancedSoftmax { tau: 1.0 },
-            "arb" => LossKind::Arb {
-                counts: CountMode::Batch,
-                clamp: true,
-            },
-            _ => {
-                return invalid(
-                    "loss",
-                    format!("unknown loss {s:?}; valid: {}", LossKind::NAMES.join(", ")),
-                )
-            }
-        })
-    }
-}
+//! [`Criterion`]: a [`LossKind`] with its reduction and the training set's class counts,
+//! turned into the engine's [`FusedLoss`] for each batch (and epoch, for LDAM-DRW).
+use super::{CountMode, LossKind};
+use arbor_engine::error::{invalid, Result};
+use arbor_engine::ops::loss::arb::{arb_spec, ArbOptions};
+use arbor_engine::ops::loss::counts::{batch_counts, log_counts, validate_counts};
+use arbor_engine::ops::loss::{logits_shape, FusedLoss, Reduction, Target};
+use arbor_engine::Tensor;
 
 /// A loss ready for training: its kind, reduction and the training set's class counts
 /// (from which weights, margins and log-priors are derived once).
@@ -147,7 +14,7 @@ pub struct Criterion {
     kind: LossKind,
     reduction: Reduction,
     train_counts: Vec<f64>,
-    /// `log n_j` of the training set (`tau` applied for `bsm`).
+    /// `bsm`'s `tau log n_j` of the training set.
     log_prior: Vec<f64>,
     margins: Vec<f64>,
     balanced_weights: Vec<f64>,
@@ -205,8 +72,7 @@ impl Criterion {
                 }
                 log_prior = log_counts(train_counts, tau);
             }
-            LossKind::Arb { .. } => log_prior = log_counts(train_counts, 1.0),
-            LossKind::CrossEntropy { .. } | LossKind::Focal { .. } => {}
+            LossKind::Arb { .. } | LossKind::CrossEntropy { .. } | LossKind::Focal { .. } => {}
         }
         Ok(Criterion {
             kind,
@@ -255,16 +121,24 @@ impl Criterion {
             }
             LossKind::BalancedSoftmax { .. } => spec.offsets = self.log_prior.clone(),
             LossKind::Arb { counts, clamp } => {
-                spec.clamp = clamp.then_some(ARB_CLAMP);
-                spec.offsets = match counts {
-                    CountMode::Global => self.log_prior.clone(),
+                let batch;
+                let counts = match counts {
+                    CountMode::Global => &self.train_counts,
                     CountMode::Batch => {
                         let Some(labels) = target.labels() else {
                             return invalid(name, "batch counts need hard or mixup labels; soft targets carry none (use global counts)");
                         };
-                        log_counts(&batch_counts(labels, self.num_classes()), 1.0)
+                        batch = batch_counts(labels, self.num_classes());
+                        &batch
                     }
                 };
+                // The engine's own ARB-Loss, so there is one definition of it.
+                let opts = ArbOptions {
+                    clamp,
+                    reduction: self.reduction,
+                };
+                let arb = arb_spec(counts, self.num_classes(), &opts)?;
+                return Ok(FusedLoss { name, ..arb });
             }
         }
         Ok(spec)
@@ -301,4 +175,38 @@ impl Criterion {
         }
         Ok(())
     }
+}
+
+/// Like [`validate_counts`], and every class must have been seen (weights and margins
+/// divide by the count).
+fn validate_positive_counts(op: &'static str, counts: &[f64], num_classes: usize) -> Result<()> {
+    validate_counts(op, counts, num_classes)?;
+    match counts.iter().position(|&n| n == 0.0) {
+        Some(j) => invalid(
+            op,
+            format!("class {j} has count 0; this loss needs every class seen"),
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Class-balanced weights (Cui et al. 2019): `w_j = (1 - beta) / (1 - beta^{n_j})`,
+/// normalised to sum to `C`. Counts must be positive.
+pub fn class_balanced_weights(counts: &[f64], beta: f64) -> Vec<f64> {
+    // 1 - beta^n = -expm1(n ln beta): exact even when beta^n is close to 1.
+    let raw: Vec<f64> = counts
+        .iter()
+        .map(|&n| (1.0 - beta) / -(n * beta.ln()).exp_m1())
+        .collect();
+    let total: f64 = raw.iter().sum();
+    let c = counts.len() as f64;
+    raw.into_iter().map(|w| w * c / total).collect()
+}
+
+/// LDAM margins (Cao et al. 2019): `m_j ∝ n_j^{-1/4}`, rescaled so the largest is
+/// `max_margin`. Counts must be positive.
+pub fn ldam_margins(counts: &[f64], max_margin: f64) -> Vec<f64> {
+    let raw: Vec<f64> = counts.iter().map(|&n| n.powf(-0.25)).collect();
+    let largest = raw.iter().copied().fold(0.0, f64::max);
+    raw.into_iter().map(|m| m * max_margin / largest).collect()
 }
