@@ -5,16 +5,16 @@
 //! Why not matrixmultiply here: it copies both operands into packed panels first. A
 //! ResNet conv multiplies each entry of the patch matrix by only 16 to 64 weights, so for
 //! it that copy (on top of im2col's) costs about as much as the arithmetic. The tiles
-//! ([`tile`]) broadcast scalars of one operand and load vectors of the other; the passes
+//! (`tile`) broadcast scalars of one operand and load vectors of the other; the passes
 //! differ in where the two come from:
 //!
 //! - forward, `y = W col`: weights broadcast from `[k][MR]` panels; the `N` consecutive
-//!   output positions of a patch row are loaded from a [`Source`], a copy of the image
+//!   output positions of a patch row are loaded from a `Source`, a copy of the image
 //!   laid out so that they are `N` consecutive floats (a fraction of im2col's matrix).
 //! - input grad, stride 1: a forward convolution of `dy` with the kernel flipped and its
 //!   channel axes swapped, padded by `k - 1 - pad`. Other strides: when the image is
 //!   `stride` times the output, each stride phase of `dx` is such a convolution with a
-//!   sub-kernel ([`phases`]); otherwise `W^T dy` added into a gradient of the image copy,
+//!   sub-kernel (`phases`); otherwise `W^T dy` added into a gradient of the image copy,
 //!   which is then summed back onto the pixels.
 //! - weight grad, channels-last: `dW[co, ky, kx, ci..ci+N] += dy[co, q] x[q + tap, ci..]`
 //!   broadcasts `dy` (transposed once, so one position's channels are adjacent) and loads
@@ -143,7 +143,7 @@ fn input_grad_image<L: Lanes>(
 
 /// Input gradient. Stride 1 (with `pad <= k - 1`): `dx` is the forward convolution of
 /// `dy` with `W'[ci, co, ky, kx] = W[co, ci, kh-1-ky, kw-1-kx]` and padding `k - 1 - pad`.
-/// Other strides, when [`phases::input_grad`] takes the geometry: one such convolution per stride
+/// Other strides, when `phases::input_grad` takes the geometry: one such convolution per stride
 /// phase of `dx`. Otherwise the transpose of the forward: `W^T dy[b]` added into a
 /// gradient of the image copy, then summed back onto the pixels.
 pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {

@@ -101,7 +101,7 @@ pub trait Lanes: Copy + Send + Sync + 'static {
         }
     }
 
-    /// `C = A B` with this level's forward tile: see [`super::tile::panel_product`].
+    /// `C = A B` with this level's forward tile: see `super::tile::panel_product`.
     fn panel_product(
         a_panels: &[f32],
         dims: (usize, usize, usize),
@@ -111,7 +111,7 @@ pub trait Lanes: Copy + Send + Sync + 'static {
         put: impl FnMut(usize, Self::V),
     );
 
-    /// One tile of `dW` with this level's weight tile (see [`super::tile::weight_tile`],
+    /// One tile of `dW` with this level's weight tile (see `super::tile::weight_tile`,
     /// `off` holds `WV` offsets): its `WR x WV` vectors, row-major, stored into `out`.
     #[allow(clippy::too_many_arguments)]
     fn weight_tile(
