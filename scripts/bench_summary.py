@@ -22,10 +22,11 @@ def criterion(path):
         m = re.match(r"^(\S+)\s*(time:.*)?$", line)
         if m and not line.startswith(" ") and "time:" not in line.split()[0]:
             name = m.group(1)
-        t = re.search(r"time:\s+\[\S+ \S+ (\S+) (\S+)", line)
-        if t and name:
+        t = re.search(r"time:\s+\[\S+\s+\S+\s+(\S+)\s+(\S+)", line)
+        # (criterion's "change:" lines against an earlier run also say time: [..%]: skip)
+        if t and name and t.group(2) in UNITS:
             out[name] = [float(t.group(1)) * UNITS[t.group(2)], None]
-        r = re.search(r"thrpt:\s+\[\S+ \S+ (\S+) (\S+)", line)
+        r = re.search(r"thrpt:\s+\[\S+\s+\S+\s+(\S+)\s+(\S+)", line)
         if r and name in out and r.group(2) in RATE:
             out[name][1] = float(r.group(1)) * RATE[r.group(2)]
     return out
@@ -80,7 +81,7 @@ def main():
         eng.update(criterion(d / "loss.txt"))
         tor = torch(d / "torch.txt")
         sg = eng.get("sgemm/1024", [None, None])[1]
-        convs = [(k.split("/")[1], v[1]) for k, v in eng.items()
+        convs = [(k.split("/")[2], v[1]) for k, v in eng.items()
                  if k.startswith("conv2d/fwd_bwd/")]
         conv = ", ".join(f"{n} {100 * r / sg:.0f}%" for n, r in convs if r and sg) or "—"
         train = eng.get("resnet32_train_step/batch128", [None, None])[1]
