@@ -84,8 +84,9 @@ impl Backward for BatchNormReluBackward {
 }
 
 impl Tensor {
-    /// `relu(self + other)` in one pass (see the module docs); `other` must have `self`'s
-    /// shape for the fused kernel, and is broadcast by the composed ops otherwise.
+    /// `y = max(a + b, 0)` in one pass; `da = db = dy · [y > 0]` (the mask read off the
+    /// output, as relu's is). `other` must have `self`'s shape for the fused kernel, and
+    /// is broadcast by the composed ops otherwise.
     pub fn add_relu(&self, other: &Tensor) -> Result<Tensor> {
         check_same("add_relu", self, other)?;
         let fused = if self.shape() == other.shape() {
@@ -111,8 +112,10 @@ impl Tensor {
         ))
     }
 
-    /// `relu(batch_norm2d(self, ...))` with the same arguments and running-statistics
-    /// update as [`Tensor::batch_norm2d`], in one pass forward and two backward.
+    /// `y = max(z, 0)` with `z = batch_norm2d(self, ...)` (same arguments and
+    /// running-statistics update as [`Tensor::batch_norm2d`]), in one pass forward and two
+    /// backward. Gradient: batch norm's own backward of `dz = dy · [z > 0]`, the mask
+    /// recomputed from `x` rather than stored.
     #[allow(clippy::too_many_arguments)]
     pub fn batch_norm2d_relu(
         &self,
