@@ -163,7 +163,7 @@ def draw():
                                    "launch_builder .. launch(grid_for(n))"]),
         ("cuda/src/device.rs", ["GpuDevice::function -> module (per GPU)"]),
         ("cuda/src/compile.rs", ["ptx_for: memory -> disk cache -> NVRTC"]),
-        ("cuda/kernels/unary.cu", ["relu_fwd_f32, one thread per element"]),
+        ("cuda/kernels/unary.cu", ["relu_fwd_f32: a grid-stride loop"]),
     ], FORWARD, fill="#fffaf0")
     for rect, name in ((cpu[0], "Storage::Cpu"), (gpu[0], "Storage::Cuda")):
         arrow(rect[0] + rect[2] / 2, storage[1] + storage[3], rect[0] + rect[2] / 2, rect[1] - 2, FORWARD)
@@ -172,7 +172,7 @@ def draw():
     record_y = gpu[-1][1] + gpu[-1][3] + 40
     record = box(col_a, record_y, span, "engine/src/tensor.rs -> engine/src/tape.rs",
                  ["Tensor::from_op -> tape::push: one Node on the thread's tape",
-                  "Node { op: UnaryBackward { Relu, out }, inputs: [shell of x] }"], FORWARD)
+                  "Node { op: UnaryBackward { Relu, out }, inputs: [x or its shell] }"], FORWARD)
     down(cpu[-1], (col_a, record_y, w, 0), FORWARD)
     down(gpu[-1], (col_b, record_y, w, 0), FORWARD)
 
@@ -181,7 +181,7 @@ def draw():
         ("engine/src/tensor.rs", ["loss.backward() seeds ones,", "-> tape::backward(root, seed)"]),
         ("engine/src/tape.rs", ["backward: nodes in reverse order,", "grads: HashMap<TensorId, Tensor>"]),
         ("engine/src/ops/elementwise.rs", ["UnaryBackward::backward:", "out.binary_op(g, ReluGrad)"]),
-        ("the forward path again", ["Storage::binary -> cpu elementwise", "binary, or binary.cu relu_grad_f32"]),
+        ("engine/src/storage.rs (again)", ["Storage::binary -> cpu binary, or", "cuda/kernels/binary.cu relu_grad_f32"]),
         ("engine/src/tape.rs, tensor.rs", ["leaf: accumulate_grad (x.grad())", "else: grads[id] = prev.add(g)"]),
     ]
     bottom = record[1] + record[3]
