@@ -1,7 +1,7 @@
 //! Runtime SIMD dispatch. Kernels write plain loops over fixed-width lane arrays; wrapping
-//! the loop in [`with_simd`] compiles a second copy with AVX2+FMA enabled and picks it at
-//! run time when the CPU has them, so one source serves every x86-64 CPU (and other
-//! architectures fall back to the portable copy).
+//! the loop in [`with_simd`] compiles a copy per level (portable, AVX2+FMA, AVX-512) and
+//! runs the one `ARBOR_SIMD` or the CPU selects, so one source serves every x86-64 CPU
+//! (other architectures run the portable copy).
 //!
 //! Why lane arrays: a float sum `s += x[i]` cannot be vectorised without reassociating, which
 //! LLVM will not do for IEEE floats. Accumulating into `LANES` independent partial sums is an
