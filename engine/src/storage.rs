@@ -2,49 +2,9 @@
 //! [`BackendStorage`] to the device's own storage type.
 use crate::backend::*;
 use crate::error::Error;
-use crate::{DType, Device, Float, Result, Shape};
+use crate::{DType, Device, Result, Shape};
 
-/// Host memory, one variant per dtype.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CpuStorage {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-}
-
-impl CpuStorage {
-    pub fn zeros(dtype: DType, len: usize) -> Self {
-        match dtype {
-            DType::F32 => CpuStorage::F32(vec![0.0; len]),
-            DType::F64 => CpuStorage::F64(vec![0.0; len]),
-        }
-    }
-    /// Typed view of the values, or `None` if `T` is not this storage's dtype.
-    pub fn as_slice<T: Float>(&self) -> Option<&[T]> {
-        let any: &dyn std::any::Any = match self {
-            CpuStorage::F32(v) => v,
-            CpuStorage::F64(v) => v,
-        };
-        any.downcast_ref::<Vec<T>>().map(|v| v.as_slice())
-    }
-    pub fn as_mut_slice<T: Float>(&mut self) -> Option<&mut [T]> {
-        let any: &mut dyn std::any::Any = match self {
-            CpuStorage::F32(v) => v,
-            CpuStorage::F64(v) => v,
-        };
-        any.downcast_mut::<Vec<T>>().map(|v| v.as_mut_slice())
-    }
-    /// Wraps a typed vector.
-    pub fn from_vec<T: Float>(v: Vec<T>) -> Self {
-        let mut boxed: Box<dyn std::any::Any> = Box::new(v);
-        if let Some(v) = boxed.downcast_mut::<Vec<f32>>() {
-            return CpuStorage::F32(std::mem::take(v));
-        }
-        match boxed.downcast::<Vec<f64>>() {
-            Ok(v) => CpuStorage::F64(*v),
-            Err(_) => unreachable!("Float is implemented for f32 and f64 only"),
-        }
-    }
-}
+pub use crate::cpu::CpuStorage;
 
 #[cfg(feature = "cuda")]
 pub use crate::cuda::CudaStorage;
@@ -84,6 +44,20 @@ macro_rules! forward2 {
             #[allow(unreachable_code)]
             (Storage::Cuda($s), Storage::Cuda($o)) => Ok(Storage::Cuda($call?)),
             (a, b) => Err(device_mismatch($op, a.device(), b.device())),
+        }
+    };
+}
+
+/// Same for methods taking several storages that must all share one device and returning
+/// something other than one storage (batch norm's outputs and statistics, or nothing for the
+/// in-place SGD step): `$wrap` puts each storage of the result back in its `Storage` variant.
+macro_rules! forward_all {
+    ($mismatch:expr, ($($s:expr => $v:ident),+) => $call:expr, $wrap:expr) => {
+        match ($($s,)+) {
+            ($(Storage::Cpu($v),)+) => Ok($wrap($call?, Storage::Cpu)),
+            #[allow(unreachable_code)]
+            ($(Storage::Cuda($v),)+) => Ok($wrap($call?, Storage::Cuda)),
+            _ => Err($mismatch),
         }
     };
 }
@@ -323,16 +297,6 @@ fn wrap_loss<S>(out: FusedLossOut<S>, wrap: fn(S) -> Storage) -> FusedLossOut<St
     }
 }
 
-/// Pulls three storages of one device out of `Storage` wrappers, for the batch-norm calls.
-macro_rules! same_device3 {
-    ($op:expr, $a:expr, $b:expr, $c:expr, $variant:ident) => {
-        match ($a, $b, $c) {
-            (Storage::$variant(a), Storage::$variant(b), Storage::$variant(c)) => Some((a, b, c)),
-            _ => None,
-        }
-    };
-}
-
 impl Storage {
     pub fn batch_norm2d_train(
         &self,
@@ -341,36 +305,11 @@ impl Storage {
         dims: &BatchNormDims,
         eps: f64,
     ) -> Result<(Self, BatchNormStats<Self>)> {
-        let wrap_cpu = |(y, st): (CpuStorage, BatchNormStats<CpuStorage>)| {
-            (
-                Storage::Cpu(y),
-                BatchNormStats {
-                    mean: Storage::Cpu(st.mean),
-                    var: Storage::Cpu(st.var),
-                    inv_std: Storage::Cpu(st.inv_std),
-                },
-            )
-        };
-        if let Some((x, g, b)) = same_device3!("batch_norm2d", self, gamma, beta, Cpu) {
-            return x.batch_norm2d_train(g, b, dims, eps).map(wrap_cpu);
-        }
-        #[allow(unreachable_code)]
-        if let Some((x, g, b)) = same_device3!("batch_norm2d", self, gamma, beta, Cuda) {
-            let (y, st) = x.batch_norm2d_train(g, b, dims, eps)?;
-            return Ok((
-                Storage::Cuda(y),
-                BatchNormStats {
-                    mean: Storage::Cuda(st.mean),
-                    var: Storage::Cuda(st.var),
-                    inv_std: Storage::Cuda(st.inv_std),
-                },
-            ));
-        }
-        Err(device_mismatch(
-            "batch_norm2d",
-            self.device(),
-            gamma.device(),
-        ))
+        forward_all!(
+            device_mismatch("batch_norm2d", self.device(), gamma.device()),
+            (self => x, gamma => g, beta => b) => x.batch_norm2d_train(g, b, dims, eps),
+            wrap_train
+        )
     }
 
     pub fn batch_norm2d_eval(
@@ -382,28 +321,12 @@ impl Storage {
         dims: &BatchNormDims,
         eps: f64,
     ) -> Result<Self> {
-        match (self, gamma, beta, running_mean, running_var) {
-            (
-                Storage::Cpu(x),
-                Storage::Cpu(g),
-                Storage::Cpu(b),
-                Storage::Cpu(m),
-                Storage::Cpu(v),
-            ) => Ok(Storage::Cpu(x.batch_norm2d_eval(g, b, m, v, dims, eps)?)),
-            #[allow(unreachable_code)]
-            (
-                Storage::Cuda(x),
-                Storage::Cuda(g),
-                Storage::Cuda(b),
-                Storage::Cuda(m),
-                Storage::Cuda(v),
-            ) => Ok(Storage::Cuda(x.batch_norm2d_eval(g, b, m, v, dims, eps)?)),
-            _ => Err(device_mismatch(
-                "batch_norm2d",
-                self.device(),
-                gamma.device(),
-            )),
-        }
+        forward_all!(
+            device_mismatch("batch_norm2d", self.device(), gamma.device()),
+            (self => x, gamma => g, beta => b, running_mean => m, running_var => v)
+                => x.batch_norm2d_eval(g, b, m, v, dims, eps),
+            wrap_one
+        )
     }
 
     pub fn batch_norm2d_backward(
@@ -414,30 +337,12 @@ impl Storage {
         inv_std: &Self,
         dims: &BatchNormDims,
     ) -> Result<(Self, Self, Self)> {
-        match (self, x, gamma, mean, inv_std) {
-            (
-                Storage::Cpu(g),
-                Storage::Cpu(x),
-                Storage::Cpu(ga),
-                Storage::Cpu(m),
-                Storage::Cpu(s),
-            ) => {
-                let (dx, dg, db) = g.batch_norm2d_backward(x, ga, m, s, dims)?;
-                Ok((Storage::Cpu(dx), Storage::Cpu(dg), Storage::Cpu(db)))
-            }
-            #[allow(unreachable_code)]
-            (
-                Storage::Cuda(g),
-                Storage::Cuda(x),
-                Storage::Cuda(ga),
-                Storage::Cuda(m),
-                Storage::Cuda(s),
-            ) => {
-                let (dx, dg, db) = g.batch_norm2d_backward(x, ga, m, s, dims)?;
-                Ok((Storage::Cuda(dx), Storage::Cuda(dg), Storage::Cuda(db)))
-            }
-            _ => Err(device_mismatch("batch_norm2d", self.device(), x.device())),
-        }
+        forward_all!(
+            device_mismatch("batch_norm2d", self.device(), x.device()),
+            (self => g, x => x, gamma => ga, mean => m, inv_std => s)
+                => g.batch_norm2d_backward(x, ga, m, s, dims),
+            wrap_three
+        )
     }
 
     pub fn sgd_update(
@@ -448,19 +353,38 @@ impl Storage {
         momentum: f64,
         weight_decay: f64,
     ) -> Result<()> {
+        // The devices are read first: the match below holds `self` and `velocity` mutably.
         let (pd, gd, vd) = (self.device(), grad.device(), velocity.device());
-        match (self, grad, velocity) {
-            (Storage::Cpu(p), Storage::Cpu(g), Storage::Cpu(v)) => {
-                p.sgd_update(g, v, lr, momentum, weight_decay)
-            }
-            #[allow(unreachable_code)]
-            (Storage::Cuda(p), Storage::Cuda(g), Storage::Cuda(v)) => {
-                p.sgd_update(g, v, lr, momentum, weight_decay)
-            }
-            _ => Err(Error::Device {
+        forward_all!(
+            Error::Device {
                 op: "sgd",
                 msg: format!("parameter on {pd}, gradient on {gd}, velocity on {vd}"),
-            }),
-        }
+            },
+            (self => p, grad => g, velocity => v) => p.sgd_update(g, v, lr, momentum, weight_decay),
+            wrap_none
+        )
     }
 }
+
+fn wrap_one<S>(out: S, wrap: fn(S) -> Storage) -> Storage {
+    wrap(out)
+}
+
+fn wrap_three<S>((a, b, c): (S, S, S), wrap: fn(S) -> Storage) -> (Storage, Storage, Storage) {
+    (wrap(a), wrap(b), wrap(c))
+}
+
+fn wrap_train<S>(
+    (y, st): (S, BatchNormStats<S>),
+    wrap: fn(S) -> Storage,
+) -> (Storage, BatchNormStats<Storage>) {
+    let stats = BatchNormStats {
+        mean: wrap(st.mean),
+        var: wrap(st.var),
+        inv_std: wrap(st.inv_std),
+    };
+    (wrap(y), stats)
+}
+
+/// For the in-place SGD step, which returns no storage.
+fn wrap_none<S>(_: (), _: fn(S) -> Storage) {}

@@ -1,7 +1,8 @@
 //! The one tensor type: a shape, a storage on some device, and (when it takes part in
 //! autodiff) a place on the tape and a gradient slot.
+use crate::cpu::CpuStorage;
 use crate::error::{Error, Result};
-use crate::storage::{CpuStorage, Storage};
+use crate::storage::Storage;
 use crate::tape::{self, Backward, NodeRef};
 use crate::{DType, Device, Float, Shape};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -23,8 +23,8 @@ mod softmax;
 pub use registry::device;
 
 use crate::backend::*;
+use crate::cpu::CpuStorage;
 use crate::error::Error;
-use crate::storage::CpuStorage;
 use crate::{DType, Device, Float, Result, Shape};
 use arbor_cuda::ops::gemm::GemmShape;
 use arbor_cuda::ops::memory;

@@ -14,8 +14,9 @@
 use super::check_same;
 use crate::backend::{BatchNormDims, BinaryOp};
 use crate::cpu::batchnorm::{backward_act, forward_eval_act, forward_train_act};
+use crate::cpu::CpuStorage;
 use crate::error::Result;
-use crate::storage::{CpuStorage, Storage};
+use crate::storage::Storage;
 use crate::tape::{self, Backward};
 use crate::{Float, Tensor};
 
