@@ -76,6 +76,41 @@ pub struct SliceRange {
     pub len: usize,
 }
 
+/// A strided read of a buffer: `dims` visited in row-major order, stepping `strides` (in the
+/// buffer's elements) from `offset`. A slice and a permute are each one such read; both
+/// backends take their geometry from here so the index math exists once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StridedWalk {
+    pub dims: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub offset: usize,
+}
+
+impl StridedWalk {
+    /// The slice `ranges` of a contiguous `shape`.
+    pub fn slice(shape: &Shape, ranges: &[SliceRange]) -> Self {
+        let strides = shape.strides();
+        StridedWalk {
+            dims: ranges.iter().map(|r| r.len).collect(),
+            strides: ranges
+                .iter()
+                .zip(&strides)
+                .map(|(r, s)| r.step * s)
+                .collect(),
+            offset: ranges.iter().zip(&strides).map(|(r, s)| r.start * s).sum(),
+        }
+    }
+    /// A contiguous `shape` read with its axes reordered: output axis `i` is input `perm[i]`.
+    pub fn permute(shape: &Shape, perm: &[usize]) -> Self {
+        let strides = shape.strides();
+        StridedWalk {
+            dims: perm.iter().map(|&p| shape.dims()[p]).collect(),
+            strides: perm.iter().map(|&p| strides[p]).collect(),
+            offset: 0,
+        }
+    }
+}
+
 /// Geometry of a 2-D convolution over NCHW input and `[c_out, c_in, kh, kw]` weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dParams {

@@ -1,16 +1,11 @@
 //! Kernels that move data without arithmetic (or only add): permute, strided slices,
 //! channel padding, index-select, gather, concat, and their scatter backwards.
-use crate::backend::SliceRange;
+use crate::backend::{SliceRange, StridedWalk};
 use crate::{Float, Shape};
 
-/// Visits every element of an `dims`-shaped walk, yielding (output index, source offset)
-/// where the source offset advances by `src_strides` per dimension from `base`.
-fn strided_walk(
-    dims: &[usize],
-    src_strides: &[usize],
-    base: usize,
-    mut visit: impl FnMut(usize, usize),
-) {
+/// Visits every element of `walk`, yielding (output index, source offset).
+fn strided_walk(walk: &StridedWalk, mut visit: impl FnMut(usize, usize)) {
+    let (dims, src_strides, base) = (&walk.dims[..], &walk.strides[..], walk.offset);
     let n: usize = dims.iter().product();
     if n == 0 {
         return;
@@ -49,38 +44,24 @@ fn strided_walk(
 }
 
 pub fn permute<T: Float>(x: &[T], shape: &Shape, perm: &[usize]) -> Vec<T> {
-    let strides = shape.strides();
-    let dims: Vec<usize> = perm.iter().map(|&p| shape.dims()[p]).collect();
-    let src: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
+    let walk = StridedWalk::permute(shape, perm);
     let mut out = vec![T::ZERO; x.len()];
-    strided_walk(&dims, &src, 0, |o, s| out[o] = x[s]);
+    strided_walk(&walk, |o, s| out[o] = x[s]);
     out
 }
 
-fn slice_geometry(shape: &Shape, ranges: &[SliceRange]) -> (Vec<usize>, Vec<usize>, usize) {
-    let strides = shape.strides();
-    let dims = ranges.iter().map(|r| r.len).collect();
-    let src = ranges
-        .iter()
-        .zip(&strides)
-        .map(|(r, s)| r.step * s)
-        .collect();
-    let base = ranges.iter().zip(&strides).map(|(r, s)| r.start * s).sum();
-    (dims, src, base)
-}
-
 pub fn slice<T: Float>(x: &[T], shape: &Shape, ranges: &[SliceRange]) -> Vec<T> {
-    let (dims, src, base) = slice_geometry(shape, ranges);
-    let mut out = vec![T::ZERO; dims.iter().product()];
-    strided_walk(&dims, &src, base, |o, s| out[o] = x[s]);
+    let walk = StridedWalk::slice(shape, ranges);
+    let mut out = vec![T::ZERO; walk.dims.iter().product()];
+    strided_walk(&walk, |o, s| out[o] = x[s]);
     out
 }
 
 pub fn slice_backward<T: Float>(g: &[T], shape: &Shape, ranges: &[SliceRange]) -> Vec<T> {
-    let (dims, src, base) = slice_geometry(shape, ranges);
+    let walk = StridedWalk::slice(shape, ranges);
     let mut out = vec![T::ZERO; shape.numel()];
     // `+=` so that a slice with step 0 (a broadcast read) would still sum correctly.
-    strided_walk(&dims, &src, base, |o, s| out[s] += g[o]);
+    strided_walk(&walk, |o, s| out[s] += g[o]);
     out
 }
 

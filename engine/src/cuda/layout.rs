@@ -2,7 +2,7 @@
 //! padding (`shape.cu`), index-select, gather and concat (`index.cu`, `shape.cu`), and their
 //! scatter backwards. Host index lists are uploaded as the kernels' `i32`.
 use super::{zeros, GpuFloat, GpuResult};
-use crate::backend::SliceRange;
+use crate::backend::{SliceRange, StridedWalk};
 use crate::Shape;
 use arbor_cuda::ops::memory::{copy_into_strided, copy_strided, StridedView};
 use arbor_cuda::ops::shape::{channel_pad_subsample_fwd, concat_fwd, PadSubsample};
@@ -15,30 +15,20 @@ pub(super) fn permute<T: GpuFloat>(
     shape: &Shape,
     perm: &[usize],
 ) -> GpuResult<CudaSlice<T>> {
-    let strides = shape.strides();
-    let dims: Vec<usize> = perm.iter().map(|&p| shape.dims()[p]).collect();
-    let src: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
-    let view = StridedView {
-        shape: &dims,
-        strides: &src,
-        offset: 0,
-    };
+    let walk = StridedWalk::permute(shape, perm);
+    let view = strided_view(&walk);
     let mut y = dev.alloc_zeros::<T>(x.len())?;
     copy_strided(dev, x, &view, &mut y)?;
     Ok(y)
 }
 
-/// The slice's shape, its strides into the sliced buffer, and its first element.
-fn slice_view(shape: &Shape, ranges: &[SliceRange]) -> (Vec<usize>, Vec<usize>, usize) {
-    let strides = shape.strides();
-    let dims = ranges.iter().map(|r| r.len).collect();
-    let src = ranges
-        .iter()
-        .zip(&strides)
-        .map(|(r, s)| r.step * s)
-        .collect();
-    let offset = ranges.iter().zip(&strides).map(|(r, s)| r.start * s).sum();
-    (dims, src, offset)
+/// The kernels' form of `walk`, borrowing its vectors.
+fn strided_view(walk: &StridedWalk) -> StridedView<'_> {
+    StridedView {
+        shape: &walk.dims,
+        strides: &walk.strides,
+        offset: walk.offset,
+    }
 }
 
 pub(super) fn slice<T: GpuFloat>(
@@ -47,13 +37,9 @@ pub(super) fn slice<T: GpuFloat>(
     shape: &Shape,
     ranges: &[SliceRange],
 ) -> GpuResult<CudaSlice<T>> {
-    let (dims, strides, offset) = slice_view(shape, ranges);
-    let view = StridedView {
-        shape: &dims,
-        strides: &strides,
-        offset,
-    };
-    let mut y = dev.alloc_zeros::<T>(dims.iter().product())?;
+    let walk = StridedWalk::slice(shape, ranges);
+    let view = strided_view(&walk);
+    let mut y = dev.alloc_zeros::<T>(walk.dims.iter().product())?;
     copy_strided(dev, x, &view, &mut y)?;
     Ok(y)
 }
@@ -66,12 +52,8 @@ pub(super) fn slice_backward<T: GpuFloat>(
     shape: &Shape,
     ranges: &[SliceRange],
 ) -> GpuResult<CudaSlice<T>> {
-    let (dims, strides, offset) = slice_view(shape, ranges);
-    let view = StridedView {
-        shape: &dims,
-        strides: &strides,
-        offset,
-    };
+    let walk = StridedWalk::slice(shape, ranges);
+    let view = strided_view(&walk);
     let mut dx = zeros(dev, shape.numel())?;
     copy_into_strided(dev, g, &view, &mut dx)?;
     Ok(dx)
