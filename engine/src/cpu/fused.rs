@@ -1,6 +1,6 @@
 //! Fused elementwise kernels of a residual block: `relu(a + b)` in one pass (read both,
 //! write once) instead of an add and a ReLU (two writes and a read back). The fused
-//! batch-norm + ReLU kernels live with batch norm (`batchnorm.rs`).
+//! batch-norm + ReLU kernels live with batch norm (`batch_norm.rs`).
 use super::elementwise::PAR_MIN;
 use super::simd::with_simd;
 use crate::Float;

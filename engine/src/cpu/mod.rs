@@ -1,6 +1,6 @@
 //! The CPU backend: [`BackendStorage`] for host memory. Each method matches the dtype once
 //! and calls a generic kernel in the sibling module named after the op.
-pub mod batchnorm;
+pub mod batch_norm;
 pub mod conv;
 pub mod elementwise;
 pub mod fused;
@@ -213,7 +213,7 @@ impl BackendStorage for CpuStorage {
         macro_rules! go {
             ($t:ty, $variant:ident) => {{
                 let v = typed::<$t>("batch_norm2d", &[self, gamma, beta])?;
-                let (y, s) = batchnorm::forward_train(v[0], v[1], v[2], dims, eps);
+                let (y, s) = batch_norm::forward_train(v[0], v[1], v[2], dims, eps);
                 (
                     CpuStorage::$variant(y),
                     BatchNormStats {
@@ -242,13 +242,13 @@ impl BackendStorage for CpuStorage {
         Ok(match self.dtype() {
             DType::F32 => {
                 let v = typed::<f32>("batch_norm2d", &all)?;
-                CpuStorage::F32(batchnorm::forward_eval(
+                CpuStorage::F32(batch_norm::forward_eval(
                     v[0], v[1], v[2], v[3], v[4], dims, eps,
                 ))
             }
             DType::F64 => {
                 let v = typed::<f64>("batch_norm2d", &all)?;
-                CpuStorage::F64(batchnorm::forward_eval(
+                CpuStorage::F64(batch_norm::forward_eval(
                     v[0], v[1], v[2], v[3], v[4], dims, eps,
                 ))
             }
@@ -266,12 +266,12 @@ impl BackendStorage for CpuStorage {
         Ok(match self.dtype() {
             DType::F32 => {
                 let v = typed::<f32>("batch_norm2d", &all)?;
-                let (a, b, c) = batchnorm::backward(v[0], v[1], v[2], v[3], v[4], dims);
+                let (a, b, c) = batch_norm::backward(v[0], v[1], v[2], v[3], v[4], dims);
                 (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c))
             }
             DType::F64 => {
                 let v = typed::<f64>("batch_norm2d", &all)?;
-                let (a, b, c) = batchnorm::backward(v[0], v[1], v[2], v[3], v[4], dims);
+                let (a, b, c) = batch_norm::backward(v[0], v[1], v[2], v[3], v[4], dims);
                 (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c))
             }
         })

@@ -8,7 +8,7 @@
 //!
 //! Buffers are reference-counted: cloning a storage (as `Tensor::assign` does) shares the
 //! buffer, and the one in-place op, the SGD update, copies a shared buffer before writing.
-mod batchnorm;
+mod batch_norm;
 mod conv;
 mod elementwise;
 mod layout;
@@ -375,7 +375,7 @@ impl BackendStorage for CudaStorage {
     ) -> Result<(Self, BatchNormStats<Self>)> {
         dispatch!(self.dtype(), T => {
             let v = self.operands::<T>("batch_norm2d", &[self, gamma, beta])?;
-            let (y, st) = batchnorm::train::<T>(&self.dev, v[0], v[1], v[2], dims, eps)
+            let (y, st) = batch_norm::train::<T>(&self.dev, v[0], v[1], v[2], dims, eps)
                 .map_err(gpu_err("batch_norm2d"))?;
             let stats = BatchNormStats {
                 mean: self.with(st.mean),
@@ -397,7 +397,7 @@ impl BackendStorage for CudaStorage {
         let all = [self, gamma, beta, running_mean, running_var];
         dispatch!(self.dtype(), T => {
             let v = self.operands::<T>("batch_norm2d", &all)?;
-            let y = batchnorm::eval::<T>(&self.dev, [v[0], v[1], v[2], v[3], v[4]], dims, eps);
+            let y = batch_norm::eval::<T>(&self.dev, [v[0], v[1], v[2], v[3], v[4]], dims, eps);
             Ok(self.with(y.map_err(gpu_err("batch_norm2d"))?))
         })
     }
@@ -413,7 +413,7 @@ impl BackendStorage for CudaStorage {
         dispatch!(self.dtype(), T => {
             let v = self.operands::<T>("batch_norm2d", &all)?;
             let (dx, dg, db) =
-                batchnorm::backward::<T>(&self.dev, [v[0], v[1], v[2], v[3], v[4]], dims)
+                batch_norm::backward::<T>(&self.dev, [v[0], v[1], v[2], v[3], v[4]], dims)
                     .map_err(gpu_err("batch_norm2d"))?;
             Ok((self.with(dx), self.with(dg), self.with(db)))
         })

@@ -5,7 +5,7 @@
 //!   inputs, read off the output as relu's is.
 //! - `batch_norm2d_relu(x, ...) = relu(batch_norm2d(x, ...))`. Backward (training): with
 //!   `dz = dy [z > 0]` for the pre-activation `z`, batch norm's own backward of `dz`
-//!   (see `ops/batchnorm.rs`); the CPU kernel recomputes the mask from `x` inside its two
+//!   (see `ops/batch_norm.rs`); the CPU kernel recomputes the mask from `x` inside its two
 //!   passes, so neither `z` nor a masked `dz` is ever stored.
 //!
 //! The fused kernels are CPU ones. On another device, for shapes that broadcast, and for
@@ -13,7 +13,7 @@
 //! result, so callers can use them unconditionally.
 use super::check_same;
 use crate::backend::{BatchNormDims, BinaryOp};
-use crate::cpu::batchnorm::{backward_act, forward_eval_act, forward_train_act};
+use crate::cpu::batch_norm::{backward_act, forward_eval_act, forward_train_act};
 use crate::cpu::CpuStorage;
 use crate::error::Result;
 use crate::storage::Storage;
@@ -191,7 +191,7 @@ impl Tensor {
             Tensor::from_storage(Storage::Cpu(var), c)?,
         );
         let m = dims.n * dims.hw;
-        super::batchnorm::update_running(
+        super::batch_norm::update_running(
             [running_mean, running_var],
             [&mean_t, &var_t],
             m,

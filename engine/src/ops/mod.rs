@@ -1,6 +1,6 @@
 //! The public ops: each file holds an op family's API (as `Tensor` methods), its validation,
 //! and its backward rule right beside it. Kernels live in `cpu/` (and `cuda/`).
-pub mod batchnorm;
+pub mod batch_norm;
 pub mod conv;
 pub mod elementwise;
 pub mod fused;

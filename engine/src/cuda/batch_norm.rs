@@ -19,7 +19,7 @@ fn shape(d: &BatchNormDims) -> BatchNormShape {
 /// Training forward: `y` and the batch's mean, biased variance and `1/sqrt(var + eps)`.
 ///
 /// The kernel moves running statistics toward the batch's mean and *unbiased* variance;
-/// the engine updates its running statistics itself (in `ops/batchnorm.rs`), so here the
+/// the engine updates its running statistics itself (in `ops/batch_norm.rs`), so here the
 /// kernel gets scratch running buffers and momentum 1, which leaves exactly the batch's
 /// mean and unbiased variance in them. The biased variance is that times `(m - 1) / m`.
 pub(super) fn train<T: GpuFloat>(
