@@ -3,7 +3,7 @@
 mod common;
 
 use arbor_cuda::ops::conv::{col2im, col2im_images, im2col, im2col_images};
-use arbor_cuda::ops::gemm::{gemm, GemmShape};
+use arbor_cuda::ops::matmul::{gemm, GemmShape};
 use arbor_cuda::ops::window::Window2d;
 use common::window::{at, geometries, window};
 use common::*;

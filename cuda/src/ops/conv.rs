@@ -2,7 +2,7 @@
 //!
 //! Forward: `im2col` turns x [N, C, H, W] into col [N, C*KH*KW, OH*OW]; then
 //! `out[n] = weight [OC, C*KH*KW] x col[n]` for each image, one strided-batched
-//! [`crate::ops::gemm::gemm`] with the weight's batch stride 0.
+//! [`crate::ops::matmul::gemm`] with the weight's batch stride 0.
 //! Backward: `dcol[n] = weight^T x dout[n]`, then `col2im` sums dcol back into dx;
 //! `dweight = sum_n dout[n] x col[n]^T`.
 //! The `_images` variants work on a chunk of a larger batch, so the column buffer can be

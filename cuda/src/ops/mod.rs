@@ -1,6 +1,6 @@
-//! Host-callable wrappers, one module per kernel file. Each wrapper checks buffer lengths
-//! against the shapes it is given, then queues the kernel on the device's stream; it does
-//! not wait for the kernel to finish.
+//! Host-callable wrappers, one module per kernel file (and [`matmul`], which calls
+//! cuBLAS). Each wrapper checks buffer lengths against the shapes it is given, then queues
+//! the kernel on the device's stream; it does not wait for the kernel to finish.
 //!
 //! Conventions: buffers are contiguous row-major `CudaSlice`s; outputs are overwritten
 //! (except the scatter-add backwards in [`index`], which accumulate); a zero-sized
@@ -9,10 +9,10 @@
 pub mod batch_norm;
 pub mod binary;
 pub mod conv;
-pub mod gemm;
 pub mod index;
 mod layout;
 pub mod loss;
+pub mod matmul;
 pub mod memory;
 pub mod pool;
 pub mod reduce;

@@ -10,7 +10,7 @@
 use super::{zeros, GpuFloat, GpuResult};
 use crate::backend::Conv2dParams;
 use arbor_cuda::ops::conv::{col2im_images, im2col_images};
-use arbor_cuda::ops::gemm::GemmShape;
+use arbor_cuda::ops::matmul::GemmShape;
 use arbor_cuda::ops::memory::fill;
 use arbor_cuda::ops::window::Window2d;
 use arbor_cuda::{CudaSlice, GpuDevice};

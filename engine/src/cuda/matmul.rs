@@ -1,8 +1,8 @@
-//! Matrix products through cuBLAS (`arbor_cuda::ops::gemm`): the engine's row-major
+//! Matrix products through cuBLAS (`arbor_cuda::ops::matmul`): the engine's row-major
 //! `MatmulDims` map one to one onto a strided-batched GEMM.
 use super::{GpuFloat, GpuResult};
 use crate::backend::MatmulDims;
-use arbor_cuda::ops::gemm::GemmShape;
+use arbor_cuda::ops::matmul::GemmShape;
 use arbor_cuda::{CudaSlice, GpuDevice};
 
 /// `C[b] = op(A[b]) op(B[b])` through cuBLAS.

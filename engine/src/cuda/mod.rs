@@ -26,7 +26,7 @@ use crate::backend::*;
 use crate::cpu::CpuStorage;
 use crate::error::Error;
 use crate::{DType, Device, Float, Result, Shape};
-use arbor_cuda::ops::gemm::GemmShape;
+use arbor_cuda::ops::matmul::GemmShape;
 use arbor_cuda::ops::memory;
 use arbor_cuda::{CudaSlice, DevicePtr, DevicePtrMut, GpuDevice};
 use std::sync::Arc;
@@ -63,7 +63,7 @@ trait GpuFloat: arbor_cuda::Real + crate::Float + From<f32> {
     fn wrap(s: CudaSlice<Self>) -> CudaBuf;
     fn typed(b: &CudaBuf) -> Option<&Arc<CudaSlice<Self>>>;
     fn typed_mut(b: &mut CudaBuf) -> Option<&mut Arc<CudaSlice<Self>>>;
-    /// cuBLAS GEMM ([`arbor_cuda::ops::gemm::gemm`]) on whole buffers or views; a trait
+    /// cuBLAS GEMM ([`arbor_cuda::ops::matmul::gemm`]) on whole buffers or views; a trait
     /// method because cuBLAS's bound is per concrete type.
     #[allow(clippy::too_many_arguments)]
     fn blas_gemm<A: DevicePtr<Self>, B: DevicePtr<Self>, C: DevicePtrMut<Self>>(
@@ -104,7 +104,7 @@ macro_rules! gpu_float {
                 alpha: Self,
                 beta: Self,
             ) -> arbor_cuda::Result<()> {
-                arbor_cuda::ops::gemm::gemm(dev, shape, a, b, c, alpha, beta)
+                arbor_cuda::ops::matmul::gemm(dev, shape, a, b, c, alpha, beta)
             }
         }
     };
