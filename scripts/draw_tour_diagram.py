@@ -158,12 +158,12 @@ def draw():
     ], FORWARD)
     gpu = column(col_b, split_y, w, [
         ("engine/src/cuda/mod.rs", ["impl BackendStorage for CudaStorage: unary"]),
-        ("engine/src/cuda/elementwise.rs", ["unary -> ops::unary::unary_fwd"]),
-        ("cuda/src/ops/unary.rs", ["unary_fwd -> map: dev.function(&UNARY, ..)",
-                                   "launch_builder .. launch(grid_for(n))"]),
+        ("engine/src/cuda/elementwise.rs", ["unary -> ops::elementwise::unary_fwd"]),
+        ("cuda/src/ops/elementwise.rs", ["unary_fwd -> map: function(&ELEMENTWISE)",
+                                         "launch_builder .. launch(grid_for(n))"]),
         ("cuda/src/device.rs", ["GpuDevice::function -> module (per GPU)"]),
         ("cuda/src/compile.rs", ["ptx_for: memory -> disk cache -> NVRTC"]),
-        ("cuda/kernels/unary.cu", ["relu_fwd_f32: a grid-stride loop"]),
+        ("cuda/kernels/elementwise.cu", ["relu_fwd_f32: a grid-stride loop"]),
     ], FORWARD, fill="#fffaf0")
     for rect, name in ((cpu[0], "Storage::Cpu"), (gpu[0], "Storage::Cuda")):
         arrow(rect[0] + rect[2] / 2, storage[1] + storage[3], rect[0] + rect[2] / 2, rect[1] - 2, FORWARD)
@@ -181,7 +181,7 @@ def draw():
         ("engine/src/tensor.rs", ["loss.backward() seeds ones,", "-> tape::backward(root, seed)"]),
         ("engine/src/tape.rs", ["backward: nodes in reverse order,", "grads: HashMap<TensorId, Tensor>"]),
         ("engine/src/ops/elementwise.rs", ["UnaryBackward::backward:", "out.binary_op(g, ReluGrad)"]),
-        ("engine/src/storage.rs (again)", ["Storage::binary -> cpu binary, or", "cuda/kernels/binary.cu relu_grad_f32"]),
+        ("engine/src/storage.rs (again)", ["Storage::binary -> cpu binary, or", "cuda/kernels/elementwise.cu relu_grad_f32"]),
         ("engine/src/tape.rs, tensor.rs", ["leaf: accumulate_grad (x.grad())", "else: grads[id] = prev.add(g)"]),
     ]
     bottom = record[1] + record[3]

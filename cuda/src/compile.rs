@@ -253,12 +253,12 @@ mod tests {
 
     #[test]
     fn headers_are_spliced_with_line_markers() {
-        let source = spliced_source(&crate::kernels::UNARY);
+        let source = spliced_source(&crate::kernels::ELEMENTWISE);
         assert!(!source
             .lines()
             .any(|line| line.trim() == "#include \"common.cuh\""));
         assert!(source.contains("#line 1 \"common.cuh\""));
-        assert!(source.contains("#line 4 \"unary.cu\""));
+        assert!(source.contains("#line 13 \"elementwise.cu\""));
         assert!(source.contains("__device__ __forceinline__ float exp_of(float x)"));
     }
 

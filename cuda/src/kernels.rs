@@ -4,7 +4,7 @@
 /// A kernel source file. Each file becomes one NVRTC program and one CUDA module.
 #[derive(Debug)]
 pub struct KernelFile {
-    /// File name under `cuda/kernels/`, e.g. `"unary.cu"`.
+    /// File name under `cuda/kernels/`, e.g. `"elementwise.cu"`.
     pub name: &'static str,
     /// The file's text, before header splicing (see [`crate::compile`]).
     pub source: &'static str,
@@ -20,8 +20,7 @@ macro_rules! kernel_file {
     };
 }
 
-kernel_file!(UNARY, "unary.cu");
-kernel_file!(BINARY, "binary.cu");
+kernel_file!(ELEMENTWISE, "elementwise.cu");
 kernel_file!(REDUCE, "reduce.cu");
 kernel_file!(SOFTMAX, "softmax.cu");
 kernel_file!(CONV, "conv.cu");
@@ -34,9 +33,8 @@ kernel_file!(SGD, "sgd.cu");
 kernel_file!(LOSS, "loss.cu");
 
 /// Every kernel file, in the order `compile_all_to_ptx` reports them.
-pub const ALL: [&KernelFile; 12] = [
-    &UNARY,
-    &BINARY,
+pub const ALL: [&KernelFile; 11] = [
+    &ELEMENTWISE,
     &REDUCE,
     &SOFTMAX,
     &CONV,

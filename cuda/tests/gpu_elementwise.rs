@@ -3,10 +3,9 @@
 
 mod common;
 
-use arbor_cuda::ops::binary::{binary, clamp_grad, BinaryOp};
+use arbor_cuda::ops::elementwise::*;
 use arbor_cuda::ops::memory::{cast, copy_into_strided, copy_strided, fill, StridedView};
 use arbor_cuda::ops::sgd::{sgd_momentum, SgdStep};
-use arbor_cuda::ops::unary::*;
 use arbor_cuda::{gpu_available, Error, GpuDevice};
 use common::*;
 

@@ -7,8 +7,8 @@
 //! tensor launches nothing.
 
 pub mod batch_norm;
-pub mod binary;
 pub mod conv;
+pub mod elementwise;
 pub mod index;
 mod layout;
 pub mod loss;
@@ -19,7 +19,6 @@ pub mod reduce;
 pub mod sgd;
 pub mod shape;
 pub mod softmax;
-pub mod unary;
 pub mod window;
 
 use crate::error::{shape_error, Error, Result};

@@ -5,7 +5,7 @@ use crate::backend::{BatchNormDims, BatchNormStats};
 use arbor_cuda::ops::batch_norm::{
     batch_norm2d_bwd, batch_norm2d_eval_fwd, batch_norm2d_train_fwd, BatchNormShape,
 };
-use arbor_cuda::ops::unary::affine_fwd;
+use arbor_cuda::ops::elementwise::affine_fwd;
 use arbor_cuda::{CudaSlice, GpuDevice};
 
 fn shape(d: &BatchNormDims) -> BatchNormShape {

@@ -1,10 +1,9 @@
-//! Unary maps and broadcasting binary ops (`cuda/kernels/unary.cu`, `binary.cu`).
+//! Unary maps and broadcasting binary ops (`cuda/kernels/elementwise.cu`).
 use super::{GpuFloat, GpuResult};
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::Shape;
-use arbor_cuda::ops::binary::{self as kernels, BinaryOp as Kernel};
+use arbor_cuda::ops::elementwise::{self as kernels, BinaryOp as Kernel, UnaryOp as Map};
 use arbor_cuda::ops::memory::{copy_strided, StridedView};
-use arbor_cuda::ops::unary::{self, UnaryOp as Map};
 use arbor_cuda::{CudaSlice, GpuDevice};
 
 pub(super) fn unary<T: GpuFloat>(
@@ -15,14 +14,14 @@ pub(super) fn unary<T: GpuFloat>(
     let c = T::from_f64;
     let mut y = dev.alloc_zeros::<T>(x.len())?;
     match op {
-        UnaryOp::Neg => unary::unary_fwd(dev, Map::Neg, x, &mut y)?,
-        UnaryOp::Exp => unary::unary_fwd(dev, Map::Exp, x, &mut y)?,
-        UnaryOp::Log => unary::unary_fwd(dev, Map::Log, x, &mut y)?,
-        UnaryOp::Sqrt => unary::unary_fwd(dev, Map::Sqrt, x, &mut y)?,
-        UnaryOp::Relu => unary::unary_fwd(dev, Map::Relu, x, &mut y)?,
-        UnaryOp::Clamp { lo, hi } => unary::clamp_fwd(dev, x, &mut y, c(lo), c(hi))?,
-        UnaryOp::Powf(p) => unary::powf_fwd(dev, x, &mut y, c(p))?,
-        UnaryOp::Affine { mul, add } => unary::affine_fwd(dev, x, &mut y, c(mul), c(add))?,
+        UnaryOp::Neg => kernels::unary_fwd(dev, Map::Neg, x, &mut y)?,
+        UnaryOp::Exp => kernels::unary_fwd(dev, Map::Exp, x, &mut y)?,
+        UnaryOp::Log => kernels::unary_fwd(dev, Map::Log, x, &mut y)?,
+        UnaryOp::Sqrt => kernels::unary_fwd(dev, Map::Sqrt, x, &mut y)?,
+        UnaryOp::Relu => kernels::unary_fwd(dev, Map::Relu, x, &mut y)?,
+        UnaryOp::Clamp { lo, hi } => kernels::clamp_fwd(dev, x, &mut y, c(lo), c(hi))?,
+        UnaryOp::Powf(p) => kernels::powf_fwd(dev, x, &mut y, c(p))?,
+        UnaryOp::Affine { mul, add } => kernels::affine_fwd(dev, x, &mut y, c(mul), c(add))?,
     }
     Ok(y)
 }
