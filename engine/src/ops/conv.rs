@@ -53,28 +53,59 @@ impl Tensor {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Result<Tensor> {
+        check_same("conv2d", self, weight)?;
+        let params = Conv2dParams::new(self.shape(), weight.shape(), stride, padding)?;
+        if let Some(b) = bias {
+            check_same("conv2d", self, b)?;
+            if b.dims() != [params.c_out] {
+                return shape_err(
+                    "conv2d",
+                    format!(
+                        "bias {:?} for weight {:?}: want [{}]",
+                        b.shape(),
+                        weight.shape(),
+                        params.c_out
+                    ),
+                );
+            }
+        }
+        let shape = Shape::new([params.batch, params.c_out, params.h_out(), params.w_out()]);
+        let s = self.storage().conv2d(&weight.storage(), &params)?;
+        let y = Tensor::from_op(s, shape, &[self, weight], |_| Conv2dBackward { params });
+        match bias {
+            Some(b) => y.add(&b.reshape([1, params.c_out, 1, 1])?),
+            None => Ok(y),
+        }
+    }
+}
+
+impl Conv2dParams {
+    /// The geometry of `conv2d(x, w, stride, padding)`, or the error that names what is
+    /// wrong: ranks, channel counts, a zero stride, an empty kernel, or a kernel larger
+    /// than the padded input.
+    pub fn new(
+        x: &Shape,
+        w: &Shape,
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Result<Self> {
         const OP: &str = "conv2d";
-        check_same(OP, self, weight)?;
-        if self.rank() != 4 || weight.rank() != 4 {
+        if x.rank() != 4 || w.rank() != 4 {
             return shape_err(
                 OP,
                 format!(
                     "input {:?} and weight {:?}: want [n, c_in, h, w] and [c_out, c_in, kh, kw]",
-                    self.shape(),
-                    weight.shape()
+                    x, w
                 ),
             );
         }
-        let (xd, wd) = (self.dims(), weight.dims());
+        let (xd, wd) = (x.dims(), w.dims());
         if xd[1] != wd[1] {
             return shape_err(
                 OP,
                 format!(
                     "input {:?} has {} channels, weight {:?} expects {}",
-                    self.shape(),
-                    xd[1],
-                    weight.shape(),
-                    wd[1]
+                    x, xd[1], w, wd[1]
                 ),
             );
         }
@@ -83,47 +114,24 @@ impl Tensor {
                 OP,
                 format!(
                     "stride {stride:?} must be positive (input {:?}, weight {:?})",
-                    self.shape(),
-                    weight.shape()
+                    x, w
                 ),
             );
         }
         if wd[2] == 0 || wd[3] == 0 {
-            return invalid(
-                OP,
-                format!("weight {:?} has an empty kernel", weight.shape()),
-            );
+            return invalid(OP, format!("weight {:?} has an empty kernel", w));
         }
         let padded = (xd[2] + 2 * padding.0, xd[3] + 2 * padding.1);
         if wd[2] > padded.0 || wd[3] > padded.1 {
             return shape_err(
                 OP,
                 format!(
-                    "kernel {}x{} of weight {:?} is larger than input {:?} padded by {padding:?} ({}x{})",
-                    wd[2],
-                    wd[3],
-                    weight.shape(),
-                    self.shape(),
-                    padded.0,
-                    padded.1
+                    "kernel {}x{} of weight {w:?} is larger than input {x:?} padded by {padding:?} ({}x{})",
+                    wd[2], wd[3], padded.0, padded.1
                 ),
             );
         }
-        if let Some(b) = bias {
-            check_same(OP, self, b)?;
-            if b.dims() != [wd[0]] {
-                return shape_err(
-                    OP,
-                    format!(
-                        "bias {:?} for weight {:?}: want [{}]",
-                        b.shape(),
-                        weight.shape(),
-                        wd[0]
-                    ),
-                );
-            }
-        }
-        let params = Conv2dParams {
+        Ok(Conv2dParams {
             batch: xd[0],
             c_in: xd[1],
             h_in: xd[2],
@@ -133,13 +141,6 @@ impl Tensor {
             kw: wd[3],
             stride,
             padding,
-        };
-        let shape = Shape::new([params.batch, params.c_out, params.h_out(), params.w_out()]);
-        let s = self.storage().conv2d(&weight.storage(), &params)?;
-        let y = Tensor::from_op(s, shape, &[self, weight], |_| Conv2dBackward { params });
-        match bias {
-            Some(b) => y.add(&b.reshape([1, params.c_out, 1, 1])?),
-            None => Ok(y),
-        }
+        })
     }
 }
