@@ -25,17 +25,50 @@ fn composed(z: &Tensor, y: &[usize], log_n: &Tensor) -> Result<Tensor> {
     u.logsumexp(1, false)?.sub(&target)?.mean_all()
 }
 
+/// One size's inputs: f32 logits in [-6, 6] (a parameter, so backward reaches them), class
+/// counts 1..500 and labels spread over every class.
+struct Problem {
+    z: Tensor,
+    counts: Vec<f64>,
+    y: Vec<usize>,
+}
+
+fn problem(b: usize, classes: usize, seed: u64) -> Problem {
+    let mut r = SplitMix::new(seed);
+    let z = Tensor::from_vec(r.vec(b * classes, -6.0, 6.0), [b, classes])
+        .and_then(|t| t.to_dtype(DType::F32))
+        .unwrap()
+        .into_parameter();
+    Problem {
+        z,
+        counts: (0..classes).map(|j| 1.0 + (j * 37 % 500) as f64).collect(),
+        y: (0..b).map(|i| i * 7919 % classes).collect(),
+    }
+}
+
+/// The loss benches' criterion settings: short runs, throughput in the bytes a
+/// memory-bound pass moves (logits read, gradient written).
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: String,
+    b: usize,
+    classes: usize,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let bytes = 2 * b * classes * std::mem::size_of::<f32>();
+    let mut group = c.benchmark_group(name);
+    group
+        .throughput(Throughput::Bytes(bytes as u64))
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    group
+}
+
 fn fwd_bwd(c: &mut Criterion) {
     for (b, classes) in SIZES {
-        let mut r = SplitMix::new(7);
-        let z = Tensor::from_vec(r.vec(b * classes, -6.0, 6.0), [b, classes])
-            .and_then(|t| t.to_dtype(DType::F32))
-            .unwrap()
-            .into_parameter();
-        let counts: Vec<f64> = (0..classes).map(|j| 1.0 + (j * 37 % 500) as f64).collect();
+        let Problem { z, counts, y } = problem(b, classes, 7);
         let log_n: Vec<f32> = counts.iter().map(|n| n.ln() as f32).collect();
         let log_n = Tensor::from_vec(log_n, [1, classes]).unwrap();
-        let y: Vec<usize> = (0..b).map(|i| i * 7919 % classes).collect();
         let target = Target::Hard(y.clone());
         let arb = LossKind::Arb {
             counts: CountMode::Global,
@@ -43,13 +76,7 @@ fn fwd_bwd(c: &mut Criterion) {
         };
         let loss = Loss::new(arb, Reduction::Mean, &counts).unwrap();
 
-        let bytes = 2 * b * classes * std::mem::size_of::<f32>();
-        let mut group = c.benchmark_group(format!("arb_loss_fwd_bwd/{b}x{classes}"));
-        group
-            .throughput(Throughput::Bytes(bytes as u64))
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
+        let mut group = group(c, format!("arb_loss_fwd_bwd/{b}x{classes}"), b, classes);
         group.bench_function("fused", |bench| {
             bench.iter(|| {
                 z.zero_grad();
@@ -90,13 +117,7 @@ fn fwd_bwd(c: &mut Criterion) {
 /// cross-entropy and Balanced Softmax on hard labels, ARB-Loss on mixup targets.
 fn other_losses(c: &mut Criterion) {
     for (b, classes) in [(128, 100), (512, 8142)] {
-        let mut r = SplitMix::new(11);
-        let z = Tensor::from_vec(r.vec(b * classes, -6.0, 6.0), [b, classes])
-            .and_then(|t| t.to_dtype(DType::F32))
-            .unwrap()
-            .into_parameter();
-        let counts: Vec<f64> = (0..classes).map(|j| 1.0 + (j * 37 % 500) as f64).collect();
-        let y: Vec<usize> = (0..b).map(|i| i * 7919 % classes).collect();
+        let Problem { z, counts, y } = problem(b, classes, 11);
         let partner: Vec<usize> = y.iter().rev().copied().collect();
         let hard = Target::Hard(y.clone());
         let mixup = Target::Mixup {
@@ -104,13 +125,7 @@ fn other_losses(c: &mut Criterion) {
             b: partner,
             lam: 0.7,
         };
-        let bytes = 2 * b * classes * std::mem::size_of::<f32>();
-        let mut group = c.benchmark_group(format!("loss_fwd_bwd/{b}x{classes}"));
-        group
-            .throughput(Throughput::Bytes(bytes as u64))
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
+        let mut group = group(c, format!("loss_fwd_bwd/{b}x{classes}"), b, classes);
         for (name, kind, target) in [
             ("ce", "ce", &hard),
             ("bsm", "bsm", &hard),

@@ -2,7 +2,7 @@
 //! against the documented schema, stop-and-resume equal to an uninterrupted run, and bad
 //! input answered with a message and a non-zero exit.
 mod common;
-use common::{repro, stderr, tmp};
+use common::{repro, repro_env, stderr, tmp};
 use std::path::Path;
 use std::process::Output;
 
@@ -29,11 +29,15 @@ const TINY: &[&str] = &[
 ];
 
 fn train(out: &Path, extra: &[&str]) -> Output {
+    train_env(out, extra, &[])
+}
+
+fn train_env(out: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let mut args = vec!["train"];
     args.extend_from_slice(TINY);
     args.extend_from_slice(&["--out", out.to_str().unwrap()]);
     args.extend_from_slice(extra);
-    repro(&args)
+    repro_env(&args, env)
 }
 
 fn results(out: &Path) -> serde_json::Value {
@@ -205,16 +209,9 @@ fn presets_list_every_reference_config() {
 /// `results.json`, and a level that does not exist is refused before anything is written.
 #[test]
 fn simd_level_is_recorded_and_a_bad_one_refused() {
+    let run = |out: &Path, level: &str| train_env(out, &[], &[("ARBOR_SIMD", level)]);
     let out = tmp("simd");
-    let mut args = vec!["train"];
-    args.extend_from_slice(TINY);
-    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_repro"))
-        .args(&args)
-        .env("RAYON_NUM_THREADS", "2")
-        .env("ARBOR_SIMD", "portable")
-        .output()
-        .unwrap();
+    let o = run(&out, "portable");
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(results(&out)["simd"], "portable");
     let config: serde_json::Value =
@@ -222,14 +219,7 @@ fn simd_level_is_recorded_and_a_bad_one_refused() {
     assert_eq!(config["simd"], "portable");
 
     let bad = tmp("simd-bad");
-    let mut args = vec!["train"];
-    args.extend_from_slice(TINY);
-    args.extend_from_slice(&["--out", bad.to_str().unwrap()]);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_repro"))
-        .args(&args)
-        .env("ARBOR_SIMD", "sse9")
-        .output()
-        .unwrap();
+    let o = run(&bad, "sse9");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("ARBOR_SIMD"), "{}", stderr(&o));
     assert!(!bad.exists(), "nothing is written for a refused level");

@@ -97,6 +97,10 @@ impl Conv2d {
     }
 }
 
+/// `Tensor::batch_norm2d` or `Tensor::batch_norm2d_relu`: the same arguments.
+type BatchNormOp =
+    fn(&Tensor, &Tensor, &Tensor, &Tensor, &Tensor, bool, f64, f64) -> Result<Tensor>;
+
 /// Batch norm over NCHW channels, PyTorch's defaults (momentum 0.1, eps 1e-5).
 pub struct BatchNorm2d {
     pub gamma: Tensor,
@@ -131,33 +135,25 @@ impl BatchNorm2d {
         self.running_var = self.running_var.to_device(device)?;
         Ok(())
     }
-    /// A training batch updates the running statistics: count it, as PyTorch's
-    /// `num_batches_tracked` does.
-    fn count_batch(&self, training: bool) -> Result<()> {
+    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        self.apply(x, training, Tensor::batch_norm2d)
+    }
+    /// `relu(forward(x))` as one fused op (one pass over the activation).
+    pub fn forward_relu(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        self.apply(x, training, Tensor::batch_norm2d_relu)
+    }
+    /// `op` (batch norm, or batch norm + ReLU) with this layer's parameters and
+    /// statistics. A training batch updates the running statistics, so it is counted in
+    /// `num_batches_tracked` as PyTorch counts it.
+    fn apply(&self, x: &Tensor, training: bool, op: BatchNormOp) -> Result<Tensor> {
         if training {
             let n = self.num_batches_tracked.item()?;
             let dtype = self.num_batches_tracked.dtype();
             self.num_batches_tracked
                 .assign(&Tensor::scalar(n + 1.0, dtype))?;
         }
-        Ok(())
-    }
-    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
-        self.count_batch(training)?;
-        x.batch_norm2d(
-            &self.gamma,
-            &self.beta,
-            &self.running_mean,
-            &self.running_var,
-            training,
-            Self::MOMENTUM,
-            Self::EPS,
-        )
-    }
-    /// `relu(forward(x))` as one fused op (one pass over the activation).
-    pub fn forward_relu(&self, x: &Tensor, training: bool) -> Result<Tensor> {
-        self.count_batch(training)?;
-        x.batch_norm2d_relu(
+        op(
+            x,
             &self.gamma,
             &self.beta,
             &self.running_mean,

@@ -7,9 +7,15 @@ use std::process::{Command, Output};
 
 /// Runs `repro ARGS` on two threads (the CI machine's size) and waits for it.
 pub fn repro(args: &[&str]) -> Output {
+    repro_env(args, &[])
+}
+
+/// [`repro`] with extra environment variables (`ARBOR_SIMD`, ...).
+pub fn repro_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_repro"))
         .args(args)
         .env("RAYON_NUM_THREADS", "2")
+        .envs(env.iter().copied())
         .output()
         .expect("repro runs")
 }
