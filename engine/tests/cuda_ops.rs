@@ -239,7 +239,7 @@ device_test!(matmul_variants, 1e-5, |dev: Device,
     Ok(out)
 });
 
-device_test!(layout_ops, 1e-5, |dev: Device,
+device_test!(index_and_shape_ops, 1e-5, |dev: Device,
                                 dt: DType|
  -> Result<Outputs> {
     let x = param(dev, dt, &[2, 3, 4, 5], 90, -1.0, 1.0);

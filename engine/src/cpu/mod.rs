@@ -4,12 +4,13 @@ pub mod batch_norm;
 pub mod conv;
 pub mod elementwise;
 pub mod fused;
-pub mod layout;
+pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
 pub mod sgd;
+pub mod shape;
 pub mod simd;
 pub mod softmax;
 
@@ -145,25 +146,25 @@ impl BackendStorage for CpuStorage {
         Ok(map2!("matmul", self, rhs, a, b => matmul::matmul(a, b, dims)))
     }
     fn permute(&self, shape: &Shape, perm: &[usize]) -> Result<Self> {
-        Ok(map1!(self, v => layout::permute(v, shape, perm)))
+        Ok(map1!(self, v => shape::permute(v, shape, perm)))
     }
     fn slice(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
-        Ok(map1!(self, v => layout::slice(v, shape, ranges)))
+        Ok(map1!(self, v => index::slice(v, shape, ranges)))
     }
     fn slice_backward(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
-        Ok(map1!(self, v => layout::slice_backward(v, shape, ranges)))
+        Ok(map1!(self, v => index::slice_backward(v, shape, ranges)))
     }
     fn pad_channels(&self, shape: &Shape, before: usize, after: usize) -> Result<Self> {
-        Ok(map1!(self, v => layout::pad_channels(v, shape, before, after)))
+        Ok(map1!(self, v => index::pad_channels(v, shape, before, after)))
     }
     fn index_select(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
-        Ok(map1!(self, v => layout::index_select(v, shape, axis, idx)))
+        Ok(map1!(self, v => index::index_select(v, shape, axis, idx)))
     }
     fn index_add(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
-        Ok(map1!(self, v => layout::index_add(v, shape, axis, idx)))
+        Ok(map1!(self, v => index::index_add(v, shape, axis, idx)))
     }
     fn gather(&self, shape: &Shape, axis: usize, idx: &[usize], ishape: &Shape) -> Result<Self> {
-        Ok(map1!(self, v => layout::gather(v, shape, axis, idx, ishape)))
+        Ok(map1!(self, v => index::gather(v, shape, axis, idx, ishape)))
     }
     fn scatter_add(
         &self,
@@ -172,7 +173,7 @@ impl BackendStorage for CpuStorage {
         idx: &[usize],
         ishape: &Shape,
     ) -> Result<Self> {
-        Ok(map1!(self, v => layout::scatter_add(v, shape, axis, idx, ishape)))
+        Ok(map1!(self, v => index::scatter_add(v, shape, axis, idx, ishape)))
     }
     fn concat(parts: &[&Self], shapes: &[Shape], axis: usize) -> Result<Self> {
         let Some(first) = parts.first() else {
@@ -182,16 +183,12 @@ impl BackendStorage for CpuStorage {
             });
         };
         Ok(match first.dtype() {
-            DType::F32 => CpuStorage::F32(layout::concat(
-                &typed::<f32>("concat", parts)?,
-                shapes,
-                axis,
-            )),
-            DType::F64 => CpuStorage::F64(layout::concat(
-                &typed::<f64>("concat", parts)?,
-                shapes,
-                axis,
-            )),
+            DType::F32 => {
+                CpuStorage::F32(index::concat(&typed::<f32>("concat", parts)?, shapes, axis))
+            }
+            DType::F64 => {
+                CpuStorage::F64(index::concat(&typed::<f64>("concat", parts)?, shapes, axis))
+            }
         })
     }
     fn conv2d(&self, w: &Self, p: &Conv2dParams) -> Result<Self> {

@@ -11,13 +11,14 @@
 mod batch_norm;
 mod conv;
 mod elementwise;
-mod layout;
+mod index;
 mod loss;
 mod matmul;
 mod pool;
 mod reduce;
 mod registry;
 mod sgd;
+mod shape;
 mod softmax;
 
 pub use registry::device;
@@ -275,47 +276,47 @@ impl BackendStorage for CudaStorage {
     }
     fn permute(&self, shape: &Shape, perm: &[usize]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
-            let y = layout::permute::<T>(&self.dev, self.typed("permute")?, shape, perm);
+            let y = shape::permute::<T>(&self.dev, self.typed("permute")?, shape, perm);
             Ok(self.with(y.map_err(gpu_err("permute"))?))
         })
     }
     fn slice(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
-            let y = layout::slice::<T>(&self.dev, self.typed("slice")?, shape, ranges);
+            let y = index::slice::<T>(&self.dev, self.typed("slice")?, shape, ranges);
             Ok(self.with(y.map_err(gpu_err("slice"))?))
         })
     }
     fn slice_backward(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
-            let y = layout::slice_backward::<T>(&self.dev, self.typed("slice")?, shape, ranges);
+            let y = index::slice_backward::<T>(&self.dev, self.typed("slice")?, shape, ranges);
             Ok(self.with(y.map_err(gpu_err("slice"))?))
         })
     }
     fn pad_channels(&self, shape: &Shape, before: usize, after: usize) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let x = self.typed("pad_channels")?;
-            let y = layout::pad_channels::<T>(&self.dev, x, shape, before, after);
+            let y = index::pad_channels::<T>(&self.dev, x, shape, before, after);
             Ok(self.with(y.map_err(gpu_err("pad_channels"))?))
         })
     }
     fn index_select(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let x = self.typed("index_select")?;
-            let y = layout::index_select::<T>(&self.dev, x, shape, axis, idx);
+            let y = index::index_select::<T>(&self.dev, x, shape, axis, idx);
             Ok(self.with(y.map_err(gpu_err("index_select"))?))
         })
     }
     fn index_add(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let g = self.typed("index_select")?;
-            let y = layout::index_add::<T>(&self.dev, g, shape, axis, idx);
+            let y = index::index_add::<T>(&self.dev, g, shape, axis, idx);
             Ok(self.with(y.map_err(gpu_err("index_select"))?))
         })
     }
     fn gather(&self, shape: &Shape, axis: usize, idx: &[usize], ishape: &Shape) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let x = self.typed("gather")?;
-            let y = layout::gather::<T>(&self.dev, x, shape, axis, idx, ishape);
+            let y = index::gather::<T>(&self.dev, x, shape, axis, idx, ishape);
             Ok(self.with(y.map_err(gpu_err("gather"))?))
         })
     }
@@ -328,7 +329,7 @@ impl BackendStorage for CudaStorage {
     ) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let g = self.typed("gather")?;
-            let y = layout::scatter_add::<T>(&self.dev, g, shape, axis, idx, ishape);
+            let y = index::scatter_add::<T>(&self.dev, g, shape, axis, idx, ishape);
             Ok(self.with(y.map_err(gpu_err("gather"))?))
         })
     }
@@ -341,7 +342,7 @@ impl BackendStorage for CudaStorage {
         };
         dispatch!(first.dtype(), T => {
             let typed = first.operands::<T>("concat", parts)?;
-            let y = layout::concat::<T>(&first.dev, &typed, shapes, axis);
+            let y = index::concat::<T>(&first.dev, &typed, shapes, axis);
             Ok(first.with(y.map_err(gpu_err("concat"))?))
         })
     }
