@@ -240,7 +240,7 @@ device_test!(matmul_variants, 1e-5, |dev: Device,
 });
 
 device_test!(index_and_shape_ops, 1e-5, |dev: Device,
-                                dt: DType|
+                                         dt: DType|
  -> Result<Outputs> {
     let x = param(dev, dt, &[2, 3, 4, 5], 90, -1.0, 1.0);
     let permuted = x.permute(&[2, 0, 3, 1])?;
