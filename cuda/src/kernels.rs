@@ -30,9 +30,10 @@ kernel_file!(INDEX, "index.cu");
 kernel_file!(MEMORY, "memory.cu");
 kernel_file!(SGD, "sgd.cu");
 kernel_file!(LOSS, "loss.cu");
+kernel_file!(FUSED, "fused.cu");
 
 /// Every kernel file, in the order `compile_all_to_ptx` reports them.
-pub const ALL: [&KernelFile; 10] = [
+pub const ALL: [&KernelFile; 11] = [
     &ELEMENTWISE,
     &REDUCE,
     &SOFTMAX,
@@ -43,6 +44,7 @@ pub const ALL: [&KernelFile; 10] = [
     &MEMORY,
     &SGD,
     &LOSS,
+    &FUSED,
 ];
 
 /// Headers the `.cu` files include with `#include "name"`; spliced in textually because

@@ -10,7 +10,8 @@ mod params;
 
 pub use fused_loss::{FusedLossOut, FusedLossParams};
 pub use params::{
-    BatchNormDims, BatchNormStats, Conv2dParams, MatmulDims, Pool2dParams, SliceRange, StridedWalk,
+    BatchNormDims, BatchNormReluStats, BatchNormStats, Conv2dParams, MatmulDims, Pool2dParams,
+    SliceRange, StridedWalk,
 };
 
 /// Elementwise ops of one input.
@@ -146,6 +147,44 @@ pub trait BackendStorage: Sized + Send + Sync {
         gamma: &Self,
         mean: &Self,
         inv_std: &Self,
+        dims: &BatchNormDims,
+    ) -> Result<(Self, Self, Self)>;
+
+    /// The fused ops of a ResNet block (`ops/fused.rs`). `max(self + rhs, 0)` of two
+    /// storages of one shape, in one pass. Its backward is relu's: `BinaryOp::ReluGrad` with
+    /// the output as the mask.
+    fn add_relu(&self, rhs: &Self) -> Result<Self>;
+    /// `max(batch_norm2d_train(..), 0)` in one pass; beside `y` the statistics and the
+    /// backend's `mask_source` for the backward.
+    fn batch_norm2d_relu_train(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<(Self, BatchNormReluStats<Self>)>;
+    /// `max(batch_norm2d_eval(..), 0)` in one pass (for inference: there is no backward).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_relu_eval(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        running_mean: &Self,
+        running_var: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<Self>;
+    /// (dx, dgamma, dbeta) from dL/dy (`self`): batch_norm2d_backward of `dy [z > 0]`, the
+    /// mask recovered from the training forward's `mask_source`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_relu_backward(
+        &self,
+        x: &Self,
+        gamma: &Self,
+        beta: &Self,
+        mean: &Self,
+        inv_std: &Self,
+        mask_source: &Self,
         dims: &BatchNormDims,
     ) -> Result<(Self, Self, Self)>;
 

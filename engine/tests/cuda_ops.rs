@@ -1,7 +1,8 @@
 //! Every engine op on the CPU and on the GPU (cuda:0), forward and backward through the
 //! tape, compared element by element; the fused loss in `cuda_ops/loss.rs`, conv, batch
-//! norm, pooling, softmax and SGD in `cuda_ops/nn.rs`. (One ResNet-8 training step, which
-//! needs the models, is the root package's `tests/cuda_resnet_step.rs`.)
+//! norm, pooling, softmax and SGD in `cuda_ops/nn.rs`, the fused block ops in
+//! `cuda_ops/fused.rs`. (One ResNet-8 training step, which needs the models, is the root
+//! package's `tests/cuda_resnet_step.rs`.)
 //!
 //! Each test body is written once and run by [`device_test!`] on both devices, in f32
 //! and in f64. Agreement is measured per element as `|gpu - cpu| / max(|cpu|, floor)` with
@@ -127,6 +128,8 @@ macro_rules! outputs {
 }
 
 // The op families' tests; declared after the macros so that they can use them.
+#[path = "cuda_ops/fused.rs"]
+mod fused;
 #[path = "cuda_ops/loss.rs"]
 mod loss;
 #[path = "cuda_ops/nn.rs"]

@@ -9,6 +9,7 @@
 pub mod batch_norm;
 pub mod conv;
 pub mod elementwise;
+pub mod fused;
 pub mod index;
 pub mod loss;
 pub mod matmul;

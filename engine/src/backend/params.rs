@@ -126,3 +126,13 @@ pub struct BatchNormStats<S> {
     pub var: S,
     pub inv_std: S,
 }
+
+/// What batch_norm2d_relu's training forward returns beside `y`: batch norm's statistics,
+/// and `mask_source`, what this backend keeps to know, in the backward, which outputs the
+/// ReLU zeroed. The CPU keeps the exact per-channel `gamma inv_std` it multiplied by (`[c]`:
+/// its backward recomputes `z > 0` from `x`, bit for bit, so no activation is stored);
+/// CUDA keeps the output `y` itself (its buffer shared, not copied; the mask is `y > 0`).
+pub struct BatchNormReluStats<S> {
+    pub stats: BatchNormStats<S>,
+    pub mask_source: S,
+}

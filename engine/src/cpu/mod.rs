@@ -234,6 +234,88 @@ impl BackendStorage for CpuStorage {
             }
         })
     }
+    fn add_relu(&self, rhs: &Self) -> Result<Self> {
+        Ok(map2!("add_relu", self, rhs, a, b => fused::add_relu(a, b)))
+    }
+    fn batch_norm2d_relu_train(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<(Self, BatchNormReluStats<Self>)> {
+        macro_rules! go {
+            ($t:ty, $variant:ident) => {{
+                let v = typed::<$t>("batch_norm2d_relu", &[self, gamma, beta])?;
+                let (y, saved) = batch_norm::forward_train_act(v[0], v[1], v[2], dims, eps, true);
+                let s = saved.stats;
+                let stats = BatchNormStats {
+                    mean: CpuStorage::$variant(s.mean),
+                    var: CpuStorage::$variant(s.var),
+                    inv_std: CpuStorage::$variant(s.inv_std),
+                };
+                let mask_source = CpuStorage::$variant(saved.scale);
+                (
+                    CpuStorage::$variant(y),
+                    BatchNormReluStats { stats, mask_source },
+                )
+            }};
+        }
+        Ok(match self.dtype() {
+            DType::F32 => go!(f32, F32),
+            DType::F64 => go!(f64, F64),
+        })
+    }
+    fn batch_norm2d_relu_eval(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        running_mean: &Self,
+        running_var: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<Self> {
+        let all = [self, gamma, beta, running_mean, running_var];
+        macro_rules! go {
+            ($t:ty, $variant:ident) => {{
+                let v = typed::<$t>("batch_norm2d_relu", &all)?;
+                let stats = [v[1], v[2], v[3], v[4]];
+                CpuStorage::$variant(batch_norm::forward_eval_act(v[0], stats, dims, eps, true))
+            }};
+        }
+        Ok(match self.dtype() {
+            DType::F32 => go!(f32, F32),
+            DType::F64 => go!(f64, F64),
+        })
+    }
+    fn batch_norm2d_relu_backward(
+        &self,
+        x: &Self,
+        gamma: &Self,
+        beta: &Self,
+        mean: &Self,
+        inv_std: &Self,
+        mask_source: &Self,
+        dims: &BatchNormDims,
+    ) -> Result<(Self, Self, Self)> {
+        let all = [self, x, gamma, beta, mean, inv_std, mask_source];
+        macro_rules! go {
+            ($t:ty, $variant:ident) => {{
+                let v = typed::<$t>("batch_norm2d_relu", &all)?;
+                // The mask is recomputed as `scale (x - mean) + beta > 0`, `scale` the
+                // forward's exact `gamma inv_std` (the `mask_source`).
+                let relu = Some((v[6], v[3]));
+                let (dx, dgamma, dbeta) =
+                    batch_norm::backward_act(v[0], v[1], v[2], v[4], v[5], relu, dims);
+                let wrap = CpuStorage::$variant;
+                (wrap(dx), wrap(dgamma), wrap(dbeta))
+            }};
+        }
+        Ok(match self.dtype() {
+            DType::F32 => go!(f32, F32),
+            DType::F64 => go!(f64, F64),
+        })
+    }
     fn max_pool2d(&self, p: &Pool2dParams) -> Result<Self> {
         Ok(map1!(self, v => pool::max_pool2d(v, p)))
     }

@@ -11,6 +11,7 @@
 mod batch_norm;
 mod conv;
 mod elementwise;
+mod fused;
 mod index;
 mod loss;
 mod matmul;
@@ -205,11 +206,7 @@ impl BackendStorage for CudaStorage {
             let v = self.operands::<T>("batch_norm2d", &[self, gamma, beta])?;
             let (y, st) = batch_norm::train::<T>(&self.dev, v[0], v[1], v[2], dims, eps)
                 .map_err(gpu_err("batch_norm2d"))?;
-            let stats = BatchNormStats {
-                mean: self.with(st.mean),
-                var: self.with(st.var),
-                inv_std: self.with(st.inv_std),
-            };
+            let stats = self.with_stats(st);
             Ok((self.with(y), stats))
         })
     }
@@ -243,6 +240,68 @@ impl BackendStorage for CudaStorage {
             let (dx, dg, db) =
                 batch_norm::backward::<T>(&self.dev, [v[0], v[1], v[2], v[3], v[4]], dims)
                     .map_err(gpu_err("batch_norm2d"))?;
+            Ok((self.with(dx), self.with(dg), self.with(db)))
+        })
+    }
+    fn add_relu(&self, rhs: &Self) -> Result<Self> {
+        dispatch!(self.dtype(), T => {
+            let b = self.operands::<T>("add_relu", &[rhs])?[0];
+            let y = fused::add_relu::<T>(&self.dev, self.typed("add_relu")?, b);
+            Ok(self.with(y.map_err(gpu_err("add_relu"))?))
+        })
+    }
+    fn batch_norm2d_relu_train(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<(Self, BatchNormReluStats<Self>)> {
+        dispatch!(self.dtype(), T => {
+            let v = self.operands::<T>("batch_norm2d_relu", &[self, gamma, beta])?;
+            let (y, st) = fused::batch_norm2d_relu_train::<T>(&self.dev, v[0], v[1], v[2], dims, eps)
+                .map_err(gpu_err("batch_norm2d_relu"))?;
+            let y = self.with(y);
+            let stats = self.with_stats(st);
+            // The output is the mask's source; the clone shares its buffer.
+            let mask_source = y.clone();
+            Ok((y, BatchNormReluStats { stats, mask_source }))
+        })
+    }
+    fn batch_norm2d_relu_eval(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        running_mean: &Self,
+        running_var: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<Self> {
+        let all = [self, gamma, beta, running_mean, running_var];
+        dispatch!(self.dtype(), T => {
+            let v = self.operands::<T>("batch_norm2d_relu", &all)?;
+            let inputs = [v[0], v[1], v[2], v[3], v[4]];
+            let y = fused::batch_norm2d_relu_eval::<T>(&self.dev, inputs, dims, eps);
+            Ok(self.with(y.map_err(gpu_err("batch_norm2d_relu"))?))
+        })
+    }
+    fn batch_norm2d_relu_backward(
+        &self,
+        x: &Self,
+        gamma: &Self,
+        beta: &Self,
+        mean: &Self,
+        inv_std: &Self,
+        mask_source: &Self,
+        dims: &BatchNormDims,
+    ) -> Result<(Self, Self, Self)> {
+        // beta is checked but unused: it only shapes the mask, here read off the output.
+        let all = [self, x, gamma, beta, mean, inv_std, mask_source];
+        dispatch!(self.dtype(), T => {
+            let v = self.operands::<T>("batch_norm2d_relu", &all)?;
+            let grads = [v[0], v[1], v[2], v[4], v[5]];
+            let (dx, dg, db) = fused::batch_norm2d_relu_backward::<T>(&self.dev, grads, v[6], dims)
+                .map_err(gpu_err("batch_norm2d_relu"))?;
             Ok((self.with(dx), self.with(dg), self.with(db)))
         })
     }

@@ -3,7 +3,7 @@
 //! GPU. What it does, the [`BackendStorage`](crate::backend::BackendStorage) ops, is in
 //! `mod.rs`.
 use super::registry;
-use crate::backend::BackendStorage;
+use crate::backend::{BackendStorage, BatchNormStats};
 use crate::cpu::CpuStorage;
 use crate::error::Error;
 use crate::Result;
@@ -145,6 +145,18 @@ impl CudaStorage {
             buf: T::wrap(s),
             dev: self.dev.clone(),
             ordinal: self.ordinal,
+        }
+    }
+
+    /// Batch norm's statistics as storages on this one's GPU.
+    pub(super) fn with_stats<T: GpuFloat>(
+        &self,
+        st: BatchNormStats<CudaSlice<T>>,
+    ) -> BatchNormStats<Self> {
+        BatchNormStats {
+            mean: self.with(st.mean),
+            var: self.with(st.var),
+            inv_std: self.with(st.inv_std),
         }
     }
 
