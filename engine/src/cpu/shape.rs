@@ -1,5 +1,5 @@
 //! Shape kernels (the ops of `ops/shape.rs`): reshape is free (a shared buffer), so the
-//! one kernel is permute, a strided copy. [`strided_walk`] is the loop it shares with the
+//! one kernel is permute, a strided copy. `strided_walk` is the loop it shares with the
 //! strided slices of `index.rs`.
 use crate::backend::StridedWalk;
 use crate::{Float, Shape};
