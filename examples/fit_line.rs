@@ -3,9 +3,10 @@
 //!
 //! Teaches: parameters (`into_parameter`), a forward pass of broadcasting ops, `backward()`,
 //! reading `grad()`, updating values in place under `no_grad`.
-//! Read next: `engine/src/tensor.rs` (parameters, `backward`, `grad`, `assign`),
-//! `engine/src/tape.rs` (the reverse loop), `engine/src/ops/elementwise.rs` (the ops used
-//! here, each with its backward rule beside it).
+//! Read next: `engine/src/tensor.rs` (parameters, `backward`, `grad`; `assign` is in
+//! `tensor/values.rs`), `engine/src/tape.rs` (the reverse loop),
+//! `engine/src/ops/elementwise.rs` (the ops used here, each with its backward rule beside
+//! it).
 //!
 //! Run: `cargo run --release --example fit_line`
 use arbor::engine::{no_grad, Result, Tensor};

@@ -27,10 +27,10 @@ kernel_file!(CONV, "conv.cu");
 kernel_file!(BATCH_NORM, "batch_norm.cu");
 kernel_file!(POOL, "pool.cu");
 kernel_file!(INDEX, "index.cu");
-kernel_file!(SHAPE, "shape.cu");
 kernel_file!(MEMORY, "memory.cu");
 kernel_file!(SGD, "sgd.cu");
 kernel_file!(LOSS, "loss.cu");
+kernel_file!(FUSED, "fused.cu");
 
 /// Every kernel file, in the order `compile_all_to_ptx` reports them.
 pub const ALL: [&KernelFile; 11] = [
@@ -41,10 +41,10 @@ pub const ALL: [&KernelFile; 11] = [
     &BATCH_NORM,
     &POOL,
     &INDEX,
-    &SHAPE,
     &MEMORY,
     &SGD,
     &LOSS,
+    &FUSED,
 ];
 
 /// Headers the `.cu` files include with `#include "name"`; spliced in textually because

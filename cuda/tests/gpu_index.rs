@@ -1,11 +1,10 @@
-//! Indexing (index_select, gather and their scatter-add backwards) and shape kernels
-//! (option-A shortcut, concat; their backwards are the engine's strided copies) against
-//! host loops.
+//! The index kernels (`index.cu`) against host loops: index_select, gather and their
+//! scatter-add backwards, the option-A shortcut and concat (whose backwards are the
+//! engine's strided copies).
 
 mod common;
 
 use arbor_cuda::ops::index::*;
-use arbor_cuda::ops::shape::*;
 use arbor_cuda::ops::AxisDims;
 use common::*;
 

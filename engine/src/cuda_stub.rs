@@ -126,6 +126,43 @@ impl BackendStorage for CudaStorage {
     ) -> Result<(Self, Self, Self)> {
         match *self {}
     }
+    fn add_relu(&self, _rhs: &Self) -> Result<Self> {
+        match *self {}
+    }
+    fn batch_norm2d_relu_train(
+        &self,
+        _gamma: &Self,
+        _beta: &Self,
+        _dims: &BatchNormDims,
+        _eps: f64,
+    ) -> Result<(Self, BatchNormReluStats<Self>)> {
+        match *self {}
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_relu_eval(
+        &self,
+        _gamma: &Self,
+        _beta: &Self,
+        _running_mean: &Self,
+        _running_var: &Self,
+        _dims: &BatchNormDims,
+        _eps: f64,
+    ) -> Result<Self> {
+        match *self {}
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_relu_backward(
+        &self,
+        _x: &Self,
+        _gamma: &Self,
+        _beta: &Self,
+        _mean: &Self,
+        _inv_std: &Self,
+        _mask_source: &Self,
+        _dims: &BatchNormDims,
+    ) -> Result<(Self, Self, Self)> {
+        match *self {}
+    }
     fn max_pool2d(&self, _p: &Pool2dParams) -> Result<Self> {
         match *self {}
     }

@@ -11,6 +11,8 @@ pub use crate::cuda::CudaStorage;
 #[cfg(not(feature = "cuda"))]
 pub use crate::cuda_stub::CudaStorage;
 
+mod transfer;
+
 /// A tensor's buffer: host or GPU.
 #[derive(Debug, Clone)]
 pub enum Storage {
@@ -231,63 +233,6 @@ impl Storage {
             (z, Some(t)) => Err(device_mismatch("fused_loss", z.device(), t.device())),
         }
     }
-
-    /// A copy on `device`: an upload, a download, or (between two GPUs) both. The only
-    /// place host and device memory meet, so every transfer is explicit.
-    pub fn to_device(&self, device: Device) -> Result<Self> {
-        if device == self.device() {
-            return Ok(self.clone());
-        }
-        let downloaded;
-        let host = match self {
-            Storage::Cpu(s) => s,
-            Storage::Cuda(s) => {
-                downloaded = download(s)?;
-                &downloaded
-            }
-        };
-        match device {
-            Device::Cpu => Ok(Storage::Cpu(host.clone())),
-            Device::Cuda(ordinal) => Ok(Storage::Cuda(upload(host, ordinal)?)),
-        }
-    }
-
-    /// Borrows the host storage, or explains that the tensor lives elsewhere.
-    pub fn as_cpu(&self, op: &'static str) -> Result<&CpuStorage> {
-        match self {
-            Storage::Cpu(s) => Ok(s),
-            Storage::Cuda(s) => Err(Error::Device {
-                op,
-                msg: format!("needs host memory, the tensor is on {}", s.device()),
-            }),
-        }
-    }
-}
-
-#[cfg(feature = "cuda")]
-fn upload(host: &CpuStorage, ordinal: usize) -> Result<CudaStorage> {
-    CudaStorage::upload(host, ordinal)
-}
-
-#[cfg(feature = "cuda")]
-fn download(s: &CudaStorage) -> Result<CpuStorage> {
-    s.download()
-}
-
-#[cfg(not(feature = "cuda"))]
-fn upload(_host: &CpuStorage, ordinal: usize) -> Result<CudaStorage> {
-    Err(Error::Device {
-        op: "to_device",
-        msg: format!(
-            "cuda:{ordinal} is not available: arbor was built without the `cuda` feature \
-             (rebuild with `--features cuda`)"
-        ),
-    })
-}
-
-#[cfg(not(feature = "cuda"))]
-fn download(s: &CudaStorage) -> Result<CpuStorage> {
-    match *s {}
 }
 
 fn wrap_loss<S>(out: FusedLossOut<S>, wrap: fn(S) -> Storage) -> FusedLossOut<Storage> {
@@ -345,6 +290,61 @@ impl Storage {
         )
     }
 
+    pub fn add_relu(&self, rhs: &Self) -> Result<Self> {
+        forward2!("add_relu", self, rhs, a, b => a.add_relu(b))
+    }
+
+    pub fn batch_norm2d_relu_train(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<(Self, BatchNormReluStats<Self>)> {
+        forward_all!(
+            device_mismatch("batch_norm2d_relu", self.device(), gamma.device()),
+            (self => x, gamma => g, beta => b) => x.batch_norm2d_relu_train(g, b, dims, eps),
+            wrap_relu_train
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm2d_relu_eval(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        running_mean: &Self,
+        running_var: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<Self> {
+        forward_all!(
+            device_mismatch("batch_norm2d_relu", self.device(), gamma.device()),
+            (self => x, gamma => g, beta => b, running_mean => m, running_var => v)
+                => x.batch_norm2d_relu_eval(g, b, m, v, dims, eps),
+            wrap_one
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm2d_relu_backward(
+        &self,
+        x: &Self,
+        gamma: &Self,
+        beta: &Self,
+        mean: &Self,
+        inv_std: &Self,
+        mask_source: &Self,
+        dims: &BatchNormDims,
+    ) -> Result<(Self, Self, Self)> {
+        forward_all!(
+            device_mismatch("batch_norm2d_relu", self.device(), x.device()),
+            (self => g, x => x, gamma => ga, beta => b, mean => m, inv_std => s,
+                mask_source => k) => g.batch_norm2d_relu_backward(x, ga, b, m, s, k, dims),
+            wrap_three
+        )
+    }
+
     pub fn sgd_update(
         &mut self,
         grad: &Self,
@@ -384,6 +384,15 @@ fn wrap_train<S>(
         inv_std: wrap(st.inv_std),
     };
     (wrap(y), stats)
+}
+
+fn wrap_relu_train<S>(
+    (y, saved): (S, BatchNormReluStats<S>),
+    wrap: fn(S) -> Storage,
+) -> (Storage, BatchNormReluStats<Storage>) {
+    let (y, stats) = wrap_train((y, saved.stats), wrap);
+    let mask_source = wrap(saved.mask_source);
+    (y, BatchNormReluStats { stats, mask_source })
 }
 
 /// For the in-place SGD step, which returns no storage.

@@ -1,5 +1,6 @@
 //! The one tensor type: a shape, a storage on some device, and (when it takes part in
-//! autodiff) a place on the tape and a gradient slot.
+//! autodiff) a place on the tape and a gradient slot. Copies between devices and dtypes,
+//! `assign` and reads to the host are in `tensor/values.rs`.
 use crate::cpu::CpuStorage;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -7,6 +8,8 @@ use crate::tape::{self, Backward, NodeRef};
 use crate::{DType, Device, Float, Shape};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+mod values;
 
 /// Unique identity of a tensor (views made by `reshape`/`detach` get their own).
 pub type TensorId = u64;
@@ -246,26 +249,6 @@ impl Tensor {
         }))
     }
 
-    /// Copies to a device: `Device::Cuda(i)` uploads (opening GPU `i` on first use),
-    /// `Device::Cpu` downloads. An error, never a panic, when the device is unavailable
-    /// (no GPU, or a build without the `cuda` feature); the message says why.
-    pub fn to_device(&self, device: Device) -> Result<Tensor> {
-        if device == self.device() {
-            return Ok(self.clone());
-        }
-        let storage = self.storage().to_device(device)?;
-        Tensor::from_storage(storage, self.shape().clone())
-    }
-
-    /// Converts the element type (no gradient flows through a cast).
-    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
-        if dtype == self.dtype() {
-            return Ok(self.clone());
-        }
-        let s = self.storage().cast(dtype)?;
-        Tensor::from_storage(s, self.shape().clone())
-    }
-
     // ----- inspection -----------------------------------------------------------------
 
     pub fn id(&self) -> TensorId {
@@ -313,66 +296,6 @@ impl Tensor {
     /// running statistics, checkpoint loading). The shape and dtype must not change.
     pub fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
         self.0.storage.write().expect("storage lock poisoned")
-    }
-
-    /// Replaces the values in place with those of `src` (same shape and dtype).
-    pub fn assign(&self, src: &Tensor) -> Result<()> {
-        if src.shape() != self.shape() || src.dtype() != self.dtype() {
-            return Err(Error::Shape {
-                op: "assign",
-                msg: format!(
-                    "{:?} {} into {:?} {}",
-                    src.shape(),
-                    src.dtype(),
-                    self.shape(),
-                    self.dtype()
-                ),
-            });
-        }
-        // A source on another device is copied over, so the storage stays where `self` is.
-        let new = src.storage().to_device(self.device())?;
-        *self.storage_mut() = new;
-        Ok(())
-    }
-
-    /// The values as `T` (which must be the tensor's dtype), copied to the host (a download
-    /// for a GPU tensor).
-    pub fn to_vec<T: Float>(&self) -> Result<Vec<T>> {
-        let s = self.storage();
-        let downloaded;
-        let cpu = match &*s {
-            Storage::Cpu(cpu) => cpu,
-            Storage::Cuda(_) => {
-                downloaded = s.to_device(Device::Cpu)?;
-                downloaded.as_cpu("to_vec")?
-            }
-        };
-        cpu.as_slice::<T>()
-            .map(|v| v.to_vec())
-            .ok_or_else(|| Error::DType {
-                op: "to_vec",
-                msg: format!("asked for {}, tensor is {}", T::DTYPE, self.dtype()),
-            })
-    }
-
-    /// The values converted to f64, copied to the host.
-    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
-        self.storage().to_f64_vec()
-    }
-
-    /// The single value of a one-element tensor.
-    pub fn item(&self) -> Result<f64> {
-        if self.numel() != 1 {
-            return Err(Error::Shape {
-                op: "item",
-                msg: format!(
-                    "tensor of shape {:?} has {} values",
-                    self.shape(),
-                    self.numel()
-                ),
-            });
-        }
-        Ok(self.to_vec_f64()?[0])
     }
 
     // ----- gradients --------------------------------------------------------------------

@@ -1,7 +1,8 @@
 //! Every engine op on the CPU and on the GPU (cuda:0), forward and backward through the
 //! tape, compared element by element; the fused loss in `cuda_ops/loss.rs`, conv, batch
-//! norm, pooling, softmax and SGD in `cuda_ops/nn.rs`. (One ResNet-8 training step, which
-//! needs the models, is the root package's `tests/cuda_resnet_step.rs`.)
+//! norm, pooling, softmax and SGD in `cuda_ops/nn.rs`, the fused block ops in
+//! `cuda_ops/fused.rs`. (One ResNet-8 training step, which needs the models, is the root
+//! package's `tests/cuda_resnet_step.rs`.)
 //!
 //! Each test body is written once and run by [`device_test!`] on both devices, in f32
 //! and in f64. Agreement is measured per element as `|gpu - cpu| / max(|cpu|, floor)` with
@@ -127,6 +128,8 @@ macro_rules! outputs {
 }
 
 // The op families' tests; declared after the macros so that they can use them.
+#[path = "cuda_ops/fused.rs"]
+mod fused;
 #[path = "cuda_ops/loss.rs"]
 mod loss;
 #[path = "cuda_ops/nn.rs"]
@@ -239,8 +242,8 @@ device_test!(matmul_variants, 1e-5, |dev: Device,
     Ok(out)
 });
 
-device_test!(layout_ops, 1e-5, |dev: Device,
-                                dt: DType|
+device_test!(index_and_shape_ops, 1e-5, |dev: Device,
+                                         dt: DType|
  -> Result<Outputs> {
     let x = param(dev, dt, &[2, 3, 4, 5], 90, -1.0, 1.0);
     let permuted = x.permute(&[2, 0, 3, 1])?;

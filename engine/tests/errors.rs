@@ -68,3 +68,91 @@ fn cuda_without_the_feature_is_a_device_error() {
     assert!(matches!(e, Error::Device { .. }));
     assert!(e.to_string().contains("cuda"), "{e}");
 }
+
+/// The error's message, which must name `shape` (as `{:?}` prints it).
+fn err_naming(r: arbor_engine::Result<Tensor>, shape: &str) {
+    match r {
+        Ok(t) => panic!("expected an error naming {shape}, got {t:?}"),
+        Err(e) => assert!(e.to_string().contains(shape), "'{e}' does not name {shape}"),
+    }
+}
+
+#[test]
+fn conv2d_validation_errors_name_the_shapes() {
+    let x = Tensor::zeros([2, 3, 5, 5], DType::F32);
+    let w = Tensor::zeros([4, 3, 3, 3], DType::F32);
+    err_naming(
+        x.reshape([6, 5, 5])
+            .unwrap()
+            .conv2d(&w, None, (1, 1), (0, 0)),
+        "[6, 5, 5]",
+    );
+    err_naming(
+        x.conv2d(
+            &Tensor::zeros([4, 2, 3, 3], DType::F32),
+            None,
+            (1, 1),
+            (0, 0),
+        ),
+        "[4, 2, 3, 3]",
+    );
+    err_naming(
+        x.conv2d(
+            &Tensor::zeros([4, 3, 8, 3], DType::F32),
+            None,
+            (1, 1),
+            (1, 1),
+        ),
+        "[2, 3, 5, 5]",
+    );
+    err_naming(
+        x.conv2d(&w, Some(&Tensor::zeros([3], DType::F32)), (1, 1), (0, 0)),
+        "[3]",
+    );
+    err_naming(
+        x.conv2d(&w.to_dtype(DType::F64).unwrap(), None, (1, 1), (0, 0)),
+        "[4, 3, 3, 3]",
+    );
+    err_naming(x.conv2d(&w, None, (0, 1), (0, 0)), "[2, 3, 5, 5]");
+}
+
+#[test]
+fn pooling_and_batch_norm_validation_errors_name_the_shapes() {
+    let x = Tensor::zeros([2, 3, 4, 4], DType::F32);
+    err_naming(
+        x.reshape([6, 4, 4])
+            .unwrap()
+            .max_pool2d((2, 2), (2, 2), (0, 0)),
+        "[6, 4, 4]",
+    );
+    err_naming(x.avg_pool2d((7, 2), (1, 1), (1, 0)), "[2, 3, 4, 4]");
+    err_naming(x.max_pool2d((2, 2), (1, 1), (2, 0)), "[2, 3, 4, 4]");
+    err_naming(x.avg_pool2d((0, 2), (1, 1), (0, 0)), "[2, 3, 4, 4]");
+    err_naming(x.max_pool2d((2, 2), (0, 1), (0, 0)), "[2, 3, 4, 4]");
+
+    let c3 = || Tensor::ones([3], DType::F32);
+    let c2 = Tensor::ones([2], DType::F32);
+    err_naming(
+        x.batch_norm2d(&c2, &c3(), &c3(), &c3(), true, 0.1, 1e-5),
+        "[2]",
+    );
+    err_naming(
+        x.reshape([2, 3, 16])
+            .unwrap()
+            .batch_norm2d(&c3(), &c3(), &c3(), &c3(), true, 0.1, 1e-5),
+        "[2, 3, 16]",
+    );
+    let single = Tensor::zeros([1, 3, 1, 1], DType::F32);
+    err_naming(
+        single.batch_norm2d(&c3(), &c3(), &c3(), &c3(), true, 0.1, 1e-5),
+        "[1, 3, 1, 1]",
+    );
+    err_naming(
+        x.batch_norm2d(&c3(), &c3(), &c3(), &c3(), true, 1.5, 1e-5),
+        "[2, 3, 4, 4]",
+    );
+    err_naming(
+        x.batch_norm2d(&c3(), &c3(), &c3(), &c3(), true, 0.1, 0.0),
+        "[2, 3, 4, 4]",
+    );
+}

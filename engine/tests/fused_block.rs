@@ -2,7 +2,7 @@
 //! checks in f64, and fused against composed (`add` then `relu`, `batch_norm2d` then
 //! `relu`) in f32 and f64: values, gradients and the running statistics.
 use arbor_engine::gradcheck::{check, param, SplitMix};
-use arbor_engine::{no_grad, DType, Tensor};
+use arbor_engine::{no_grad, tape, DType, Tensor};
 
 fn bn_buffers(c: usize) -> (Tensor, Tensor) {
     (
@@ -145,6 +145,29 @@ fn batch_norm2d_relu_matches_batch_norm_then_relu() {
             assert_close("eval y", &fused.unwrap(), &composed, tol);
         });
     }
+}
+
+/// Each fused op is one node on the tape, its own backward (not the composed ops' two), so
+/// the comparisons above really compare two paths.
+#[test]
+fn fused_ops_record_one_node_each() {
+    tape::clear();
+    let mut r = SplitMix::new(17);
+    let a = param(&mut r, &[2, 3, 2, 2], -1.0, 1.0);
+    let b = param(&mut r, &[2, 3, 2, 2], -1.0, 1.0);
+    let (gamma, beta) = (
+        param(&mut r, &[3], 0.5, 1.5),
+        param(&mut r, &[3], -0.5, 0.5),
+    );
+    let (rm, rv) = bn_buffers(3);
+    let y = a.add_relu(&b).unwrap();
+    y.batch_norm2d_relu(&gamma, &beta, &rm, &rv, true, 0.1, 1e-5)
+        .unwrap();
+    let graph = tape::describe();
+    assert_eq!(tape::len(), 2, "{graph}");
+    assert!(graph.contains("AddReluBackward"), "{graph}");
+    assert!(graph.contains("BatchNormReluBackward"), "{graph}");
+    tape::clear();
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! are those masks, exp' = y (mul), log' = 1/x (div), sqrt' = 1/(2y), powf' = p x^(p-1)
 //! (powf, mul), neg' = -1 (neg).
 
-use super::layout::{broadcast_shape, broadcast_strides, contiguous_strides, kernel_layout};
+use super::strides::{broadcast_shape, broadcast_strides, contiguous_strides, to_dims6};
 use super::{check_len, grid_for, kernel_count, product};
 use crate::device::GpuDevice;
 use crate::dtype::Real;
@@ -215,7 +215,7 @@ fn launch<T: Real>(
     let out_strides = contiguous_strides(&out_shape);
     // The output's strides join the merge so that merged dims stay row-major for it too.
     let (dims, [a_strides, b_strides, _]) =
-        kernel_layout(&out_shape, [&a_strides, &b_strides, &out_strides])?;
+        to_dims6(&out_shape, [&a_strides, &b_strides, &out_strides])?;
     let function = dev.function(&ELEMENTWISE, kernel, "", T::SUFFIX)?;
     let mut launch = dev.stream().launch_builder(&function);
     launch

@@ -1,7 +1,10 @@
-//! Filling, strided copies and type conversion (`kernels/memory.cu`). Plain
-//! device-to-device copies are [`GpuDevice::copy`].
+//! Filling, strided copies and type conversion (`kernels/memory.cu`): buffer work that no
+//! one op family owns. The strided copy is permute's kernel (`ops/shape.rs` in the engine),
+//! the stepped slices' and their backward's (`ops/index.rs`), and broadcast expansion's;
+//! fill and cast serve the engine's storages. Plain device-to-device copies are
+//! [`GpuDevice::copy`].
 
-use super::layout::{contiguous_strides, kernel_layout};
+use super::strides::{contiguous_strides, to_dims6};
 use super::{check_len, grid_for, kernel_count, product};
 use crate::device::GpuDevice;
 use crate::dtype::{DType, Real};
@@ -49,7 +52,7 @@ pub fn copy_strided<T: Real>(
         return Ok(());
     }
     let y_strides = contiguous_strides(view.shape);
-    let (dims, [x_strides, _]) = kernel_layout(view.shape, [view.strides, &y_strides])?;
+    let (dims, [x_strides, _]) = to_dims6(view.shape, [view.strides, &y_strides])?;
     let source = x.slice(view.offset..);
     let function = dev.function(&MEMORY, "copy", "", T::SUFFIX)?;
     let mut launch = dev.stream().launch_builder(&function);
@@ -85,7 +88,7 @@ pub fn copy_into_strided<T: Real>(
         )));
     }
     let x_strides = contiguous_strides(view.shape);
-    let (dims, [y_strides, _]) = kernel_layout(view.shape, [view.strides, &x_strides])?;
+    let (dims, [y_strides, _]) = to_dims6(view.shape, [view.strides, &x_strides])?;
     let mut target = y.slice_mut(view.offset..);
     let function = dev.function(&MEMORY, "copy_into", "", T::SUFFIX)?;
     let mut launch = dev.stream().launch_builder(&function);

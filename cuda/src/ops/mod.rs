@@ -9,16 +9,16 @@
 pub mod batch_norm;
 pub mod conv;
 pub mod elementwise;
+pub mod fused;
 pub mod index;
-mod layout;
 pub mod loss;
 pub mod matmul;
 pub mod memory;
 pub mod pool;
 pub mod reduce;
 pub mod sgd;
-pub mod shape;
 pub mod softmax;
+mod strides;
 pub mod window;
 
 use crate::error::{shape_error, Error, Result};

@@ -4,60 +4,22 @@ pub mod batch_norm;
 pub mod conv;
 pub mod elementwise;
 pub mod fused;
-pub mod layout;
+pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
 pub mod sgd;
+pub mod shape;
 pub mod simd;
 pub mod softmax;
+mod storage;
+
+pub use storage::CpuStorage;
 
 use crate::backend::*;
 use crate::error::Error;
-use crate::{DType, Device, Float, Result, Shape};
-
-/// Host memory, one variant per dtype.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CpuStorage {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-}
-
-impl CpuStorage {
-    pub fn zeros(dtype: DType, len: usize) -> Self {
-        match dtype {
-            DType::F32 => CpuStorage::F32(vec![0.0; len]),
-            DType::F64 => CpuStorage::F64(vec![0.0; len]),
-        }
-    }
-    /// Typed view of the values, or `None` if `T` is not this storage's dtype.
-    pub fn as_slice<T: Float>(&self) -> Option<&[T]> {
-        let any: &dyn std::any::Any = match self {
-            CpuStorage::F32(v) => v,
-            CpuStorage::F64(v) => v,
-        };
-        any.downcast_ref::<Vec<T>>().map(|v| v.as_slice())
-    }
-    pub fn as_mut_slice<T: Float>(&mut self) -> Option<&mut [T]> {
-        let any: &mut dyn std::any::Any = match self {
-            CpuStorage::F32(v) => v,
-            CpuStorage::F64(v) => v,
-        };
-        any.downcast_mut::<Vec<T>>().map(|v| v.as_mut_slice())
-    }
-    /// Wraps a typed vector.
-    pub fn from_vec<T: Float>(v: Vec<T>) -> Self {
-        let mut boxed: Box<dyn std::any::Any> = Box::new(v);
-        if let Some(v) = boxed.downcast_mut::<Vec<f32>>() {
-            return CpuStorage::F32(std::mem::take(v));
-        }
-        match boxed.downcast::<Vec<f64>>() {
-            Ok(v) => CpuStorage::F64(*v),
-            Err(_) => unreachable!("Float is implemented for f32 and f64 only"),
-        }
-    }
-}
+use crate::{DType, Device, Result, Shape};
 
 /// `match` on the dtype of one storage, run `$body` with `$v` bound to the typed slice, and
 /// wrap the returned `Vec` back into a storage of the same dtype.
@@ -145,25 +107,25 @@ impl BackendStorage for CpuStorage {
         Ok(map2!("matmul", self, rhs, a, b => matmul::matmul(a, b, dims)))
     }
     fn permute(&self, shape: &Shape, perm: &[usize]) -> Result<Self> {
-        Ok(map1!(self, v => layout::permute(v, shape, perm)))
+        Ok(map1!(self, v => shape::permute(v, shape, perm)))
     }
     fn slice(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
-        Ok(map1!(self, v => layout::slice(v, shape, ranges)))
+        Ok(map1!(self, v => index::slice(v, shape, ranges)))
     }
     fn slice_backward(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
-        Ok(map1!(self, v => layout::slice_backward(v, shape, ranges)))
+        Ok(map1!(self, v => index::slice_backward(v, shape, ranges)))
     }
     fn pad_channels(&self, shape: &Shape, before: usize, after: usize) -> Result<Self> {
-        Ok(map1!(self, v => layout::pad_channels(v, shape, before, after)))
+        Ok(map1!(self, v => index::pad_channels(v, shape, before, after)))
     }
     fn index_select(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
-        Ok(map1!(self, v => layout::index_select(v, shape, axis, idx)))
+        Ok(map1!(self, v => index::index_select(v, shape, axis, idx)))
     }
     fn index_add(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
-        Ok(map1!(self, v => layout::index_add(v, shape, axis, idx)))
+        Ok(map1!(self, v => index::index_add(v, shape, axis, idx)))
     }
     fn gather(&self, shape: &Shape, axis: usize, idx: &[usize], ishape: &Shape) -> Result<Self> {
-        Ok(map1!(self, v => layout::gather(v, shape, axis, idx, ishape)))
+        Ok(map1!(self, v => index::gather(v, shape, axis, idx, ishape)))
     }
     fn scatter_add(
         &self,
@@ -172,7 +134,7 @@ impl BackendStorage for CpuStorage {
         idx: &[usize],
         ishape: &Shape,
     ) -> Result<Self> {
-        Ok(map1!(self, v => layout::scatter_add(v, shape, axis, idx, ishape)))
+        Ok(map1!(self, v => index::scatter_add(v, shape, axis, idx, ishape)))
     }
     fn concat(parts: &[&Self], shapes: &[Shape], axis: usize) -> Result<Self> {
         let Some(first) = parts.first() else {
@@ -182,16 +144,12 @@ impl BackendStorage for CpuStorage {
             });
         };
         Ok(match first.dtype() {
-            DType::F32 => CpuStorage::F32(layout::concat(
-                &typed::<f32>("concat", parts)?,
-                shapes,
-                axis,
-            )),
-            DType::F64 => CpuStorage::F64(layout::concat(
-                &typed::<f64>("concat", parts)?,
-                shapes,
-                axis,
-            )),
+            DType::F32 => {
+                CpuStorage::F32(index::concat(&typed::<f32>("concat", parts)?, shapes, axis))
+            }
+            DType::F64 => {
+                CpuStorage::F64(index::concat(&typed::<f64>("concat", parts)?, shapes, axis))
+            }
         })
     }
     fn conv2d(&self, w: &Self, p: &Conv2dParams) -> Result<Self> {
@@ -274,6 +232,88 @@ impl BackendStorage for CpuStorage {
                 let (a, b, c) = batch_norm::backward(v[0], v[1], v[2], v[3], v[4], dims);
                 (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c))
             }
+        })
+    }
+    fn add_relu(&self, rhs: &Self) -> Result<Self> {
+        Ok(map2!("add_relu", self, rhs, a, b => fused::add_relu(a, b)))
+    }
+    fn batch_norm2d_relu_train(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<(Self, BatchNormReluStats<Self>)> {
+        macro_rules! go {
+            ($t:ty, $variant:ident) => {{
+                let v = typed::<$t>("batch_norm2d_relu", &[self, gamma, beta])?;
+                let (y, saved) = batch_norm::forward_train_act(v[0], v[1], v[2], dims, eps, true);
+                let s = saved.stats;
+                let stats = BatchNormStats {
+                    mean: CpuStorage::$variant(s.mean),
+                    var: CpuStorage::$variant(s.var),
+                    inv_std: CpuStorage::$variant(s.inv_std),
+                };
+                let mask_source = CpuStorage::$variant(saved.scale);
+                (
+                    CpuStorage::$variant(y),
+                    BatchNormReluStats { stats, mask_source },
+                )
+            }};
+        }
+        Ok(match self.dtype() {
+            DType::F32 => go!(f32, F32),
+            DType::F64 => go!(f64, F64),
+        })
+    }
+    fn batch_norm2d_relu_eval(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        running_mean: &Self,
+        running_var: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<Self> {
+        let all = [self, gamma, beta, running_mean, running_var];
+        macro_rules! go {
+            ($t:ty, $variant:ident) => {{
+                let v = typed::<$t>("batch_norm2d_relu", &all)?;
+                let stats = [v[1], v[2], v[3], v[4]];
+                CpuStorage::$variant(batch_norm::forward_eval_act(v[0], stats, dims, eps, true))
+            }};
+        }
+        Ok(match self.dtype() {
+            DType::F32 => go!(f32, F32),
+            DType::F64 => go!(f64, F64),
+        })
+    }
+    fn batch_norm2d_relu_backward(
+        &self,
+        x: &Self,
+        gamma: &Self,
+        beta: &Self,
+        mean: &Self,
+        inv_std: &Self,
+        mask_source: &Self,
+        dims: &BatchNormDims,
+    ) -> Result<(Self, Self, Self)> {
+        let all = [self, x, gamma, beta, mean, inv_std, mask_source];
+        macro_rules! go {
+            ($t:ty, $variant:ident) => {{
+                let v = typed::<$t>("batch_norm2d_relu", &all)?;
+                // The mask is recomputed as `scale (x - mean) + beta > 0`, `scale` the
+                // forward's exact `gamma inv_std` (the `mask_source`).
+                let relu = Some((v[6], v[3]));
+                let (dx, dgamma, dbeta) =
+                    batch_norm::backward_act(v[0], v[1], v[2], v[4], v[5], relu, dims);
+                let wrap = CpuStorage::$variant;
+                (wrap(dx), wrap(dgamma), wrap(dbeta))
+            }};
+        }
+        Ok(match self.dtype() {
+            DType::F32 => go!(f32, F32),
+            DType::F64 => go!(f64, F64),
         })
     }
     fn max_pool2d(&self, p: &Pool2dParams) -> Result<Self> {

@@ -11,118 +11,26 @@
 mod batch_norm;
 mod conv;
 mod elementwise;
-mod layout;
+mod fused;
+mod index;
 mod loss;
 mod matmul;
 mod pool;
 mod reduce;
 mod registry;
 mod sgd;
+mod shape;
 mod softmax;
+mod storage;
 
 pub use registry::device;
+pub use storage::CudaStorage;
 
 use crate::backend::*;
-use crate::cpu::CpuStorage;
 use crate::error::Error;
 use crate::{DType, Device, Float, Result, Shape};
-use arbor_cuda::ops::matmul::GemmShape;
 use arbor_cuda::ops::memory;
-use arbor_cuda::{CudaSlice, DevicePtr, DevicePtrMut, GpuDevice};
-use std::sync::Arc;
-
-/// A tensor's values in GPU memory.
-#[derive(Clone)]
-pub struct CudaStorage {
-    buf: CudaBuf,
-    dev: Arc<GpuDevice>,
-    ordinal: usize,
-}
-
-/// The device buffer, one variant per dtype.
-#[derive(Clone)]
-enum CudaBuf {
-    F32(Arc<CudaSlice<f32>>),
-    F64(Arc<CudaSlice<f64>>),
-}
-
-impl std::fmt::Debug for CudaStorage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "CudaStorage({} x {}, cuda:{})",
-            self.len(),
-            self.dtype(),
-            self.ordinal
-        )
-    }
-}
-
-/// The element types with CUDA kernels: what the generic op functions need to know.
-trait GpuFloat: arbor_cuda::Real + crate::Float + From<f32> {
-    fn wrap(s: CudaSlice<Self>) -> CudaBuf;
-    fn typed(b: &CudaBuf) -> Option<&Arc<CudaSlice<Self>>>;
-    fn typed_mut(b: &mut CudaBuf) -> Option<&mut Arc<CudaSlice<Self>>>;
-    /// cuBLAS GEMM ([`arbor_cuda::ops::matmul::gemm`]) on whole buffers or views; a trait
-    /// method because cuBLAS's bound is per concrete type.
-    #[allow(clippy::too_many_arguments)]
-    fn blas_gemm<A: DevicePtr<Self>, B: DevicePtr<Self>, C: DevicePtrMut<Self>>(
-        dev: &GpuDevice,
-        shape: &GemmShape,
-        a: &A,
-        b: &B,
-        c: &mut C,
-        alpha: Self,
-        beta: Self,
-    ) -> arbor_cuda::Result<()>;
-}
-
-macro_rules! gpu_float {
-    ($t:ty, $variant:ident) => {
-        impl GpuFloat for $t {
-            fn wrap(s: CudaSlice<Self>) -> CudaBuf {
-                CudaBuf::$variant(Arc::new(s))
-            }
-            fn typed(b: &CudaBuf) -> Option<&Arc<CudaSlice<Self>>> {
-                match b {
-                    CudaBuf::$variant(s) => Some(s),
-                    _ => None,
-                }
-            }
-            fn typed_mut(b: &mut CudaBuf) -> Option<&mut Arc<CudaSlice<Self>>> {
-                match b {
-                    CudaBuf::$variant(s) => Some(s),
-                    _ => None,
-                }
-            }
-            fn blas_gemm<A: DevicePtr<Self>, B: DevicePtr<Self>, C: DevicePtrMut<Self>>(
-                dev: &GpuDevice,
-                shape: &GemmShape,
-                a: &A,
-                b: &B,
-                c: &mut C,
-                alpha: Self,
-                beta: Self,
-            ) -> arbor_cuda::Result<()> {
-                arbor_cuda::ops::matmul::gemm(dev, shape, a, b, c, alpha, beta)
-            }
-        }
-    };
-}
-gpu_float!(f32, F32);
-gpu_float!(f64, F64);
-
-/// The result type of the op functions; the `BackendStorage` methods turn its errors into
-/// [`Error::Device`] naming the op.
-type GpuResult<T> = arbor_cuda::Result<T>;
-
-/// Wraps a kernel-crate error as the engine's device error for `op`.
-fn gpu_err(op: &'static str) -> impl Fn(arbor_cuda::Error) -> Error {
-    move |e| Error::Device {
-        op,
-        msg: e.to_string(),
-    }
-}
+use storage::{gpu_err, zeros, CudaBuf, GpuFloat, GpuResult};
 
 /// Runs `$body` with the type alias `$T` set to the storage's element type.
 macro_rules! dispatch {
@@ -138,85 +46,6 @@ macro_rules! dispatch {
             }
         }
     };
-}
-
-impl CudaStorage {
-    /// Copies host values to GPU `ordinal` (opened on first use).
-    pub fn upload(host: &CpuStorage, ordinal: usize) -> Result<Self> {
-        let dev = registry::device(ordinal)?;
-        let buf = match host {
-            CpuStorage::F32(v) => f32::wrap(dev.upload(v).map_err(gpu_err("to_device"))?),
-            CpuStorage::F64(v) => f64::wrap(dev.upload(v).map_err(gpu_err("to_device"))?),
-        };
-        Ok(CudaStorage { buf, dev, ordinal })
-    }
-
-    /// Copies the values to the host, waiting for the work that writes them.
-    pub fn download(&self) -> Result<CpuStorage> {
-        let err = gpu_err("to_device");
-        Ok(match &self.buf {
-            CudaBuf::F32(s) => CpuStorage::F32(self.dev.download(s).map_err(err)?),
-            CudaBuf::F64(s) => CpuStorage::F64(self.dev.download(s).map_err(err)?),
-        })
-    }
-
-    /// The GPU this storage lives on.
-    pub fn gpu(&self) -> &Arc<GpuDevice> {
-        &self.dev
-    }
-
-    /// The buffer as `T`, or a dtype error naming `op`.
-    fn typed<T: GpuFloat>(&self, op: &'static str) -> Result<&CudaSlice<T>> {
-        T::typed(&self.buf)
-            .map(|s| &**s)
-            .ok_or_else(|| Error::DType {
-                op,
-                msg: format!("expected {}, the buffer holds {}", T::DTYPE, self.dtype()),
-            })
-    }
-
-    /// A storage on this one's GPU holding `s`.
-    fn with<T: GpuFloat>(&self, s: CudaSlice<T>) -> Self {
-        CudaStorage {
-            buf: T::wrap(s),
-            dev: self.dev.clone(),
-            ordinal: self.ordinal,
-        }
-    }
-
-    /// `other` must live on this storage's GPU.
-    fn same_gpu(&self, op: &'static str, other: &Self) -> Result<()> {
-        if other.ordinal == self.ordinal {
-            return Ok(());
-        }
-        Err(Error::Device {
-            op,
-            msg: format!(
-                "operands live on cuda:{} and cuda:{}",
-                self.ordinal, other.ordinal
-            ),
-        })
-    }
-
-    /// Typed buffers of `others` (which must share this storage's GPU and dtype).
-    fn operands<'a, T: GpuFloat>(
-        &self,
-        op: &'static str,
-        others: &[&'a Self],
-    ) -> Result<Vec<&'a CudaSlice<T>>> {
-        others
-            .iter()
-            .map(|o| {
-                self.same_gpu(op, o)?;
-                o.typed::<T>(op)
-            })
-            .collect()
-    }
-}
-
-/// Zeros on `dev`; outputs of kernels that only add into part of them (scatters).
-fn zeros<T: GpuFloat>(dev: &GpuDevice, len: usize) -> GpuResult<CudaSlice<T>> {
-    dev.alloc_zeros::<T>(len)
 }
 
 impl BackendStorage for CudaStorage {
@@ -275,47 +104,47 @@ impl BackendStorage for CudaStorage {
     }
     fn permute(&self, shape: &Shape, perm: &[usize]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
-            let y = layout::permute::<T>(&self.dev, self.typed("permute")?, shape, perm);
+            let y = shape::permute::<T>(&self.dev, self.typed("permute")?, shape, perm);
             Ok(self.with(y.map_err(gpu_err("permute"))?))
         })
     }
     fn slice(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
-            let y = layout::slice::<T>(&self.dev, self.typed("slice")?, shape, ranges);
+            let y = index::slice::<T>(&self.dev, self.typed("slice")?, shape, ranges);
             Ok(self.with(y.map_err(gpu_err("slice"))?))
         })
     }
     fn slice_backward(&self, shape: &Shape, ranges: &[SliceRange]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
-            let y = layout::slice_backward::<T>(&self.dev, self.typed("slice")?, shape, ranges);
+            let y = index::slice_backward::<T>(&self.dev, self.typed("slice")?, shape, ranges);
             Ok(self.with(y.map_err(gpu_err("slice"))?))
         })
     }
     fn pad_channels(&self, shape: &Shape, before: usize, after: usize) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let x = self.typed("pad_channels")?;
-            let y = layout::pad_channels::<T>(&self.dev, x, shape, before, after);
+            let y = index::pad_channels::<T>(&self.dev, x, shape, before, after);
             Ok(self.with(y.map_err(gpu_err("pad_channels"))?))
         })
     }
     fn index_select(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let x = self.typed("index_select")?;
-            let y = layout::index_select::<T>(&self.dev, x, shape, axis, idx);
+            let y = index::index_select::<T>(&self.dev, x, shape, axis, idx);
             Ok(self.with(y.map_err(gpu_err("index_select"))?))
         })
     }
     fn index_add(&self, shape: &Shape, axis: usize, idx: &[usize]) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let g = self.typed("index_select")?;
-            let y = layout::index_add::<T>(&self.dev, g, shape, axis, idx);
+            let y = index::index_add::<T>(&self.dev, g, shape, axis, idx);
             Ok(self.with(y.map_err(gpu_err("index_select"))?))
         })
     }
     fn gather(&self, shape: &Shape, axis: usize, idx: &[usize], ishape: &Shape) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let x = self.typed("gather")?;
-            let y = layout::gather::<T>(&self.dev, x, shape, axis, idx, ishape);
+            let y = index::gather::<T>(&self.dev, x, shape, axis, idx, ishape);
             Ok(self.with(y.map_err(gpu_err("gather"))?))
         })
     }
@@ -328,7 +157,7 @@ impl BackendStorage for CudaStorage {
     ) -> Result<Self> {
         dispatch!(self.dtype(), T => {
             let g = self.typed("gather")?;
-            let y = layout::scatter_add::<T>(&self.dev, g, shape, axis, idx, ishape);
+            let y = index::scatter_add::<T>(&self.dev, g, shape, axis, idx, ishape);
             Ok(self.with(y.map_err(gpu_err("gather"))?))
         })
     }
@@ -341,7 +170,7 @@ impl BackendStorage for CudaStorage {
         };
         dispatch!(first.dtype(), T => {
             let typed = first.operands::<T>("concat", parts)?;
-            let y = layout::concat::<T>(&first.dev, &typed, shapes, axis);
+            let y = index::concat::<T>(&first.dev, &typed, shapes, axis);
             Ok(first.with(y.map_err(gpu_err("concat"))?))
         })
     }
@@ -377,11 +206,7 @@ impl BackendStorage for CudaStorage {
             let v = self.operands::<T>("batch_norm2d", &[self, gamma, beta])?;
             let (y, st) = batch_norm::train::<T>(&self.dev, v[0], v[1], v[2], dims, eps)
                 .map_err(gpu_err("batch_norm2d"))?;
-            let stats = BatchNormStats {
-                mean: self.with(st.mean),
-                var: self.with(st.var),
-                inv_std: self.with(st.inv_std),
-            };
+            let stats = self.with_stats(st);
             Ok((self.with(y), stats))
         })
     }
@@ -415,6 +240,68 @@ impl BackendStorage for CudaStorage {
             let (dx, dg, db) =
                 batch_norm::backward::<T>(&self.dev, [v[0], v[1], v[2], v[3], v[4]], dims)
                     .map_err(gpu_err("batch_norm2d"))?;
+            Ok((self.with(dx), self.with(dg), self.with(db)))
+        })
+    }
+    fn add_relu(&self, rhs: &Self) -> Result<Self> {
+        dispatch!(self.dtype(), T => {
+            let b = self.operands::<T>("add_relu", &[rhs])?[0];
+            let y = fused::add_relu::<T>(&self.dev, self.typed("add_relu")?, b);
+            Ok(self.with(y.map_err(gpu_err("add_relu"))?))
+        })
+    }
+    fn batch_norm2d_relu_train(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<(Self, BatchNormReluStats<Self>)> {
+        dispatch!(self.dtype(), T => {
+            let v = self.operands::<T>("batch_norm2d_relu", &[self, gamma, beta])?;
+            let (y, st) = fused::batch_norm2d_relu_train::<T>(&self.dev, v[0], v[1], v[2], dims, eps)
+                .map_err(gpu_err("batch_norm2d_relu"))?;
+            let y = self.with(y);
+            let stats = self.with_stats(st);
+            // The output is the mask's source; the clone shares its buffer.
+            let mask_source = y.clone();
+            Ok((y, BatchNormReluStats { stats, mask_source }))
+        })
+    }
+    fn batch_norm2d_relu_eval(
+        &self,
+        gamma: &Self,
+        beta: &Self,
+        running_mean: &Self,
+        running_var: &Self,
+        dims: &BatchNormDims,
+        eps: f64,
+    ) -> Result<Self> {
+        let all = [self, gamma, beta, running_mean, running_var];
+        dispatch!(self.dtype(), T => {
+            let v = self.operands::<T>("batch_norm2d_relu", &all)?;
+            let inputs = [v[0], v[1], v[2], v[3], v[4]];
+            let y = fused::batch_norm2d_relu_eval::<T>(&self.dev, inputs, dims, eps);
+            Ok(self.with(y.map_err(gpu_err("batch_norm2d_relu"))?))
+        })
+    }
+    fn batch_norm2d_relu_backward(
+        &self,
+        x: &Self,
+        gamma: &Self,
+        beta: &Self,
+        mean: &Self,
+        inv_std: &Self,
+        mask_source: &Self,
+        dims: &BatchNormDims,
+    ) -> Result<(Self, Self, Self)> {
+        // beta is checked but unused: it only shapes the mask, here read off the output.
+        let all = [self, x, gamma, beta, mean, inv_std, mask_source];
+        dispatch!(self.dtype(), T => {
+            let v = self.operands::<T>("batch_norm2d_relu", &all)?;
+            let grads = [v[0], v[1], v[2], v[4], v[5]];
+            let (dx, dg, db) = fused::batch_norm2d_relu_backward::<T>(&self.dev, grads, v[6], dims)
+                .map_err(gpu_err("batch_norm2d_relu"))?;
             Ok((self.with(dx), self.with(dg), self.with(db)))
         })
     }

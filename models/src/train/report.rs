@@ -1,4 +1,9 @@
-//! What a run writes: one JSON line per epoch (`log.jsonl`) and `results.json`.
+//! What a run writes: one JSON line per epoch (`log.jsonl`), its console line, and
+//! `results.json`.
+use super::RunState;
+use crate::config::RunConfig;
+use crate::error::{Error, Result};
+use crate::loss::GradientBalance;
 use crate::metrics::Evaluation;
 use serde::{Deserialize, Serialize};
 
@@ -96,4 +101,92 @@ pub struct RunResult {
     pub data_wait_fraction: f64,
     /// Peak resident memory of the process (Linux), MB.
     pub peak_rss_mb: Option<f64>,
+}
+
+/// The gradient-balance diagnostic's rows for the log line.
+pub(super) fn balance_rows(m: &GradientBalance) -> Vec<BalanceRow> {
+    m.per_class()
+        .into_iter()
+        .enumerate()
+        .map(|(class, b)| BalanceRow {
+            class,
+            attraction: b.attraction,
+            repulsion: b.repulsion,
+            ratio: b.ratio,
+        })
+        .collect()
+}
+
+/// `results.json` of a finished run: the last evaluation, the best (highest top-1, the
+/// earliest on ties) and the run's timing.
+pub(super) fn summarise(
+    cfg: &RunConfig,
+    class_counts: &[usize],
+    s: &RunState,
+) -> Result<RunResult> {
+    let evaluated: Vec<(usize, &EvalSummary)> = s
+        .history
+        .iter()
+        .filter_map(|l| l.eval.as_ref().map(|e| (l.epoch, e)))
+        .collect();
+    let (_, last) = *evaluated
+        .last()
+        .ok_or_else(|| Error::Config("the run evaluated no epoch".into()))?;
+    // Best = highest top-1; the earliest such epoch on ties.
+    let (best_epoch, best) = evaluated
+        .iter()
+        .copied()
+        .fold(None::<(usize, &EvalSummary)>, |acc, (e, ev)| match acc {
+            Some((_, b)) if b.top1 >= ev.top1 => acc,
+            _ => Some((e, ev)),
+        })
+        .expect("non-empty");
+    Ok(RunResult {
+        dataset: cfg.dataset.to_string(),
+        imb: cfg.imb,
+        arch: cfg.arch.to_string(),
+        loss: cfg.loss.clone(),
+        counts: cfg.counts.to_string(),
+        mixup: cfg.mixup,
+        epochs: cfg.epochs,
+        seed: cfg.seed,
+        threads: rayon::current_num_threads(),
+        simd: arbor_engine::cpu::simd::level_name().to_string(),
+        top1_final: last.top1,
+        top1_best: best.top1,
+        best_epoch,
+        top5_final: last.top5,
+        many: last.many,
+        medium: last.medium,
+        few: last.few,
+        ece: last.ece,
+        per_class_acc: last.per_class_acc.clone(),
+        best: best.clone(),
+        class_counts: class_counts.to_vec(),
+        wall_s: s.wall_s,
+        img_per_s: s.train_images as f64 / s.train_s.max(1e-9),
+        data_wait_fraction: s.history.iter().map(|l| l.data_wait_s).sum::<f64>()
+            / s.train_s.max(1e-9),
+        peak_rss_mb: super::peak_rss_mb(),
+    })
+}
+
+/// The console line of one epoch.
+pub(super) fn epoch_line(l: &EpochLog, epochs: usize) -> String {
+    let mut s = format!(
+        "epoch {:>3}/{epochs}  lr {:.4}  loss {:.4}  {:.0} img/s  {:.1}s",
+        l.epoch, l.lr, l.train_loss, l.img_per_s, l.epoch_s
+    );
+    if let Some(e) = &l.eval {
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        s += &format!(
+            "  | top1 {:.2}  many {}  med {}  few {}  ECE {:.2}",
+            e.top1,
+            pct(e.many),
+            pct(e.medium),
+            pct(e.few),
+            e.ece
+        );
+    }
+    s
 }

@@ -70,7 +70,7 @@ pub(crate) fn broadcast_strides(input: &[usize], output: &[usize]) -> Result<Vec
 /// are dropped and neighbours that every operand walks contiguously are merged, so fewer
 /// divisions run per element and shapes of any rank fit as long as at most 6 dimensions
 /// remain.
-pub(crate) fn kernel_layout<const N: usize>(
+pub(crate) fn to_dims6<const N: usize>(
     shape: &[usize],
     strides: [&[usize]; N],
 ) -> Result<(Dims6, [Dims6; N])> {
@@ -122,7 +122,7 @@ mod tests {
     fn contiguous_operands_merge_to_one_dimension() {
         let shape = [2, 3, 4];
         let strides = contiguous_strides(&shape);
-        let (dims, [s]) = kernel_layout(&shape, [&strides]).unwrap();
+        let (dims, [s]) = to_dims6(&shape, [&strides]).unwrap();
         assert_eq!(dims, [1, 1, 1, 1, 1, 24]);
         assert_eq!(s, [0, 0, 0, 0, 0, 1]);
     }
@@ -133,7 +133,7 @@ mod tests {
         let out = [2, 3, 4];
         let a = contiguous_strides(&out);
         let b = broadcast_strides(&[3, 1], &out).unwrap();
-        let (dims, [sa, sb]) = kernel_layout(&out, [&a, &b]).unwrap();
+        let (dims, [sa, sb]) = to_dims6(&out, [&a, &b]).unwrap();
         assert_eq!(dims, [1, 1, 1, 2, 3, 4]);
         assert_eq!(sa, [0, 0, 0, 12, 4, 1]);
         assert_eq!(sb, [0, 0, 0, 0, 1, 0]);
@@ -143,6 +143,6 @@ mod tests {
     fn high_rank_contiguous_shapes_fit() {
         let shape = [2, 2, 2, 2, 2, 2, 2, 2];
         let strides = contiguous_strides(&shape);
-        assert!(kernel_layout(&shape, [&strides]).is_ok());
+        assert!(to_dims6(&shape, [&strides]).is_ok());
     }
 }

@@ -1,54 +1,9 @@
-//! Kernels that move data without arithmetic (or only add): permute, strided slices,
-//! channel padding, index-select, gather, concat, and their scatter backwards.
+//! Indexing kernels (the ops of `ops/index.rs`): strided slices, channel padding,
+//! index-select, gather, concat, and the scatter backwards that add the gradient back into
+//! zeros of the input's shape.
+use super::shape::strided_walk;
 use crate::backend::{SliceRange, StridedWalk};
 use crate::{Float, Shape};
-
-/// Visits every element of `walk`, yielding (output index, source offset).
-fn strided_walk(walk: &StridedWalk, mut visit: impl FnMut(usize, usize)) {
-    let (dims, src_strides, base) = (&walk.dims[..], &walk.strides[..], walk.offset);
-    let n: usize = dims.iter().product();
-    if n == 0 {
-        return;
-    }
-    let rank = dims.len();
-    if rank == 0 {
-        visit(0, base);
-        return;
-    }
-    let inner = dims[rank - 1];
-    let inner_stride = src_strides[rank - 1];
-    let mut idx = vec![0usize; rank];
-    let mut off = base;
-    let mut o = 0;
-    loop {
-        for j in 0..inner {
-            visit(o + j, off + j * inner_stride);
-        }
-        o += inner;
-        // Odometer increment over the outer dimensions.
-        let mut k = rank - 1;
-        loop {
-            if k == 0 {
-                return;
-            }
-            k -= 1;
-            idx[k] += 1;
-            off += src_strides[k];
-            if idx[k] < dims[k] {
-                break;
-            }
-            off -= src_strides[k] * dims[k];
-            idx[k] = 0;
-        }
-    }
-}
-
-pub fn permute<T: Float>(x: &[T], shape: &Shape, perm: &[usize]) -> Vec<T> {
-    let walk = StridedWalk::permute(shape, perm);
-    let mut out = vec![T::ZERO; x.len()];
-    strided_walk(&walk, |o, s| out[o] = x[s]);
-    out
-}
 
 pub fn slice<T: Float>(x: &[T], shape: &Shape, ranges: &[SliceRange]) -> Vec<T> {
     let walk = StridedWalk::slice(shape, ranges);
@@ -168,15 +123,6 @@ pub fn concat<T: Float>(parts: &[&[T]], shapes: &[Shape], axis: usize) -> Vec<T>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn permute_transposes() {
-        let x = [0.0f64, 1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(
-            permute(&x, &Shape::new([2, 3]), &[1, 0]),
-            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
-        );
-    }
 
     #[test]
     fn strided_slice_takes_every_second() {

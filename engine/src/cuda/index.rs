@@ -1,35 +1,16 @@
-//! Data movement: permute and stepped slices as strided copies (`memory.cu`), channel
-//! padding (`shape.cu`), index-select, gather and concat (`index.cu`, `shape.cu`), and their
-//! scatter backwards. Host index lists are uploaded as the kernels' `i32`.
+//! Indexing (the ops of `ops/index.rs`): stepped slices and their backward as strided
+//! copies (`memory.cu`), channel padding, index-select, gather and concat (`index.cu`), and
+//! their scatter backwards. Host index lists are uploaded as the kernels' `i32`.
+use super::shape::strided_view;
 use super::{zeros, GpuFloat, GpuResult};
 use crate::backend::{SliceRange, StridedWalk};
 use crate::Shape;
-use arbor_cuda::ops::memory::{copy_into_strided, copy_strided, StridedView};
-use arbor_cuda::ops::shape::{channel_pad_subsample_fwd, concat_fwd, PadSubsample};
-use arbor_cuda::ops::{index, AxisDims};
+use arbor_cuda::ops::index::{
+    self as kernels, channel_pad_subsample_fwd, concat_fwd, PadSubsample,
+};
+use arbor_cuda::ops::memory::{copy_into_strided, copy_strided};
+use arbor_cuda::ops::AxisDims;
 use arbor_cuda::{CudaSlice, Error, GpuDevice};
-
-pub(super) fn permute<T: GpuFloat>(
-    dev: &GpuDevice,
-    x: &CudaSlice<T>,
-    shape: &Shape,
-    perm: &[usize],
-) -> GpuResult<CudaSlice<T>> {
-    let walk = StridedWalk::permute(shape, perm);
-    let view = strided_view(&walk);
-    let mut y = dev.alloc_zeros::<T>(x.len())?;
-    copy_strided(dev, x, &view, &mut y)?;
-    Ok(y)
-}
-
-/// The kernels' form of `walk`, borrowing its vectors.
-fn strided_view(walk: &StridedWalk) -> StridedView<'_> {
-    StridedView {
-        shape: &walk.dims,
-        strides: &walk.strides,
-        offset: walk.offset,
-    }
-}
 
 pub(super) fn slice<T: GpuFloat>(
     dev: &GpuDevice,
@@ -94,7 +75,7 @@ pub(super) fn index_select<T: GpuFloat>(
     let dims = AxisDims::of(shape.dims(), axis)?;
     let idx = upload_indices(dev, idx)?;
     let mut y = dev.alloc_zeros::<T>(dims.outer * idx.len() * dims.inner)?;
-    index::index_select_fwd(dev, x, dims, &idx, &mut y)?;
+    kernels::index_select_fwd(dev, x, dims, &idx, &mut y)?;
     Ok(y)
 }
 
@@ -108,7 +89,7 @@ pub(super) fn index_add<T: GpuFloat>(
     let dims = AxisDims::of(shape.dims(), axis)?;
     let idx = upload_indices(dev, idx)?;
     let mut dx = zeros(dev, shape.numel())?;
-    index::index_select_bwd(dev, g, &idx, &mut dx, dims)?;
+    kernels::index_select_bwd(dev, g, &idx, &mut dx, dims)?;
     Ok(dx)
 }
 
@@ -124,7 +105,7 @@ pub(super) fn gather<T: GpuFloat>(
     check_gather_shape(shape, axis, idx_shape)?;
     let idx = upload_indices(dev, idx)?;
     let mut y = dev.alloc_zeros::<T>(idx.len())?;
-    index::gather_fwd(dev, x, dims, &idx, &mut y)?;
+    kernels::gather_fwd(dev, x, dims, &idx, &mut y)?;
     Ok(y)
 }
 
@@ -140,7 +121,7 @@ pub(super) fn scatter_add<T: GpuFloat>(
     check_gather_shape(shape, axis, idx_shape)?;
     let idx = upload_indices(dev, idx)?;
     let mut dx = zeros(dev, shape.numel())?;
-    index::gather_bwd(dev, g, &idx, &mut dx, dims)?;
+    kernels::gather_bwd(dev, g, &idx, &mut dx, dims)?;
     Ok(dx)
 }
 
