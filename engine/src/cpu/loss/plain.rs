@@ -8,8 +8,8 @@
 //! single dependency chain (max, then `exp`, then the sum, then a scalar `ln`, then the
 //! gradient); at 100 classes that chain, not the work, set the time. Grouped, the rows'
 //! chains overlap and the `ln`s are one vector operation.
+use super::simd::{MulAdd, SimdFloat};
 use super::{assume_init, sweep_exp, sweep_logits, Ahead, Consts, MaybeUninit};
-use crate::Float;
 
 /// Rows per group: a vector of `ln`s, and (at 1000 classes) 64 KiB of gradient rows that
 /// stay in L2 between the sweeps.
@@ -18,7 +18,7 @@ pub const GROUP: usize = 16;
 /// Rows `r0..` into `g` and `l`; returns the first (row, column) holding a non-finite
 /// logit, if any.
 #[inline(always)]
-pub fn run_plain_rows<T: Float>(
+pub fn run_plain_rows<T: SimdFloat, M: MulAdd>(
     z: &[T],
     k: &Consts<T>,
     r0: usize,
@@ -35,9 +35,9 @@ pub fn run_plain_rows<T: Float>(
         // Sweeps 1 and 2: `e_j = exp(u_j - m)` into the gradient rows, `m` and `S` per row.
         let (mut m, mut s) = ([T::ZERO; GROUP], [T::ONE; GROUP]);
         for (i, (g_row, z_row)) in g.chunks_mut(cols).zip(z.chunks_exact(cols)).enumerate() {
-            let (g_row, m_row) = sweep_logits(z_row, g_row, k);
+            let (g_row, m_row) = sweep_logits::<T, M>(z_row, g_row, k);
             let ahead = Ahead::after(z_row, g_row, first + i + 1 < r0 + rows);
-            match sweep_exp(z_row, g_row, m_row, ahead) {
+            match sweep_exp::<T, M>(z_row, g_row, m_row, ahead) {
                 Ok(s_row) => (m[i], s[i]) = (m_row, s_row),
                 Err(c) => return Some((first + i, c)),
             }
@@ -57,9 +57,16 @@ pub fn run_plain_rows<T: Float>(
             l[i] = T::from_f64(coef * (lse - k.logit_f64(z_row[y], y)));
             let (gc, s_row) = (gs * coef, s[i].to_f64());
             let (e_y, a) = (g_row[y].to_f64(), T::from_f64(gc / s_row));
-            for (gv, &zv) in g_row.iter_mut().zip(z_row) {
-                let v = *gv * a;
-                *gv = if u.passes(zv) { v } else { T::ZERO };
+            if k.clamps() {
+                for (gv, &zv) in g_row.iter_mut().zip(z_row) {
+                    let v = *gv * a;
+                    *gv = if u.passes(zv) { v } else { T::ZERO };
+                }
+            } else {
+                // Without a clamp every entry passes: the same loop without reading `z`.
+                for gv in g_row.iter_mut() {
+                    *gv = *gv * a;
+                }
             }
             g_row[y] = if u.passes(z_row[y]) {
                 T::from_f64(gc * (e_y / s_row - 1.0))

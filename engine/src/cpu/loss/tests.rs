@@ -1,24 +1,15 @@
 //! The special-case kernels (`tile.rs`, `plain.rs`) against the general row kernel, which
 //! the fused-vs-composed tests check against the engine's primitives, at every SIMD level
 //! this CPU supports; and each level's row kernel against the portable one's.
-use super::plain::run_plain_rows;
-use super::tile::{run_tiles, MAX_COLS};
-use super::{run_rows, Consts, MaybeUninit};
+use super::tile::MAX_COLS;
+use super::{Consts, Kernel, MaybeUninit, Task};
 use crate::backend::FusedLossParams;
-use crate::cpu::simd::{with_level, Level};
+use crate::cpu::simd::{with_level_fma, Level, SimdFloat};
 use crate::gradcheck::SplitMix;
-use crate::Float;
-
-#[derive(Clone, Copy)]
-enum Kernel {
-    Tiles,
-    Plain,
-    Rows,
-}
 
 /// One kernel on all rows, compiled for `level`: `(losses, gradient)`, or the reported
 /// bad logit.
-fn run<T: Float>(
+fn run<T: SimdFloat>(
     level: Level,
     kernel: Kernel,
     z: &[T],
@@ -27,15 +18,16 @@ fn run<T: Float>(
     let k = Consts::new(p);
     let mut g = vec![MaybeUninit::uninit(); p.rows * p.cols];
     let mut l = vec![T::ZERO; p.rows];
-    let bad = with_level(
-        level,
-        #[inline(always)]
-        || match kernel {
-            Kernel::Tiles => run_tiles(z, &k, 0, &mut g, &mut l),
-            Kernel::Plain => run_plain_rows(z, &k, 0, &mut g, &mut l),
-            Kernel::Rows => run_rows(z, None, &k, 0, &mut g, &mut l),
-        },
-    );
+    let task = Task {
+        kernel,
+        z,
+        dense: None,
+        k: &k,
+        r0: 0,
+        g: &mut g,
+        l: &mut l,
+    };
+    let bad = with_level_fma(level, task);
     match bad {
         Some(at) => Err(at),
         // SAFETY: without a reported problem every row wrote all its entries.
@@ -85,13 +77,13 @@ fn params<'a>(
 /// `kernel` against the row kernel at each shape and level, and each level's row kernel
 /// against the portable one: partial last tiles and groups, one and two classes, logits
 /// beyond the clamp, a dropped class (`-inf` offset), weighted rows and a mean's scale.
-fn agree<T: Float>(kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
+fn agree<T: SimdFloat>(kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
     for level in Level::supported() {
         agree_at::<T>(level, kernel, shapes, rel);
     }
 }
 
-fn agree_at<T: Float>(level: Level, kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
+fn agree_at<T: SimdFloat>(level: Level, kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
     let mut rng = SplitMix::new(11);
     for &(rows, cols) in shapes {
         let z: Vec<T> = rng
