@@ -62,7 +62,7 @@ pub(super) fn hard_row<T: SimdFloat, M: MulAdd>(
     coefs: &[f64],
     k: &Consts<T>,
 ) -> std::result::Result<f64, usize> {
-    let (g, m) = sweep_logits::<T, M>(z, g, k);
+    let (g, m) = sweep_logits::<T, M>(z, g, &k.offsets, k.logits());
     // Label smoothing needs `mean_j u_j`, read before sweep 2 overwrites `u`.
     let sum_u = if k.p.smoothing != 0.0 {
         simd::sum(g).to_f64()

@@ -134,17 +134,18 @@ impl<T: SimdFloat> Logits<T> {
 /// sweep (one 8-lane accumulator cost a third of the kernel's time at C = 8142).
 const ROW_LANES: usize = 32;
 
-/// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j`. `z * 0`
+/// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j` (`offsets`: the
+/// row's or the block's). `z * 0`
 /// (0 for a finite `z`, NaN otherwise) is added so that a non-finite logit becomes a NaN `u`
 /// even where the clamp would hide it; sweep 2 turns that into a NaN sum.
 #[inline(always)]
 fn sweep_logits<'g, T: SimdFloat, M: MulAdd>(
     z: &[T],
     g: &'g mut [MaybeUninit<T>],
-    k: &Consts<T>,
+    offsets: &[T],
+    u: Logits<T>,
 ) -> (&'g mut [T], T) {
-    let u = k.logits();
-    for ((gv, &zv), &o) in g.iter_mut().zip(z).zip(&k.offsets) {
+    for ((gv, &zv), &o) in g.iter_mut().zip(z).zip(offsets) {
         gv.write(u.of::<M>(zv, o) + zv * T::ZERO);
     }
     // SAFETY: the loop above wrote every entry of `g` (all three have the row's length).
@@ -281,7 +282,7 @@ fn dense_row<T: SimdFloat, M: MulAdd>(
     g: &mut [MaybeUninit<T>],
     k: &Consts<T>,
 ) -> std::result::Result<f64, usize> {
-    let (g, m) = sweep_logits::<T, M>(z, g, k);
+    let (g, m) = sweep_logits::<T, M>(z, g, &k.offsets, k.logits());
     let (w, d) = (simd::dot(&k.weights, t), target_dot(&k.weights, t, g));
     let s = sweep_exp::<T, M>(z, g, m, Ahead::NONE)?;
     let (s, w) = (s.to_f64(), w.to_f64());

@@ -112,7 +112,15 @@ fn agree_at<T: SimdFloat>(level: Level, kernel: Kernel, shapes: &[(usize, usize)
 }
 
 const TILE_SHAPES: [(usize, usize); 5] = [(1, 1), (3, 2), (16, 10), (37, 7), (50, MAX_COLS)];
-const PLAIN_SHAPES: [(usize, usize); 4] = [(1, 3), (17, 57), (37, 100), (33, 1000)];
+/// The last two rows are several blocks long (`plain::BLOCK`), the last block partial.
+const PLAIN_SHAPES: [(usize, usize); 6] = [
+    (1, 3),
+    (17, 57),
+    (37, 100),
+    (33, 1000),
+    (3, 2048),
+    (18, 2500),
+];
 
 #[test]
 fn tiles_agree_with_the_row_kernel() {
@@ -138,5 +146,30 @@ fn every_kernel_names_the_first_bad_logit() {
         for kernel in [Kernel::Tiles, Kernel::Plain, Kernel::Rows] {
             assert_eq!(run(level, kernel, &z, &p).unwrap_err(), (18, 3));
         }
+    }
+}
+
+#[test]
+fn long_rows_name_a_bad_logit_in_a_later_block_and_drop_a_leading_block() {
+    let (rows, cols) = (3, 2100);
+    let mut z: Vec<f32> = (0..rows * cols).map(|i| (i % 13) as f32 - 6.0).collect();
+    z[cols + 1500] = f32::NEG_INFINITY;
+    let (labels, coefs) = (vec![2000; rows], vec![1.0; rows]);
+    let p = params(rows, cols, &labels, &coefs, &[]);
+    for level in Level::supported() {
+        assert_eq!(run(level, Kernel::Plain, &z, &p).unwrap_err(), (1, 1500));
+    }
+    // Every class of the first block dropped: its `exp`s are 0, not `exp(-inf + inf)`.
+    let z = &z[..cols];
+    let mut offsets = vec![0.0; cols];
+    offsets[..1024].fill(f64::NEG_INFINITY);
+    let p = params(1, cols, &labels[..1], &coefs[..1], &offsets);
+    for level in Level::supported() {
+        let (l, g) = run(level, Kernel::Plain, z, &p).unwrap();
+        let (lr, gr) = run(level, Kernel::Rows, z, &p).unwrap();
+        assert!(g[..1024].iter().all(|&v| v == 0.0) && l[0].is_finite());
+        let f = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+        close("loss", &f(l), &f(lr), 1e-6, 1.0);
+        close("grad", &f(g), &f(gr), 1e-6, 1e-30);
     }
 }
