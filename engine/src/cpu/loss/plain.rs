@@ -48,8 +48,10 @@ fn sweep_blocks<T: SimdFloat, M: MulAdd>(
         let at = b * BLOCK;
         let (g_b, m_b) = sweep_logits::<T, M>(z_b, g_b, o_b, k.logits());
         if m_b > m {
-            // Rescale the sum so far to the new maximum (the first block: 0 * 0).
-            s *= (m.to_f64() - m_b.to_f64()).exp();
+            if s != 0.0 {
+                // Rescale the sum so far to the new maximum.
+                s *= (m.to_f64() - m_b.to_f64()).exp();
+            }
             m = m_b;
         }
         if m == T::NEG_INFINITY {
@@ -115,7 +117,15 @@ pub fn run_plain_rows<T: SimdFloat, M: MulAdd>(
             let (m_row, s_row) = (m[i].to_f64(), s[i]);
             l[i] = T::from_f64(coef * (m_row + ln_s[i].to_f64() - k.logit_f64(z_row[y], y)));
             let gc = gs * coef;
-            let unshift = |b: usize| (row_shifts[b].to_f64() - m_row).exp();
+            // `exp(m_b - m)`: exactly 1 for the blocks from the maximum's on, so a one-block
+            // row (up to 1024 classes) calls no libm `exp` per row.
+            let unshift = |b: usize| {
+                if row_shifts[b] == m[i] {
+                    1.0
+                } else {
+                    (row_shifts[b].to_f64() - m_row).exp()
+                }
+            };
             let p_y = g_row[y].to_f64() * unshift(y / BLOCK) / s_row;
             let blocks = g_row.chunks_mut(BLOCK).zip(z_row.chunks(BLOCK));
             for (b, (g_b, z_b)) in blocks.enumerate() {
