@@ -298,6 +298,8 @@ fn dense_row<T: SimdFloat, M: MulAdd>(
 }
 
 /// The row kernel for any loss: dense-target rows, or hard-target rows (`hard.rs`).
+/// Inlined into `with_simd_fma`'s per-level copies through [`Task::run`]: out of line it
+/// would be compiled for the baseline CPU (scalar, with a libm call per `exp`).
 #[inline(always)]
 fn run_rows<T: SimdFloat, M: MulAdd>(
     z: &[T],
@@ -396,6 +398,8 @@ pub fn fused_loss<T: SimdFloat>(
     } else {
         Kernel::Rows
     };
+    // Each rayon task runs its rows under `with_simd_fma` (the level is a property of the
+    // compiled code, not of the thread); `Task::run` and everything below it are inlined.
     let task = |r0: usize, g: &mut [MaybeUninit<T>], l: &mut [T]| {
         let k = &consts;
         with_simd_fma(Task {
