@@ -6,9 +6,11 @@
 //! Why lane arrays: a float sum `s += x[i]` cannot be vectorised without reassociating, which
 //! LLVM will not do for IEEE floats. Accumulating into `LANES` independent partial sums is an
 //! explicit reassociation that LLVM maps onto one vector register.
+mod exp;
 mod level;
 
 use crate::Float;
+pub use exp::{exp_f32, Fused, MulAdd, Separate, SimdFloat};
 pub use level::{level, level_name, try_level, Level};
 
 /// Partial sums per reduction: 8 f32 fill one AVX2 register (and two for f64).
@@ -56,19 +58,55 @@ pub fn with_simd<R, F: FnOnce() -> R>(f: F) -> R {
 /// this one (never an illegal instruction).
 #[inline(always)]
 pub fn with_level<R, F: FnOnce() -> R>(level: Level, f: F) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if level == Level::Avx512 && has_avx512() {
-            // SAFETY: the CPU supports every feature the callee was compiled with.
-            return unsafe { call_avx512(f) };
-        }
-        if level >= Level::Avx2 && has_avx2_fma() {
-            // SAFETY: the CPU supports every feature the callee was compiled with.
-            return unsafe { call_avx2(f) };
-        }
+    match runnable(level) {
+        // SAFETY (both arms): `runnable` checked that the CPU has the callee's features.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { call_avx512(f) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { call_avx2(f) },
+        _ => f(),
     }
-    let _ = level;
-    f()
+}
+
+/// `level`, or the best lower level this CPU has.
+#[inline(always)]
+fn runnable(level: Level) -> Level {
+    if level == Level::Avx512 && has_avx512() {
+        Level::Avx512
+    } else if level >= Level::Avx2 && has_avx2_fma() {
+        Level::Avx2
+    } else {
+        Level::Portable
+    }
+}
+
+/// A kernel generic over its level's multiply-add, for [`with_simd_fma`]: `run` is
+/// written once and compiled at [`Fused`] for the AVX levels, at [`Separate`] for the
+/// portable one. (A trait, because a closure cannot be generic.)
+pub trait MulAddKernel {
+    type Output;
+    /// The kernel with `M`'s multiply-adds. Mark it `#[inline(always)]`, as the closures
+    /// given to [`with_simd`]: out of line it would be compiled without the level's features.
+    fn run<M: MulAdd>(self) -> Self::Output;
+}
+
+/// Runs `kernel` compiled for the active [`Level`], with that level's [`MulAdd`].
+#[inline(always)]
+pub fn with_simd_fma<K: MulAddKernel>(kernel: K) -> K::Output {
+    with_level_fma(level(), kernel)
+}
+
+/// [`with_simd_fma`] at `level` (or the best lower level the CPU has).
+#[inline(always)]
+pub fn with_level_fma<K: MulAddKernel>(level: Level, kernel: K) -> K::Output {
+    match runnable(level) {
+        Level::Portable => kernel.run::<Separate>(),
+        level => with_level(
+            level,
+            #[inline(always)]
+            || kernel.run::<Fused>(),
+        ),
+    }
 }
 
 /// `f()` compiled with AVX2+FMA.

@@ -1,9 +1,8 @@
 //! A hard-target row (one label, or a mixup pair): after sweeps 1 and 2 (`super`), the
 //! row's target classes, each component's normaliser and focal loss (with LDAM's margin on
 //! its own class), label smoothing, and sweep 3 writing `grad_scale * dl/dz` once.
-use super::simd;
+use super::simd::{self, MulAdd, SimdFloat};
 use super::{ln, sweep_exp, sweep_logits, Ahead, Consts, MaybeUninit, MAX_COMPONENTS};
-use crate::Float;
 
 /// Focal loss `(1 - p)^gamma (-log p)` and `G` with `dL/du_j = G (p_j - [j = c])`:
 /// `G = (1 - p)^gamma + gamma p (1 - p)^(gamma - 1) (-log p)`. `gamma = 0` is plain CE.
@@ -45,7 +44,7 @@ impl TargetEntry {
 
 /// `s m_c`: how far LDAM's margin lowers class `c`'s logit (0 without margins).
 #[inline(always)]
-fn margin_shift<T: Float>(k: &Consts<T>, c: usize) -> f64 {
+fn margin_shift<T: SimdFloat>(k: &Consts<T>, c: usize) -> f64 {
     if k.margins.is_empty() {
         0.0
     } else {
@@ -56,21 +55,21 @@ fn margin_shift<T: Float>(k: &Consts<T>, c: usize) -> f64 {
 /// A hard-target row (one or two components); returns the row's loss. Sweeps 1 and 2,
 /// then the row's target classes, their loss terms, and sweep 3 writing `dl/dz`.
 #[inline(always)]
-pub(super) fn hard_row<T: Float>(
+pub(super) fn hard_row<T: SimdFloat, M: MulAdd>(
     z: &[T],
     g: &mut [MaybeUninit<T>],
     labels: &[usize],
     coefs: &[f64],
     k: &Consts<T>,
 ) -> std::result::Result<f64, usize> {
-    let (g, m) = sweep_logits(z, g, k);
+    let (g, m) = sweep_logits::<T, M>(z, g, &k.offsets, k.logits());
     // Label smoothing needs `mean_j u_j`, read before sweep 2 overwrites `u`.
     let sum_u = if k.p.smoothing != 0.0 {
         simd::sum(g).to_f64()
     } else {
         0.0
     };
-    let s_lanes = sweep_exp(z, g, m, Ahead::NONE)?;
+    let s_lanes = sweep_exp::<T, M>(z, g, m, Ahead::NONE)?;
     let m64 = m.to_f64();
     let (entries, n_targets) = target_entries(z, g, labels, k, m64);
     let targets = &entries[..n_targets];
@@ -82,7 +81,7 @@ pub(super) fn hard_row<T: Float>(
 /// The row's distinct target classes (at most [`MAX_COMPONENTS`]), after sweep 2 left
 /// `e_j = exp(u_j - m)` in `g`.
 #[inline(always)]
-fn target_entries<T: Float>(
+fn target_entries<T: SimdFloat>(
     z: &[T],
     g: &[T],
     labels: &[usize],
@@ -132,7 +131,7 @@ struct HardTerms {
 /// target dominates (it zeroes the target entries of `g` to do so; sweep 3 rewrites them).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // one row's state, passed rather than bundled
-fn hard_terms<T: Float>(
+fn hard_terms<T: SimdFloat>(
     g: &mut [T],
     targets: &[TargetEntry],
     labels: &[usize],
@@ -190,7 +189,7 @@ fn hard_terms<T: Float>(
 /// Sweep 3: `grad_scale * dl/dz` over the row, the non-target entries from `e_j` in `T`,
 /// the target entries in f64: `sum_k cg_k (p^(k)_t - [t = c_k])` plus smoothing.
 #[inline(always)]
-fn write_hard_grad<T: Float>(
+fn write_hard_grad<T: SimdFloat>(
     z: &[T],
     g: &mut [T],
     targets: &[TargetEntry],

@@ -22,7 +22,7 @@ mod tests;
 mod tile;
 
 use super::elementwise::PAR_MIN;
-use super::simd::{self, with_simd, LANES};
+use super::simd::{self, with_simd_fma, MulAdd, MulAddKernel, SimdFloat, LANES};
 use crate::backend::FusedLossParams;
 use crate::error::{invalid, Result};
 use crate::Float;
@@ -47,7 +47,7 @@ struct Consts<'a, T> {
     p: &'a FusedLossParams<'a>,
 }
 
-impl<'a, T: Float> Consts<'a, T> {
+impl<'a, T: SimdFloat> Consts<'a, T> {
     fn new(p: &'a FusedLossParams<'a>) -> Self {
         let offsets: Vec<T> = if p.offsets.is_empty() {
             vec![T::ZERO; p.cols]
@@ -83,6 +83,11 @@ impl<'a, T: Float> Consts<'a, T> {
         }
     }
 
+    /// Whether a clamp is set: without one every gradient passes, and sweep 3 needs no mask.
+    fn clamps(&self) -> bool {
+        self.p.clamp.is_some()
+    }
+
     /// `u_c` in f64, for the target entries.
     fn logit_f64(&self, z: T, c: usize) -> f64 {
         let bound = self.p.clamp.unwrap_or(f64::INFINITY);
@@ -99,12 +104,12 @@ struct Logits<T> {
     hi: T,
 }
 
-impl<T: Float> Logits<T> {
+impl<T: SimdFloat> Logits<T> {
     /// In a loop over one row: the clamp as selects, which compile to one `max` and one
-    /// `min` each (a NaN `z` stays NaN).
+    /// `min` each (a NaN `z` stays NaN), and the scale and offset as one multiply-add.
     #[inline(always)]
-    fn of(self, z: T, o: T) -> T {
-        self.scale * z.max(self.lo).min(self.hi) + o
+    fn of<M: MulAdd>(self, z: T, o: T) -> T {
+        self.scale.mul_add_at::<M>(z.max(self.lo).min(self.hi), o)
     }
 
     /// [`Logits::of`] for lane arrays (`tile.rs`): LLVM's straight-line vectoriser handles
@@ -115,10 +120,12 @@ impl<T: Float> Logits<T> {
         self.scale * z.maxnum(self.lo).minnum(self.hi) + o
     }
 
-    /// Whether the clamp lets a gradient through `z` (PyTorch's clamp backward).
+    /// Whether the clamp lets a gradient through `z` (PyTorch's clamp backward). The clamp
+    /// is symmetric (`lo = -hi`), so this is one `and` (the absolute value) and one compare
+    /// where two compares and their `and` were.
     #[inline(always)]
     fn passes(self, z: T) -> bool {
-        z >= self.lo && z <= self.hi
+        z.abs() <= self.hi
     }
 }
 
@@ -127,23 +134,25 @@ impl<T: Float> Logits<T> {
 /// sweep (one 8-lane accumulator cost a third of the kernel's time at C = 8142).
 const ROW_LANES: usize = 32;
 
-/// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j`. `z * 0`
+/// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j` (`offsets`: the
+/// row's or the block's). `z * 0`
 /// (0 for a finite `z`, NaN otherwise) is added so that a non-finite logit becomes a NaN `u`
 /// even where the clamp would hide it; sweep 2 turns that into a NaN sum.
 #[inline(always)]
-fn sweep_logits<'g, T: Float>(
+fn sweep_logits<'g, T: SimdFloat, M: MulAdd>(
     z: &[T],
     g: &'g mut [MaybeUninit<T>],
-    k: &Consts<T>,
+    offsets: &[T],
+    u: Logits<T>,
 ) -> (&'g mut [T], T) {
-    let u = k.logits();
-    for ((gv, &zv), &o) in g.iter_mut().zip(z).zip(&k.offsets) {
-        gv.write(u.of(zv, o) + zv * T::ZERO);
+    for ((gv, &zv), &o) in g.iter_mut().zip(z).zip(offsets) {
+        gv.write(u.of::<M>(zv, o) + zv * T::ZERO);
     }
     // SAFETY: the loop above wrote every entry of `g` (all three have the row's length).
     let g = unsafe { assume_init(g) };
     // A pass of its own: LLVM keeps a running maximum in registers only in a loop this
-    // simple (fused into the loop above it went to the stack, one masked store per chunk).
+    // simple (fused into the loop above, in lane arrays or not, it went to the stack: one
+    // masked store per vector, and the sweep took twice as long).
     let m = simd::max(g);
     (g, m)
 }
@@ -174,13 +183,17 @@ impl Ahead {
         }
     }
 
-    /// Prefetches the bytes `[at, at + len)` of the next row's logits and gradient.
+    /// Prefetches the bytes `[at, at + len)` of the next row's logits and gradient. `len`
+    /// is a constant at the call, so the loop unrolls: as a `step_by` iterator it did not,
+    /// and its bookkeeping was an eighth of the kernel's time.
     #[inline(always)]
     fn fetch(self, at: usize, len: usize) {
         #[cfg(target_arch = "x86_64")]
         if !self.z.is_null() {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-            for off in (at..at + len).step_by(64) {
+            const LINE: usize = 64;
+            for line in 0..len.div_ceil(LINE) {
+                let off = at + line * LINE;
                 // SAFETY: a prefetch is a hint, not an access: it never faults and reads
                 // nothing into the program; the addresses lie in the same allocations.
                 unsafe {
@@ -197,7 +210,12 @@ impl Ahead {
 /// Sweep 2: `g_j <- exp(g_j - m)` and their sum, in one loop; returns the sum, or the
 /// column of the first non-finite logit when the sum is NaN.
 #[inline(always)]
-fn sweep_exp<T: Float>(z: &[T], g: &mut [T], m: T, ahead: Ahead) -> std::result::Result<T, usize> {
+fn sweep_exp<T: SimdFloat, M: MulAdd>(
+    z: &[T],
+    g: &mut [T],
+    m: T,
+    ahead: Ahead,
+) -> std::result::Result<T, usize> {
     let n = g.len() / ROW_LANES * ROW_LANES;
     let (body, tail) = g.split_at_mut(n);
     let mut acc = [T::ZERO; ROW_LANES];
@@ -205,14 +223,14 @@ fn sweep_exp<T: Float>(z: &[T], g: &mut [T], m: T, ahead: Ahead) -> std::result:
     for (i, c) in body.chunks_exact_mut(ROW_LANES).enumerate() {
         ahead.fetch(i * chunk_bytes, chunk_bytes);
         for l in 0..ROW_LANES {
-            let e = (c[l] - m).fast_exp();
+            let e = (c[l] - m).exp_at::<M>();
             c[l] = e;
             acc[l] += e;
         }
     }
     // The tail as a plain map, which LLVM vectorises with its own epilogue.
     for gv in tail.iter_mut() {
-        *gv = (*gv - m).fast_exp();
+        *gv = (*gv - m).exp_at::<M>();
     }
     let s = simd::sum(tail) + simd::fold_sum(acc);
     if s.to_f64().is_nan() {
@@ -258,15 +276,15 @@ fn ln<T: Float>(s: f64) -> f64 {
 /// A dense-target row: `l = W lse(u) - sum_j w_j t_j u_j`,
 /// `dl/du_j = W p_j - w_j t_j` with `W = sum_j w_j t_j`.
 #[inline(always)]
-fn dense_row<T: Float>(
+fn dense_row<T: SimdFloat, M: MulAdd>(
     z: &[T],
     t: &[T],
     g: &mut [MaybeUninit<T>],
     k: &Consts<T>,
 ) -> std::result::Result<f64, usize> {
-    let (g, m) = sweep_logits(z, g, k);
+    let (g, m) = sweep_logits::<T, M>(z, g, &k.offsets, k.logits());
     let (w, d) = (simd::dot(&k.weights, t), target_dot(&k.weights, t, g));
-    let s = sweep_exp(z, g, m, Ahead::NONE)?;
+    let s = sweep_exp::<T, M>(z, g, m, Ahead::NONE)?;
     let (s, w) = (s.to_f64(), w.to_f64());
     let lse = m.to_f64() + ln::<T>(s);
     let gs = k.p.scale * k.p.grad_scale;
@@ -279,11 +297,11 @@ fn dense_row<T: Float>(
     Ok(w * lse - d.to_f64())
 }
 
-/// Rows `r0..` into the gradient block `g` and losses `l`; returns the first (row, column)
-/// holding a non-finite logit, if any. Inlined into `with_simd`'s AVX2 copy: out of line it
-/// would be compiled for the baseline CPU (scalar, with a libm `floorf` call per `exp`).
+/// The row kernel for any loss: dense-target rows, or hard-target rows (`hard.rs`).
+/// Inlined into `with_simd_fma`'s per-level copies through [`Task::run`]: out of line it
+/// would be compiled for the baseline CPU (scalar, with a libm call per `exp`).
 #[inline(always)]
-fn run_rows<T: Float>(
+fn run_rows<T: SimdFloat, M: MulAdd>(
     z: &[T],
     dense: Option<&[T]>,
     k: &Consts<T>,
@@ -296,10 +314,11 @@ fn run_rows<T: Float>(
         let r = r0 + j;
         let z_row = &z[r * cols..(r + 1) * cols];
         let res = match dense {
-            Some(t) => dense_row(z_row, &t[r * cols..(r + 1) * cols], g_row, k),
+            Some(t) => dense_row::<T, M>(z_row, &t[r * cols..(r + 1) * cols], g_row, k),
             None => {
                 let span = r * per_row..(r + 1) * per_row;
-                hard::hard_row(z_row, g_row, &k.p.labels[span.clone()], &k.p.coefs[span], k)
+                let (labels, coefs) = (&k.p.labels[span.clone()], &k.p.coefs[span]);
+                hard::hard_row::<T, M>(z_row, g_row, labels, coefs, k)
             }
         };
         match res {
@@ -310,8 +329,55 @@ fn run_rows<T: Float>(
     None
 }
 
+/// Which kernel a call's rows go to.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    /// `tile.rs`: short rows of the plain hard-target losses, rows across the lanes.
+    Tiles,
+    /// `plain.rs`: longer rows of the plain hard-target losses, in groups.
+    Plain,
+    /// [`run_rows`]: every loss.
+    Rows,
+}
+
+/// One task's rows `r0..` into the gradient block `g` and losses `l`, by `kernel`.
+struct Task<'a, T> {
+    kernel: Kernel,
+    z: &'a [T],
+    dense: Option<&'a [T]>,
+    k: &'a Consts<'a, T>,
+    r0: usize,
+    g: &'a mut [MaybeUninit<T>],
+    l: &'a mut [T],
+}
+
+impl<T: SimdFloat> MulAddKernel for Task<'_, T> {
+    /// The first (row, column) holding a non-finite logit, if any.
+    type Output = Option<(usize, usize)>;
+
+    /// Inlined into `with_simd_fma`'s per-level copies, as is everything below it: out of
+    /// line it would be compiled for the baseline CPU (scalar, with libm calls per `exp`).
+    #[inline(always)]
+    fn run<M: MulAdd>(self) -> Self::Output {
+        let Task {
+            kernel,
+            z,
+            dense,
+            k,
+            r0,
+            g,
+            l,
+        } = self;
+        match kernel {
+            Kernel::Tiles => tile::run_tiles::<T, M>(z, k, r0, g, l),
+            Kernel::Plain => plain::run_plain_rows::<T, M>(z, k, r0, g, l),
+            Kernel::Rows => run_rows::<T, M>(z, dense, k, r0, g, l),
+        }
+    }
+}
+
 /// Runs the kernel: each row's loss (`[rows]`) and `grad_scale * dl_i/dz_i` (`[rows, cols]`).
-pub fn fused_loss<T: Float>(
+pub fn fused_loss<T: SimdFloat>(
     z: &[T],
     dense: Option<&[T]>,
     p: &FusedLossParams,
@@ -325,37 +391,36 @@ pub fn fused_loss<T: Float>(
     if cols == 0 {
         return Ok((loss, grad));
     }
-    let tiled = tile::applies(p, dense.is_some());
-    let plain = dense.is_none() && p.is_plain_hard();
+    let kernel = if tile::applies(p, dense.is_some()) {
+        Kernel::Tiles
+    } else if dense.is_none() && p.is_plain_hard() {
+        Kernel::Plain
+    } else {
+        Kernel::Rows
+    };
+    // Each rayon task runs its rows under `with_simd_fma` (the level is a property of the
+    // compiled code, not of the thread); `Task::run` and everything below it are inlined.
     let task = |r0: usize, g: &mut [MaybeUninit<T>], l: &mut [T]| {
-        // `inline(always)` on the closures too: the body is large, and a closure left
-        // out of line would be compiled without AVX2.
-        if tiled {
-            with_simd(
-                #[inline(always)]
-                || tile::run_tiles(z, &consts, r0, g, l),
-            )
-        } else if plain {
-            with_simd(
-                #[inline(always)]
-                || plain::run_plain_rows(z, &consts, r0, g, l),
-            )
-        } else {
-            with_simd(
-                #[inline(always)]
-                || run_rows(z, dense, &consts, r0, g, l),
-            )
-        }
+        let k = &consts;
+        with_simd_fma(Task {
+            kernel,
+            z,
+            dense,
+            k,
+            r0,
+            g,
+            l,
+        })
     };
     let spare = &mut grad.spare_capacity_mut()[..rows * cols];
     let problem = if rows * cols >= PAR_MIN && rows > 1 {
-        let mut rows_per_task = (PAR_MIN / 2 / cols).max(1);
         // Whole tiles or groups per task, so none is split between two tasks.
-        if tiled {
-            rows_per_task = rows_per_task.next_multiple_of(tile::TILE);
-        } else if plain {
-            rows_per_task = rows_per_task.next_multiple_of(plain::GROUP);
-        }
+        let rows_per_task = (PAR_MIN / 2 / cols).max(1);
+        let rows_per_task = match kernel {
+            Kernel::Tiles => rows_per_task.next_multiple_of(tile::TILE),
+            Kernel::Plain => rows_per_task.next_multiple_of(plain::GROUP),
+            Kernel::Rows => rows_per_task,
+        };
         spare
             .par_chunks_mut(rows_per_task * cols)
             .zip(loss.par_chunks_mut(rows_per_task))

@@ -1,24 +1,15 @@
 //! The special-case kernels (`tile.rs`, `plain.rs`) against the general row kernel, which
 //! the fused-vs-composed tests check against the engine's primitives, at every SIMD level
 //! this CPU supports; and each level's row kernel against the portable one's.
-use super::plain::run_plain_rows;
-use super::tile::{run_tiles, MAX_COLS};
-use super::{run_rows, Consts, MaybeUninit};
+use super::tile::MAX_COLS;
+use super::{Consts, Kernel, MaybeUninit, Task};
 use crate::backend::FusedLossParams;
-use crate::cpu::simd::{with_level, Level};
+use crate::cpu::simd::{with_level_fma, Level, SimdFloat};
 use crate::gradcheck::SplitMix;
-use crate::Float;
-
-#[derive(Clone, Copy)]
-enum Kernel {
-    Tiles,
-    Plain,
-    Rows,
-}
 
 /// One kernel on all rows, compiled for `level`: `(losses, gradient)`, or the reported
 /// bad logit.
-fn run<T: Float>(
+fn run<T: SimdFloat>(
     level: Level,
     kernel: Kernel,
     z: &[T],
@@ -27,15 +18,16 @@ fn run<T: Float>(
     let k = Consts::new(p);
     let mut g = vec![MaybeUninit::uninit(); p.rows * p.cols];
     let mut l = vec![T::ZERO; p.rows];
-    let bad = with_level(
-        level,
-        #[inline(always)]
-        || match kernel {
-            Kernel::Tiles => run_tiles(z, &k, 0, &mut g, &mut l),
-            Kernel::Plain => run_plain_rows(z, &k, 0, &mut g, &mut l),
-            Kernel::Rows => run_rows(z, None, &k, 0, &mut g, &mut l),
-        },
-    );
+    let task = Task {
+        kernel,
+        z,
+        dense: None,
+        k: &k,
+        r0: 0,
+        g: &mut g,
+        l: &mut l,
+    };
+    let bad = with_level_fma(level, task);
     match bad {
         Some(at) => Err(at),
         // SAFETY: without a reported problem every row wrote all its entries.
@@ -85,13 +77,13 @@ fn params<'a>(
 /// `kernel` against the row kernel at each shape and level, and each level's row kernel
 /// against the portable one: partial last tiles and groups, one and two classes, logits
 /// beyond the clamp, a dropped class (`-inf` offset), weighted rows and a mean's scale.
-fn agree<T: Float>(kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
+fn agree<T: SimdFloat>(kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
     for level in Level::supported() {
         agree_at::<T>(level, kernel, shapes, rel);
     }
 }
 
-fn agree_at<T: Float>(level: Level, kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
+fn agree_at<T: SimdFloat>(level: Level, kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
     let mut rng = SplitMix::new(11);
     for &(rows, cols) in shapes {
         let z: Vec<T> = rng
@@ -120,7 +112,15 @@ fn agree_at<T: Float>(level: Level, kernel: Kernel, shapes: &[(usize, usize)], r
 }
 
 const TILE_SHAPES: [(usize, usize); 5] = [(1, 1), (3, 2), (16, 10), (37, 7), (50, MAX_COLS)];
-const PLAIN_SHAPES: [(usize, usize); 4] = [(1, 3), (17, 57), (37, 100), (33, 1000)];
+/// The last two rows are several blocks long (`plain::BLOCK`), the last block partial.
+const PLAIN_SHAPES: [(usize, usize); 6] = [
+    (1, 3),
+    (17, 57),
+    (37, 100),
+    (33, 1000),
+    (3, 2048),
+    (18, 2500),
+];
 
 #[test]
 fn tiles_agree_with_the_row_kernel() {
@@ -146,5 +146,30 @@ fn every_kernel_names_the_first_bad_logit() {
         for kernel in [Kernel::Tiles, Kernel::Plain, Kernel::Rows] {
             assert_eq!(run(level, kernel, &z, &p).unwrap_err(), (18, 3));
         }
+    }
+}
+
+#[test]
+fn long_rows_name_a_bad_logit_in_a_later_block_and_drop_a_leading_block() {
+    let (rows, cols) = (3, 2100);
+    let mut z: Vec<f32> = (0..rows * cols).map(|i| (i % 13) as f32 - 6.0).collect();
+    z[cols + 1500] = f32::NEG_INFINITY;
+    let (labels, coefs) = (vec![2000; rows], vec![1.0; rows]);
+    let p = params(rows, cols, &labels, &coefs, &[]);
+    for level in Level::supported() {
+        assert_eq!(run(level, Kernel::Plain, &z, &p).unwrap_err(), (1, 1500));
+    }
+    // Every class of the first block dropped: its `exp`s are 0, not `exp(-inf + inf)`.
+    let z = &z[..cols];
+    let mut offsets = vec![0.0; cols];
+    offsets[..1024].fill(f64::NEG_INFINITY);
+    let p = params(1, cols, &labels[..1], &coefs[..1], &offsets);
+    for level in Level::supported() {
+        let (l, g) = run(level, Kernel::Plain, z, &p).unwrap();
+        let (lr, gr) = run(level, Kernel::Rows, z, &p).unwrap();
+        assert!(g[..1024].iter().all(|&v| v == 0.0) && l[0].is_finite());
+        let f = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+        close("loss", &f(l), &f(lr), 1e-6, 1.0);
+        close("grad", &f(g), &f(gr), 1e-6, 1e-30);
     }
 }

@@ -10,6 +10,7 @@
 //! Only the plain hard-target losses come here ([`applies`]): ARB, cross-entropy, balanced
 //! softmax and class-balanced weights, with one label per row. Mixup pairs, margins, focal
 //! loss, label smoothing and soft targets keep the row kernel.
+use super::simd::{MulAdd, SimdFloat};
 use super::{Consts, MaybeUninit};
 use crate::backend::FusedLossParams;
 use crate::Float;
@@ -48,7 +49,7 @@ impl<T: Float> Scratch<T> {
 /// Up to [`TILE`] rows starting at row `r0`: `z` and `g` hold exactly those rows, `l` their
 /// losses. Returns the first (row, column) holding a non-finite logit, if any.
 #[inline(always)]
-pub fn hard_tile<T: Float>(
+pub fn hard_tile<T: SimdFloat, M: MulAdd>(
     z: &[T],
     g: &mut [MaybeUninit<T>],
     l: &mut [T],
@@ -59,7 +60,7 @@ pub fn hard_tile<T: Float>(
     let (cols, n) = (k.cols, l.len());
     let (zt, et) = (&mut s.z[..cols], &mut s.e[..cols]);
     transpose_in(z, zt, n);
-    let (sum, lse) = sweep_exp_lanes(zt, et, k);
+    let (sum, lse) = sweep_exp_lanes::<T, M>(zt, et, k);
     let rows = tile_targets(zt, et, &sum, &lse, r0, n, k);
     if let Some(bad) = first_non_finite(z, &sum, cols, n) {
         return Some((r0 + bad.0, bad.1));
@@ -96,7 +97,7 @@ fn transpose_in<T: Float>(z: &[T], zt: &mut [[T; TILE]], n: usize) {
 /// then `e = exp(u - m)` into `et`; returns each row's sum of `e` and its log-sum-exp.
 /// `z * 0` turns a non-finite logit into a NaN `u` (see `super::sweep_logits`).
 #[inline(always)]
-fn sweep_exp_lanes<T: Float>(
+fn sweep_exp_lanes<T: SimdFloat, M: MulAdd>(
     zt: &[[T; TILE]],
     et: &mut [[T; TILE]],
     k: &Consts<T>,
@@ -112,7 +113,7 @@ fn sweep_exp_lanes<T: Float>(
     let mut sum = [T::ZERO; TILE];
     for ej in et.iter_mut() {
         for r in 0..TILE {
-            ej[r] = (ej[r] - m[r]).fast_exp();
+            ej[r] = (ej[r] - m[r]).exp_at::<M>();
             sum[r] += ej[r];
         }
     }
@@ -135,7 +136,7 @@ struct TileRows<T> {
 /// With label `y` and coefficient `c`: the loss `c (lse - u_y)`, the gradient's
 /// coefficient on `e_j`, `a = gs c / S`, and the target entry `gs c (e_y / S - 1)`.
 #[inline(always)]
-fn tile_targets<T: Float>(
+fn tile_targets<T: SimdFloat>(
     zt: &[[T; TILE]],
     et: &[[T; TILE]],
     sum: &[T; TILE],
@@ -195,7 +196,7 @@ fn first_non_finite<T: Float>(
 /// Sweep 3 across the lanes: `g_j = a e_j`, zero where the clamp stops the gradient; then
 /// the targets' entries.
 #[inline(always)]
-fn sweep_grad_lanes<T: Float>(
+fn sweep_grad_lanes<T: SimdFloat>(
     zt: &[[T; TILE]],
     et: &mut [[T; TILE]],
     rows: &TileRows<T>,
@@ -237,7 +238,7 @@ fn transpose_out<T: Float>(et: &[[T; TILE]], g: &mut [MaybeUninit<T>], n: usize)
 
 /// Rows `r0..` (any count) tile by tile into `g` and `l`; see [`hard_tile`].
 #[inline(always)]
-pub fn run_tiles<T: Float>(
+pub fn run_tiles<T: SimdFloat, M: MulAdd>(
     z: &[T],
     k: &Consts<T>,
     r0: usize,
@@ -250,7 +251,7 @@ pub fn run_tiles<T: Float>(
     for (t, (g, l)) in tiles.enumerate() {
         let first = r0 + t * TILE;
         let z = &z[first * cols..(first + l.len()) * cols];
-        if let Some(problem) = hard_tile(z, g, l, first, k, &mut scratch) {
+        if let Some(problem) = hard_tile::<T, M>(z, g, l, first, k, &mut scratch) {
             return Some(problem);
         }
     }
