@@ -17,6 +17,7 @@
 //! costs above, not the entries, were the kernel's time.
 mod hard;
 mod plain;
+mod sweeps;
 #[cfg(test)]
 mod tests;
 mod tile;
@@ -28,6 +29,7 @@ use crate::error::{invalid, Result};
 use crate::Float;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+use sweeps::{sweep_exp, sweep_logits, Ahead, Logits};
 
 /// Hard targets have one component per row; mixup has two.
 pub const MAX_COMPONENTS: usize = FusedLossParams::MAX_COMPONENTS;
@@ -94,153 +96,6 @@ impl<'a, T: SimdFloat> Consts<'a, T> {
         let o = self.offsets_f64.get(c).copied().unwrap_or(0.0);
         self.p.scale * z.to_f64().clamp(-bound, bound) + o
     }
-}
-
-/// `u = scale * clamp(z) + o`, and the clamp's gradient mask.
-#[derive(Clone, Copy)]
-struct Logits<T> {
-    scale: T,
-    lo: T,
-    hi: T,
-}
-
-impl<T: SimdFloat> Logits<T> {
-    /// In a loop over one row: the clamp as selects, which compile to one `max` and one
-    /// `min` each (a NaN `z` stays NaN), and the scale and offset as one multiply-add.
-    #[inline(always)]
-    fn of<M: MulAdd>(self, z: T, o: T) -> T {
-        self.scale.mul_add_at::<M>(z.max(self.lo).min(self.hi), o)
-    }
-
-    /// [`Logits::of`] for lane arrays (`tile.rs`): LLVM's straight-line vectoriser handles
-    /// the `maxnum`/`minnum` intrinsics but left the selects scalar. They clamp a NaN `z`
-    /// to a bound; the kernels add `z * 0` to keep it NaN.
-    #[inline(always)]
-    fn of_lanes(self, z: T, o: T) -> T {
-        self.scale * z.maxnum(self.lo).minnum(self.hi) + o
-    }
-
-    /// Whether the clamp lets a gradient through `z` (PyTorch's clamp backward). The clamp
-    /// is symmetric (`lo = -hi`), so this is one `and` (the absolute value) and one compare
-    /// where two compares and their `and` were.
-    #[inline(always)]
-    fn passes(self, z: T) -> bool {
-        z.abs() <= self.hi
-    }
-}
-
-/// Lanes of the row reductions: 32 independent partial maxima/sums (two AVX-512 or four
-/// AVX2 registers of f32), so that the reduction's dependency chain does not limit the
-/// sweep (one 8-lane accumulator cost a third of the kernel's time at C = 8142).
-const ROW_LANES: usize = 32;
-
-/// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j` (`offsets`: the
-/// row's or the block's). `z * 0`
-/// (0 for a finite `z`, NaN otherwise) is added so that a non-finite logit becomes a NaN `u`
-/// even where the clamp would hide it; sweep 2 turns that into a NaN sum.
-#[inline(always)]
-fn sweep_logits<'g, T: SimdFloat, M: MulAdd>(
-    z: &[T],
-    g: &'g mut [MaybeUninit<T>],
-    offsets: &[T],
-    u: Logits<T>,
-) -> (&'g mut [T], T) {
-    for ((gv, &zv), &o) in g.iter_mut().zip(z).zip(offsets) {
-        gv.write(u.of::<M>(zv, o) + zv * T::ZERO);
-    }
-    // SAFETY: the loop above wrote every entry of `g` (all three have the row's length).
-    let g = unsafe { assume_init(g) };
-    // A pass of its own: LLVM keeps a running maximum in registers only in a loop this
-    // simple (fused into the loop above, in lane arrays or not, it went to the stack: one
-    // masked store per vector, and the sweep took twice as long).
-    let m = simd::max(g);
-    (g, m)
-}
-
-/// The next row's logits and gradient, which sweep 2 asks the CPU to bring into L2 while
-/// it computes `exp`s. Without that, a long row's sweep 1 waited on memory (over half the
-/// kernel's time at 8142 classes) while sweeps 2 and 3 left the memory bus idle.
-#[derive(Clone, Copy)]
-struct Ahead {
-    z: *const u8,
-    g: *const u8,
-}
-
-impl Ahead {
-    const NONE: Ahead = Ahead {
-        z: std::ptr::null(),
-        g: std::ptr::null(),
-    };
-
-    /// The row after `z_row`/`g_row` when `more` (it exists in the same buffers).
-    fn after<T>(z_row: &[T], g_row: &[T], more: bool) -> Ahead {
-        if !more {
-            return Ahead::NONE;
-        }
-        Ahead {
-            z: z_row.as_ptr_range().end.cast(),
-            g: g_row.as_ptr_range().end.cast(),
-        }
-    }
-
-    /// Prefetches the bytes `[at, at + len)` of the next row's logits and gradient. `len`
-    /// is a constant at the call, so the loop unrolls: as a `step_by` iterator it did not,
-    /// and its bookkeeping was an eighth of the kernel's time.
-    #[inline(always)]
-    fn fetch(self, at: usize, len: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if !self.z.is_null() {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-            const LINE: usize = 64;
-            for line in 0..len.div_ceil(LINE) {
-                let off = at + line * LINE;
-                // SAFETY: a prefetch is a hint, not an access: it never faults and reads
-                // nothing into the program; the addresses lie in the same allocations.
-                unsafe {
-                    _mm_prefetch::<_MM_HINT_T1>(self.z.wrapping_add(off).cast());
-                    _mm_prefetch::<_MM_HINT_T1>(self.g.wrapping_add(off).cast());
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (at, len);
-    }
-}
-
-/// Sweep 2: `g_j <- exp(g_j - m)` and their sum, in one loop; returns the sum, or the
-/// column of the first non-finite logit when the sum is NaN.
-#[inline(always)]
-fn sweep_exp<T: SimdFloat, M: MulAdd>(
-    z: &[T],
-    g: &mut [T],
-    m: T,
-    ahead: Ahead,
-) -> std::result::Result<T, usize> {
-    let n = g.len() / ROW_LANES * ROW_LANES;
-    let (body, tail) = g.split_at_mut(n);
-    let mut acc = [T::ZERO; ROW_LANES];
-    let chunk_bytes = ROW_LANES * std::mem::size_of::<T>();
-    for (i, c) in body.chunks_exact_mut(ROW_LANES).enumerate() {
-        ahead.fetch(i * chunk_bytes, chunk_bytes);
-        for l in 0..ROW_LANES {
-            let e = (c[l] - m).exp_at::<M>();
-            c[l] = e;
-            acc[l] += e;
-        }
-    }
-    // The tail as a plain map, which LLVM vectorises with its own epilogue.
-    for gv in tail.iter_mut() {
-        *gv = (*gv - m).exp_at::<M>();
-    }
-    let s = simd::sum(tail) + simd::fold_sum(acc);
-    if s.to_f64().is_nan() {
-        // A NaN can also come from huge finite logits (inf - inf); then there is nothing to
-        // name and the row's result is what it is.
-        if let Some(c) = z.iter().position(|v| !v.is_finite()) {
-            return Err(c);
-        }
-    }
-    Ok(s)
 }
 
 /// `sum_j w_j t_j u_j` over the classes with `t_j > 0` (elsewhere `u_j` may be `-inf`).
