@@ -14,9 +14,9 @@
 //!
 //! Two implementations: [`direct`], register-tiled f32 products that read a compact copy
 //! of the image in place, written once over the vector of each SIMD level (AVX-512,
-//! AVX2+FMA or portable; which levels the op uses: [`uses_direct`]); and the generic path
+//! AVX2+FMA or portable; where the op uses them: [`uses_direct`]); and the generic path
 //! in this file, im2col and matrixmultiply's sgemm/dgemm, for f64, the other levels and
-//! the geometries the direct kernels decline.
+//! passes, and the geometries the direct kernels decline.
 pub mod direct;
 
 use super::simd::Level;
@@ -59,22 +59,36 @@ pub fn im2col_kernels() -> [F32Kernel; 3] {
     ]
 }
 
-/// Which f32 path the conv op takes: `ARBOR_CONV=direct` or `im2col` (read once), else
-/// the direct kernels at AVX-512 and im2col + GEMM below it.
+/// Whether pass `pass` (0 forward, 1 input grad, 2 weight grad) of geometry `p` takes the
+/// direct f32 kernels: `ARBOR_CONV=direct` or `im2col` (read once) forces either, else
+/// the measured winner at `level`: always at AVX-512, never for the portable level, and
+/// at AVX2 where the direct kernel beat im2col + matrixmultiply (whose GEMM picks AVX2+FMA
+/// by itself).
 ///
-/// Why not direct at every level yet: on the (loaded, AVX-512) development machine the
-/// AVX2 and portable direct kernels did not beat im2col + matrixmultiply (whose GEMM
-/// picks AVX2+FMA by itself) on every ResNet-32 pass: the AVX2 stride-2 input gradient
-/// measured 3x slower. They are tested at every level and benched (`conv_kernels`), so
-/// `ARBOR_CONV=direct` measures them; the default follows the measurements.
-pub fn uses_direct(level: Level) -> bool {
+/// AVX2, `conv_kernels` on the (loaded, 2-core) development machine, direct / im2col in
+/// GFLOP/s for ResNet-32's 16@32², 32@16², 64@8², 16→32 s2, 32→64 s2 (batch 128):
+/// forward 126/109, 132/132, 126/124, 104/74, 116/112; input grad 122/116, 131/133,
+/// 103/136, 77/82, 102/120; weight grad 124/79, 112/112, 88/120, 97/79, 94/106. The
+/// weight tile reduces over output rows of `w_out` positions, so narrow rows pay its
+/// per-row start-up; the input grad wins only on the widest images. The rule below
+/// follows the table: forward always, input grad at 32 output columns and more, weight
+/// grad at 16 and more.
+pub fn uses_direct(level: Level, pass: usize, p: &Conv2dParams) -> bool {
     static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = CHOICE.get_or_init(|| match std::env::var("ARBOR_CONV").as_deref() {
         Ok("direct") => Some(true),
         Ok("im2col") => Some(false),
         _ => None,
     });
-    forced.unwrap_or(level == Level::Avx512)
+    forced.unwrap_or(match level {
+        Level::Avx512 => true,
+        Level::Avx2 => match pass {
+            0 => true,
+            1 => p.w_out() >= 32,
+            _ => p.w_out() >= 16,
+        },
+        Level::Portable => false,
+    })
 }
 
 /// Runs pass `pass` of the active level's direct kernels instead of the generic path when
@@ -82,7 +96,7 @@ pub fn uses_direct(level: Level) -> bool {
 /// geometry.
 fn try_direct<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, pass: usize) -> Option<Vec<T>> {
     let level = super::simd::level();
-    if TypeId::of::<T>() == TypeId::of::<f32>() && uses_direct(level) {
+    if TypeId::of::<T>() == TypeId::of::<f32>() && uses_direct(level, pass, p) {
         // SAFETY: `T` is `f32` (same TypeId), so both casts are the identity.
         let (a, b) = unsafe {
             (

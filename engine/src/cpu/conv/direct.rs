@@ -77,8 +77,16 @@ fn forward_image<L: Lanes>(
     let dims = (p.c_out, k, pp);
     let b_at = Layout::Patches(src, &src.row);
     // Every one of the `c_out x pp` values is stored.
-    let put = |at, v| L::store(y, at, v);
-    L::panel_product(a_panels, dims, &bufs.copy, b_at, Layout::Rows(pp), put);
+    let (b, c_at) = (&bufs.copy, Layout::Rows(pp));
+    L::panel_product(
+        a_panels,
+        dims,
+        b,
+        b_at,
+        c_at,
+        #[inline(always)]
+        |at, v| L::store(y, at, v),
+    );
 }
 
 /// Forward: `y[b] = W patches(x[b])`, one image per rayon task. `None` if the output
@@ -125,18 +133,18 @@ fn input_grad_image<L: Lanes>(
     let copy = &mut bufs.copy;
     copy.fill(0.0);
     let dims = (k, p.c_out, pp);
-    // Entries that alias one pixel add up.
-    let put = |at, v| {
-        let sum = L::add(L::load(copy, at), v);
-        L::store(copy, at, sum)
-    };
     L::panel_product(
         a_panels,
         dims,
         g,
         Layout::Rows(pp),
         Layout::Patches(src, rows),
-        put,
+        // Entries that alias one pixel add up.
+        #[inline(always)]
+        |at, v| {
+            let sum = L::add(L::load(copy, at), v);
+            L::store(copy, at, sum)
+        },
     );
     src.unfill::<L>(&bufs.copy, p, dx, &mut bufs.phases);
 }
