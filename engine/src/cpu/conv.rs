@@ -49,6 +49,20 @@ pub fn direct_kernels(level: Level) -> [F32Kernel; 3] {
     }
 }
 
+/// The direct forward for `level` with an epilogue applied as it stores (see
+/// [`conv2d_bias_act`]).
+fn direct_forward_then(
+    level: Level,
+) -> fn(&[f32], &[f32], &Conv2dParams, direct::Epilogue) -> Option<Vec<f32>> {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => direct::conv2d_then::<direct::Avx512>,
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => direct::conv2d_then::<direct::Avx2>,
+        _ => direct::conv2d_then::<direct::Portable>,
+    }
+}
+
 /// The im2col + GEMM path in the same form as [`direct_kernels`] (always `Some`): what
 /// the benches compare each level's direct kernels with.
 pub fn im2col_kernels() -> [F32Kernel; 3] {
@@ -91,24 +105,72 @@ pub fn uses_direct(level: Level, pass: usize, p: &Conv2dParams) -> bool {
     })
 }
 
+/// `s` as f32, when `T` is f32.
+fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: `T` is `f32` (same TypeId), so the cast is the identity.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
+/// An f32 result as the `Vec<T>` it is (`T` is f32 whenever [`as_f32`] succeeded).
+fn from_f32<T: Float>(v: Vec<f32>) -> Option<Vec<T>> {
+    let out: Box<dyn Any> = Box::new(v);
+    out.downcast::<Vec<T>>().ok().map(|v| *v)
+}
+
 /// Runs pass `pass` of the active level's direct kernels instead of the generic path when
 /// `T` is f32 and [`uses_direct`]; `None` otherwise, or when the kernel declines the
 /// geometry.
 fn try_direct<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, pass: usize) -> Option<Vec<T>> {
     let level = super::simd::level();
-    if TypeId::of::<T>() == TypeId::of::<f32>() && uses_direct(level, pass, p) {
-        // SAFETY: `T` is `f32` (same TypeId), so both casts are the identity.
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts(a.as_ptr().cast::<f32>(), a.len()),
-                std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
-            )
-        };
-        let kernel = direct_kernels(level)[pass];
-        let out: Box<dyn Any> = Box::new(kernel(a, b, p)?);
-        return out.downcast::<Vec<T>>().ok().map(|v| *v);
+    let (a, b) = (as_f32(a)?, as_f32(b)?);
+    if !uses_direct(level, pass, p) {
+        return None;
     }
-    None
+    from_f32(direct_kernels(level)[pass](a, b, p)?)
+}
+
+/// The forward with batch norm folded in, for evaluation: `y = conv2d(x, w) + bias[co]`,
+/// then `max(y, 0)` when `relu`. The direct kernels add the bias and clamp as they store
+/// each vector ([`direct::Epilogue`]); the generic path does both in one pass after its
+/// products.
+pub fn conv2d_bias_act<T: Float>(
+    x: &[T],
+    w: &[T],
+    bias: &[T],
+    relu: bool,
+    p: &Conv2dParams,
+) -> Vec<T> {
+    let pp = p.h_out() * p.w_out();
+    if p.batch * p.c_out * pp == 0 {
+        return Vec::new();
+    }
+    let level = super::simd::level();
+    if let (Some(x), Some(w), Some(bias)) = (as_f32(x), as_f32(w), as_f32(bias)) {
+        if uses_direct(level, 0, p) {
+            let forward = direct_forward_then(level);
+            let epilogue = direct::Epilogue {
+                bias: Some(bias),
+                relu,
+            };
+            if let Some(y) = forward(x, w, p, epilogue).and_then(from_f32) {
+                return y;
+            }
+        }
+    }
+    let mut y = generic_conv2d(x, w, p);
+    y.par_chunks_mut(pp)
+        .enumerate()
+        .for_each(|(plane, values)| {
+            let b = bias[plane % p.c_out];
+            for v in values {
+                *v += b;
+                if relu && *v < T::ZERO {
+                    *v = T::ZERO;
+                }
+            }
+        });
+    y
 }
 
 /// Forward: `y[b] = W im2col(x[b])`, NCHW in and out (`p` gives the shapes).

@@ -114,6 +114,10 @@ impl Lanes for Portable {
         std::array::from_fn(|l| a[l] + b[l])
     }
     #[inline(always)]
+    fn max(a: Self::V, b: Self::V) -> Self::V {
+        std::array::from_fn(|l| a[l].max(b[l]))
+    }
+    #[inline(always)]
     fn load(s: &[f32], at: usize) -> Self::V {
         s[at..at + 4].try_into().expect("4 floats")
     }
@@ -206,6 +210,10 @@ mod x86 {
         #[inline(always)]
         fn add(a: __m512, b: __m512) -> __m512 {
             unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn max(a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_max_ps(a, b) }
         }
         #[inline(always)]
         fn load(s: &[f32], at: usize) -> __m512 {
@@ -345,6 +353,10 @@ mod x86 {
         #[inline(always)]
         fn add(a: __m256, b: __m256) -> __m256 {
             unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn max(a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_max_ps(a, b) }
         }
         #[inline(always)]
         fn load(s: &[f32], at: usize) -> __m256 {

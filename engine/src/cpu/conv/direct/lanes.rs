@@ -48,6 +48,8 @@ pub trait Lanes: Copy + Send + Sync + 'static {
     /// `a * b + acc` (one fused instruction where the level has FMA).
     fn mul_add(a: Self::V, b: Self::V, acc: Self::V) -> Self::V;
     fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// Lane-wise maximum (ReLU is `max(v, zero())`).
+    fn max(a: Self::V, b: Self::V) -> Self::V;
     /// `s[at..at + N]`.
     fn load(s: &[f32], at: usize) -> Self::V;
     /// The `N` floats at `p`, unchecked: for the tiles' inner loops, which check their
