@@ -49,11 +49,11 @@ pub fn direct_kernels(level: Level) -> [F32Kernel; 3] {
     }
 }
 
-/// The direct forward for `level` with an epilogue applied as it stores (see
-/// [`conv2d_bias_act`]).
-fn direct_forward_then(
-    level: Level,
-) -> fn(&[f32], &[f32], &Conv2dParams, direct::Epilogue) -> Option<Vec<f32>> {
+/// [`direct`]'s forward with an epilogue applied as it stores, `(x, w, p, epilogue)`.
+type F32ForwardThen = fn(&[f32], &[f32], &Conv2dParams, direct::Epilogue) -> Option<Vec<f32>>;
+
+/// The direct forward for `level` with an epilogue (see [`conv2d_bias_act`]).
+fn direct_forward_then(level: Level) -> F32ForwardThen {
     match level {
         #[cfg(target_arch = "x86_64")]
         Level::Avx512 => direct::conv2d_then::<direct::Avx512>,
