@@ -2,7 +2,8 @@
 //! CIFAR-shaped input, the step `../shared/bench/torch_anchor.py` times in PyTorch.
 //! Throughput is declared in images, so criterion prints images/s.
 //!
-//! Also the evaluation forward (no grad), `resnet32_eval/batch128`.
+//! Also the evaluation forward (no grad), `resnet32_eval/batch128` (batch norm folded
+//! into the convs) beside `resnet32_eval/batch128_unfolded` (the composed ops).
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench train_step`
 mod common;
@@ -72,6 +73,13 @@ fn train_step(c: &mut Bench) {
     group.bench_function("batch128", |b| {
         b.iter(|| arbor_engine::no_grad(|| model.forward(&x).unwrap()))
     });
+    // The same forward with batch norm not folded into the convs (conv, then batch norm
+    // and ReLU as ops of their own): what folding saves, measured beside it.
+    arbor_models::layers::fold_batch_norm_in_evaluation(false);
+    group.bench_function("batch128_unfolded", |b| {
+        b.iter(|| arbor_engine::no_grad(|| model.forward(&x).unwrap()))
+    });
+    arbor_models::layers::fold_batch_norm_in_evaluation(true);
     group.finish();
 }
 

@@ -3,6 +3,7 @@
 use arbor_engine::{DType, Device, Result, Tensor};
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// A named tensor, for checkpoints and parameter listings.
 #[derive(Clone, Debug)]
@@ -226,6 +227,16 @@ pub(crate) fn push(list: &mut Vec<Named>, prefix: &str, name: &str, t: &Tensor) 
 }
 
 /// conv -> bn, the pair every block repeats.
+/// Whether [`ConvBn`] folds batch norm into its conv in evaluation (on by default).
+static FOLD_BATCH_NORM: AtomicBool = AtomicBool::new(true);
+
+/// Turns the evaluation-time folding of batch norm into the conv on or off, for the
+/// process: off, evaluation runs the composed ops, which the bench and tests compare
+/// the folded forward with.
+pub fn fold_batch_norm_in_evaluation(on: bool) {
+    FOLD_BATCH_NORM.store(on, Relaxed);
+}
+
 pub struct ConvBn {
     pub conv: Conv2d,
     pub bn: BatchNorm2d,
@@ -252,11 +263,41 @@ impl ConvBn {
         self.bn.to_device(device)
     }
     pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        if let Some(y) = self.folded(x, training, false) {
+            return y;
+        }
         self.bn.forward(&self.conv.forward(x)?, training)
     }
     /// `relu(forward(x))`, the batch norm and ReLU fused.
     pub fn forward_relu(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        if let Some(y) = self.folded(x, training, true) {
+            return y;
+        }
         self.bn.forward_relu(&self.conv.forward(x)?, training)
+    }
+    /// In evaluation with the tape off, batch norm with running statistics is an affine
+    /// map per channel, so it folds into the conv: `w' = w gamma/sqrt(var + eps)` and
+    /// `b' = beta - mean gamma/sqrt(var + eps)`, and the bias (and ReLU) are applied as
+    /// the conv stores its output ([`Tensor::conv2d_bias_act`]) instead of in two more
+    /// passes over the activation. The fold is recomputed each call (a few thousand
+    /// multiplies beside the conv's millions), so it never goes stale after an update.
+    /// `None` when training or while the tape records (the composed ops then run).
+    fn folded(&self, x: &Tensor, training: bool, relu: bool) -> Option<Result<Tensor>> {
+        if training || arbor_engine::tape::is_recording() || !FOLD_BATCH_NORM.load(Relaxed) {
+            return None;
+        }
+        let bn = &self.bn;
+        let fold = || -> Result<Tensor> {
+            let scale = bn
+                .gamma
+                .div(&bn.running_var.add_scalar(BatchNorm2d::EPS)?.sqrt()?)?;
+            let bias = bn.beta.sub(&bn.running_mean.mul(&scale)?)?;
+            let c_out = scale.dims()[0];
+            let weight = self.conv.weight.mul(&scale.reshape([c_out, 1, 1, 1])?)?;
+            let (s, p) = (self.conv.stride, self.conv.padding);
+            x.conv2d_bias_act(&weight, &bias, (s, s), (p, p), relu)
+        };
+        Some(fold())
     }
     /// Names in PyTorch's style: `{prefix}conv{i}.weight`, `{prefix}bn{i}.weight`...
     pub(crate) fn named(

@@ -14,9 +14,9 @@
 //!
 //! Two implementations: [`direct`], register-tiled f32 products that read a compact copy
 //! of the image in place, written once over the vector of each SIMD level (AVX-512,
-//! AVX2+FMA or portable; which levels the op uses: [`uses_direct`]); and the generic path
+//! AVX2+FMA or portable; where the op uses them: [`uses_direct`]); and the generic path
 //! in this file, im2col and matrixmultiply's sgemm/dgemm, for f64, the other levels and
-//! the geometries the direct kernels decline.
+//! passes, and the geometries the direct kernels decline.
 pub mod direct;
 
 use super::simd::Level;
@@ -49,6 +49,20 @@ pub fn direct_kernels(level: Level) -> [F32Kernel; 3] {
     }
 }
 
+/// [`direct`]'s forward with an epilogue applied as it stores, `(x, w, p, epilogue)`.
+type F32ForwardThen = fn(&[f32], &[f32], &Conv2dParams, direct::Epilogue) -> Option<Vec<f32>>;
+
+/// The direct forward for `level` with an epilogue (see [`conv2d_bias_act`]).
+fn direct_forward_then(level: Level) -> F32ForwardThen {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => direct::conv2d_then::<direct::Avx512>,
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => direct::conv2d_then::<direct::Avx2>,
+        _ => direct::conv2d_then::<direct::Portable>,
+    }
+}
+
 /// The im2col + GEMM path in the same form as [`direct_kernels`] (always `Some`): what
 /// the benches compare each level's direct kernels with.
 pub fn im2col_kernels() -> [F32Kernel; 3] {
@@ -59,22 +73,49 @@ pub fn im2col_kernels() -> [F32Kernel; 3] {
     ]
 }
 
-/// Which f32 path the conv op takes: `ARBOR_CONV=direct` or `im2col` (read once), else
-/// the direct kernels at AVX-512 and im2col + GEMM below it.
+/// Whether pass `pass` (0 forward, 1 input grad, 2 weight grad) of geometry `p` takes the
+/// direct f32 kernels: `ARBOR_CONV=direct` or `im2col` (read once) forces either, else
+/// the measured winner at `level`: always at AVX-512, never for the portable level, and
+/// at AVX2 where the direct kernel beat im2col + matrixmultiply (whose GEMM picks AVX2+FMA
+/// by itself).
 ///
-/// Why not direct at every level yet: on the (loaded, AVX-512) development machine the
-/// AVX2 and portable direct kernels did not beat im2col + matrixmultiply (whose GEMM
-/// picks AVX2+FMA by itself) on every ResNet-32 pass: the AVX2 stride-2 input gradient
-/// measured 3x slower. They are tested at every level and benched (`conv_kernels`), so
-/// `ARBOR_CONV=direct` measures them; the default follows the measurements.
-pub fn uses_direct(level: Level) -> bool {
+/// AVX2, `conv_kernels` on the (loaded, 2-core) development machine, direct / im2col in
+/// GFLOP/s for ResNet-32's 16@32², 32@16², 64@8², 16→32 s2, 32→64 s2 (batch 128):
+/// forward 126/109, 132/132, 126/124, 104/74, 116/112; input grad 122/116, 131/133,
+/// 103/136, 77/82, 102/120; weight grad 124/79, 112/112, 88/120, 97/79, 94/106. The
+/// weight tile reduces over output rows of `w_out` positions, so narrow rows pay its
+/// per-row start-up; the input grad wins only on the widest images. The rule below
+/// follows the table: forward always, input grad at 32 output columns and more, weight
+/// grad at 16 and more.
+pub fn uses_direct(level: Level, pass: usize, p: &Conv2dParams) -> bool {
     static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = CHOICE.get_or_init(|| match std::env::var("ARBOR_CONV").as_deref() {
         Ok("direct") => Some(true),
         Ok("im2col") => Some(false),
         _ => None,
     });
-    forced.unwrap_or(level == Level::Avx512)
+    forced.unwrap_or(match level {
+        Level::Avx512 => true,
+        Level::Avx2 => match pass {
+            0 => true,
+            1 => p.w_out() >= 32,
+            _ => p.w_out() >= 16,
+        },
+        Level::Portable => false,
+    })
+}
+
+/// `s` as f32, when `T` is f32.
+fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: `T` is `f32` (same TypeId), so the cast is the identity.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
+/// An f32 result as the `Vec<T>` it is (`T` is f32 whenever [`as_f32`] succeeded).
+fn from_f32<T: Float>(v: Vec<f32>) -> Option<Vec<T>> {
+    let out: Box<dyn Any> = Box::new(v);
+    out.downcast::<Vec<T>>().ok().map(|v| *v)
 }
 
 /// Runs pass `pass` of the active level's direct kernels instead of the generic path when
@@ -82,19 +123,54 @@ pub fn uses_direct(level: Level) -> bool {
 /// geometry.
 fn try_direct<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, pass: usize) -> Option<Vec<T>> {
     let level = super::simd::level();
-    if TypeId::of::<T>() == TypeId::of::<f32>() && uses_direct(level) {
-        // SAFETY: `T` is `f32` (same TypeId), so both casts are the identity.
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts(a.as_ptr().cast::<f32>(), a.len()),
-                std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
-            )
-        };
-        let kernel = direct_kernels(level)[pass];
-        let out: Box<dyn Any> = Box::new(kernel(a, b, p)?);
-        return out.downcast::<Vec<T>>().ok().map(|v| *v);
+    let (a, b) = (as_f32(a)?, as_f32(b)?);
+    if !uses_direct(level, pass, p) {
+        return None;
     }
-    None
+    from_f32(direct_kernels(level)[pass](a, b, p)?)
+}
+
+/// The forward with batch norm folded in, for evaluation: `y = conv2d(x, w) + bias[co]`,
+/// then `max(y, 0)` when `relu`. The direct kernels add the bias and clamp as they store
+/// each vector ([`direct::Epilogue`]); the generic path does both in one pass after its
+/// products.
+pub fn conv2d_bias_act<T: Float>(
+    x: &[T],
+    w: &[T],
+    bias: &[T],
+    relu: bool,
+    p: &Conv2dParams,
+) -> Vec<T> {
+    let pp = p.h_out() * p.w_out();
+    if p.batch * p.c_out * pp == 0 {
+        return Vec::new();
+    }
+    let level = super::simd::level();
+    if let (Some(x), Some(w), Some(bias)) = (as_f32(x), as_f32(w), as_f32(bias)) {
+        if uses_direct(level, 0, p) {
+            let forward = direct_forward_then(level);
+            let epilogue = direct::Epilogue {
+                bias: Some(bias),
+                relu,
+            };
+            if let Some(y) = forward(x, w, p, epilogue).and_then(from_f32) {
+                return y;
+            }
+        }
+    }
+    let mut y = generic_conv2d(x, w, p);
+    y.par_chunks_mut(pp)
+        .enumerate()
+        .for_each(|(plane, values)| {
+            let b = bias[plane % p.c_out];
+            for v in values {
+                *v += b;
+                if relu && *v < T::ZERO {
+                    *v = T::ZERO;
+                }
+            }
+        });
+    y
 }
 
 /// Forward: `y[b] = W im2col(x[b])`, NCHW in and out (`p` gives the shapes).

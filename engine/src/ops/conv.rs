@@ -7,11 +7,17 @@
 //! Backward: `dx[b, ci, iy, ix] = sum W[co, ci, ky, kx] dy[b, co, oy, ox]` over the output
 //! positions that read `(iy, ix)`, and `dW[co, ci, ky, kx] = sum_b,oy,ox dy[b, co, oy, ox] x[b, ci, ..]`
 //! (the same reads as the forward). The bias is a broadcast add, differentiated as one.
+//!
+//! `conv2d_bias_act` is the evaluation-only form with batch norm folded in: conv, bias
+//! and an optional ReLU as one op, with no backward.
 use super::check_same;
 use crate::backend::Conv2dParams;
+use crate::cpu::conv::conv2d_bias_act;
+use crate::cpu::CpuStorage;
 use crate::error::{invalid, shape_err, Result};
-use crate::tape::Backward;
-use crate::{Shape, Tensor};
+use crate::storage::Storage;
+use crate::tape::{self, Backward};
+use crate::{Error, Float, Shape, Tensor};
 
 #[derive(Debug)]
 struct Conv2dBackward {
@@ -56,18 +62,7 @@ impl Tensor {
         check_same("conv2d", self, weight)?;
         let params = Conv2dParams::new(self.shape(), weight.shape(), stride, padding)?;
         if let Some(b) = bias {
-            check_same("conv2d", self, b)?;
-            if b.dims() != [params.c_out] {
-                return shape_err(
-                    "conv2d",
-                    format!(
-                        "bias {:?} for weight {:?}: want [{}]",
-                        b.shape(),
-                        weight.shape(),
-                        params.c_out
-                    ),
-                );
-            }
+            check_bias("conv2d", self, weight, b, &params)?;
         }
         let shape = Shape::new([params.batch, params.c_out, params.h_out(), params.w_out()]);
         let s = self.storage().conv2d(&weight.storage(), &params)?;
@@ -75,6 +70,91 @@ impl Tensor {
         match bias {
             Some(b) => y.add(&b.reshape([1, params.c_out, 1, 1])?),
             None => Ok(y),
+        }
+    }
+}
+
+/// `bias` must be `[c_out]`, with `x`'s dtype and device.
+fn check_bias(
+    op: &'static str,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    params: &Conv2dParams,
+) -> Result<()> {
+    check_same(op, x, bias)?;
+    if bias.dims() != [params.c_out] {
+        return shape_err(
+            op,
+            format!(
+                "bias {:?} for weight {:?}: want [{}]",
+                bias.shape(),
+                weight.shape(),
+                params.c_out
+            ),
+        );
+    }
+    Ok(())
+}
+
+impl Tensor {
+    /// Inference only: `conv2d(self, weight, Some(bias))`, then ReLU when `relu`, in one
+    /// pass over the output. It is what a conv followed by batch norm in evaluation
+    /// becomes once the norm is folded into it (`weight' = weight gamma/sqrt(var + eps)`,
+    /// `bias = beta - mean gamma/sqrt(var + eps)`, per output channel).
+    ///
+    /// On the CPU the direct kernels add the bias and clamp as they store; the generic
+    /// path does both in one pass after its products; other devices run the composed ops.
+    /// There is no backward: while the tape records and any operand requires a gradient,
+    /// this is an error (train with `conv2d` and `batch_norm2d`).
+    pub fn conv2d_bias_act(
+        &self,
+        weight: &Tensor,
+        bias: &Tensor,
+        stride: (usize, usize),
+        padding: (usize, usize),
+        relu: bool,
+    ) -> Result<Tensor> {
+        const OP: &str = "conv2d_bias_act";
+        if tape::is_recording() && [self, weight, bias].iter().any(|t| t.requires_grad()) {
+            return Err(Error::Tape(format!(
+                "{OP} is inference-only (it has no backward) but an operand requires a \
+                 gradient: run it under no_grad, or use conv2d and batch_norm2d to train"
+            )));
+        }
+        check_same(OP, self, weight)?;
+        let params = Conv2dParams::new(self.shape(), weight.shape(), stride, padding)?;
+        check_bias(OP, self, weight, bias, &params)?;
+        let shape = Shape::new([params.batch, params.c_out, params.h_out(), params.w_out()]);
+        fn run<T: Float>(
+            [x, w, b]: [&Storage; 3],
+            relu: bool,
+            p: &Conv2dParams,
+        ) -> Option<CpuStorage> {
+            fn host<T: Float>(s: &Storage) -> Option<&[T]> {
+                match s {
+                    Storage::Cpu(c) => c.as_slice::<T>(),
+                    _ => None,
+                }
+            }
+            let y = conv2d_bias_act(host::<T>(x)?, host(w)?, host(b)?, relu, p);
+            Some(CpuStorage::from_vec(y))
+        }
+        let folded = {
+            let (xs, ws, bs) = (self.storage(), weight.storage(), bias.storage());
+            let parts = [&*xs, &*ws, &*bs];
+            run::<f32>(parts, relu, &params).or_else(|| run::<f64>(parts, relu, &params))
+        };
+        match folded {
+            Some(y) => Tensor::from_storage(Storage::Cpu(y), shape),
+            None => {
+                let y = self.conv2d(weight, Some(bias), stride, padding)?;
+                if relu {
+                    y.relu()
+                } else {
+                    Ok(y)
+                }
+            }
         }
     }
 }

@@ -63,6 +63,38 @@ impl ImageBuffers {
     }
 }
 
+/// What the forward does to each output vector before it stores it: nothing, or (batch
+/// norm folded into the conv, for evaluation) add its channel's bias, then optionally
+/// clamp at zero. In the store it costs nothing more than the store; as ops of their
+/// own, a bias add and a ReLU are two more passes over the output.
+#[derive(Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// One value per output channel.
+    pub bias: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Store the product as it is.
+    pub const NONE: Epilogue<'static> = Epilogue {
+        bias: None,
+        relu: false,
+    };
+
+    #[inline(always)]
+    fn apply<L: Lanes>(&self, channel: usize, v: L::V) -> L::V {
+        let v = match self.bias {
+            Some(bias) => L::add(v, L::splat(bias[channel])),
+            None => v,
+        };
+        if self.relu {
+            L::max(v, L::zero())
+        } else {
+            v
+        }
+    }
+}
+
 #[inline(always)]
 fn forward_image<L: Lanes>(
     a_panels: &[f32],
@@ -70,6 +102,7 @@ fn forward_image<L: Lanes>(
     p: &Conv2dParams,
     x: &[f32],
     bufs: &mut ImageBuffers,
+    epilogue: Epilogue,
     y: &mut [MaybeUninit<f32>],
 ) {
     let (k, pp) = super::col_dims(p);
@@ -77,16 +110,35 @@ fn forward_image<L: Lanes>(
     let dims = (p.c_out, k, pp);
     let b_at = Layout::Patches(src, &src.row);
     // Every one of the `c_out x pp` values is stored.
-    let put = |at, v| L::store(y, at, v);
-    L::panel_product(a_panels, dims, &bufs.copy, b_at, Layout::Rows(pp), put);
+    let (b, c_at) = (&bufs.copy, Layout::Rows(pp));
+    L::panel_product(
+        a_panels,
+        dims,
+        b,
+        b_at,
+        c_at,
+        #[inline(always)]
+        |at, v| L::store(y, at, epilogue.apply::<L>(at / pp, v)),
+    );
 }
 
 /// Forward: `y[b] = W patches(x[b])`, one image per rayon task. `None` if the output
 /// positions do not fill whole vectors, or the CPU lacks `L`'s level.
 pub fn conv2d<L: Lanes>(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    conv2d_then::<L>(x, w, p, Epilogue::NONE)
+}
+
+/// [`conv2d`] with `epilogue` applied to every output vector as it is stored.
+pub fn conv2d_then<L: Lanes>(
+    x: &[f32],
+    w: &[f32],
+    p: &Conv2dParams,
+    epilogue: Epilogue,
+) -> Option<Vec<f32>> {
     if !whole_vectors::<L>(p) || !L::LEVEL.is_supported() {
         return None;
     }
+    assert!(epilogue.bias.is_none_or(|b| b.len() == p.c_out));
     let (k, pp) = super::col_dims(p);
     let image = p.c_in * p.h_in * p.w_in;
     let a_panels = panels(p.c_out, k, L::MR, |co, r| w[co * k + r]);
@@ -97,7 +149,7 @@ pub fn conv2d<L: Lanes>(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f3
         unsafe {
             L::run(
                 #[inline(always)]
-                || forward_image::<L>(&a_panels, &src, p, xb, bufs, yb),
+                || forward_image::<L>(&a_panels, &src, p, xb, bufs, epilogue, yb),
             )
         }
     };
@@ -125,18 +177,18 @@ fn input_grad_image<L: Lanes>(
     let copy = &mut bufs.copy;
     copy.fill(0.0);
     let dims = (k, p.c_out, pp);
-    // Entries that alias one pixel add up.
-    let put = |at, v| {
-        let sum = L::add(L::load(copy, at), v);
-        L::store(copy, at, sum)
-    };
     L::panel_product(
         a_panels,
         dims,
         g,
         Layout::Rows(pp),
         Layout::Patches(src, rows),
-        put,
+        // Entries that alias one pixel add up.
+        #[inline(always)]
+        |at, v| {
+            let sum = L::add(L::load(copy, at), v);
+            L::store(copy, at, sum)
+        },
     );
     src.unfill::<L>(&bufs.copy, p, dx, &mut bufs.phases);
 }

@@ -105,6 +105,58 @@ fn direct_matches_generic_path(level: Level) {
     }
 }
 
+/// The forward with a bias-and-ReLU epilogue (batch norm folded in) at every level
+/// against the generic product followed by the bias and the clamp, with and without
+/// the clamp; and [`conv2d_bias_act`] (whichever path the active level takes) too.
+#[test]
+fn forward_epilogue_matches_bias_then_relu() {
+    at_every_level(|level| {
+        let forward = direct_forward_then(level);
+        let mut rand = uniform(7);
+        for geometry in [
+            (2, 16, 32, 32, 16, 3, 3, (1, 1), (1, 1)),
+            (2, 16, 32, 32, 32, 3, 3, (2, 2), (1, 1)),
+            (2, 5, 6, 17, 7, 3, 2, (1, 1), (2, 0)),
+        ] {
+            let p = params(geometry);
+            let (batch, c_in, h_in, w_in, c_out, kh, kw, _, _) = geometry;
+            let (x, w, bias) = (
+                rand(batch * c_in * h_in * w_in),
+                rand(c_out * c_in * kh * kw),
+                rand(c_out),
+            );
+            let plane = p.h_out() * p.w_out();
+            for relu in [false, true] {
+                let mut want = generic_conv2d(&x, &w, &p);
+                for (i, v) in want.iter_mut().enumerate() {
+                    *v += bias[(i / plane) % c_out];
+                    if relu {
+                        *v = v.max(0.0);
+                    }
+                }
+                let epilogue = direct::Epilogue {
+                    bias: Some(&bias),
+                    relu,
+                };
+                let direct = forward(&x, &w, &p, epilogue).expect("whole vectors");
+                let op = conv2d_bias_act(&x, &w, &bias, relu, &p);
+                for (what, got) in [("direct", direct), ("op", op)] {
+                    assert_eq!(got.len(), want.len());
+                    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                            "{level} {what} relu={relu} {p:?} [{i}]: {a} vs {b}"
+                        );
+                    }
+                }
+                if relu {
+                    assert!(want.contains(&0.0), "the clamp was exercised");
+                }
+            }
+        }
+    });
+}
+
 /// The same comparison on random geometries (1 to 32 channels, kernels up to 4x4,
 /// strides up to 3, paddings up to 2), for whichever passes each level's direct path
 /// takes.

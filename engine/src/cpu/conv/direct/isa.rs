@@ -1,10 +1,16 @@
 //! The [`Lanes`] of each dispatch level: AVX-512 (16 lanes), AVX2+FMA (8 lanes) and a
 //! portable 4-lane array that LLVM maps onto one SSE or NEON register.
 //!
-//! Tile shapes, from the register files: AVX-512 has 32 vector registers, so the forward
-//! tile is 8 rows x 2 vectors (16 accumulators) and the weight tile 8 x 3 (24). AVX2 and
-//! SSE/NEON have 16, so both tiles are 4 x 3: 12 accumulators, 3 loaded vectors and a
-//! broadcast, with 7 loads per 12 multiply-adds.
+//! Tile shapes, from the register files. AVX-512 has 32 vector registers, so the forward
+//! tile is 8 rows x 2 vectors (16 accumulators) and the weight tile 8 x 3 (24). AVX2 has
+//! 16, and a broadcast needs a register of its own (AVX-512 can fold it into the
+//! multiply-add), so a 12-accumulator tile fits only with 3 more registers live:
+//! 6 x 2 forward (2 loaded vectors, one broadcast; 8 loads per 12 multiply-adds) and
+//! 2 x 6 weight tile (2 broadcasts, one loaded vector at a time, see `tile::fma_step`).
+//! The 4 x 3 tile both had before needs 12 + 3 + 1: `objdump` showed an accumulator
+//! stored and reloaded every step. (6 rows leave 2 of 18 rows idle on 16 channels; a
+//! 4 x 2 tile, 8 accumulators, measured no faster.) The portable level keeps 4 x 3:
+//! nothing here measures it.
 //!
 //! The products are compiled out of line, each with its level's features (inlined into
 //! the loops around them, LLVM spilled the accumulators).
@@ -108,8 +114,17 @@ impl Lanes for Portable {
         std::array::from_fn(|l| a[l] + b[l])
     }
     #[inline(always)]
+    fn max(a: Self::V, b: Self::V) -> Self::V {
+        std::array::from_fn(|l| a[l].max(b[l]))
+    }
+    #[inline(always)]
     fn load(s: &[f32], at: usize) -> Self::V {
         s[at..at + 4].try_into().expect("4 floats")
+    }
+    #[inline(always)]
+    unsafe fn load_ptr(p: *const f32) -> Self::V {
+        // SAFETY: the caller guarantees 4 readable floats.
+        unsafe { p.cast::<[f32; 4]>().read_unaligned() }
     }
     #[inline(always)]
     fn store<S: Slot>(d: &mut [S], at: usize, v: Self::V) {
@@ -197,9 +212,17 @@ mod x86 {
             unsafe { _mm512_add_ps(a, b) }
         }
         #[inline(always)]
+        fn max(a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_max_ps(a, b) }
+        }
+        #[inline(always)]
         fn load(s: &[f32], at: usize) -> __m512 {
             let lanes = &s[at..at + 16];
             unsafe { _mm512_loadu_ps(lanes.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn load_ptr(p: *const f32) -> __m512 {
+            unsafe { _mm512_loadu_ps(p) }
         }
         #[inline(always)]
         fn store<S: Slot>(d: &mut [S], at: usize, v: __m512) {
@@ -303,8 +326,8 @@ mod x86 {
     impl Lanes for Avx2 {
         const N: usize = 8;
         const MR: usize = 4;
-        const WR: usize = 4;
-        const WV: usize = 3;
+        const WR: usize = 2;
+        const WV: usize = 6;
         type V = __m256;
         const LEVEL: Level = Level::Avx2;
 
@@ -332,9 +355,17 @@ mod x86 {
             unsafe { _mm256_add_ps(a, b) }
         }
         #[inline(always)]
+        fn max(a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_max_ps(a, b) }
+        }
+        #[inline(always)]
         fn load(s: &[f32], at: usize) -> __m256 {
             let lanes = &s[at..at + 8];
             unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn load_ptr(p: *const f32) -> __m256 {
+            unsafe { _mm256_loadu_ps(p) }
         }
         #[inline(always)]
         fn store<S: Slot>(d: &mut [S], at: usize, v: __m256) {
@@ -405,6 +436,6 @@ mod x86 {
                 }
             }
         }
-        products!(Avx2, (4, 3), (4, 3), "avx2,fma");
+        products!(Avx2, (4, 2), (2, 6), "avx2,fma");
     }
 }

@@ -48,8 +48,16 @@ pub trait Lanes: Copy + Send + Sync + 'static {
     /// `a * b + acc` (one fused instruction where the level has FMA).
     fn mul_add(a: Self::V, b: Self::V, acc: Self::V) -> Self::V;
     fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// Lane-wise maximum (ReLU is `max(v, zero())`).
+    fn max(a: Self::V, b: Self::V) -> Self::V;
     /// `s[at..at + N]`.
     fn load(s: &[f32], at: usize) -> Self::V;
+    /// The `N` floats at `p`, unchecked: for the tiles' inner loops, which check their
+    /// bounds once outside them.
+    ///
+    /// # Safety
+    /// `p..p + N` must be readable floats.
+    unsafe fn load_ptr(p: *const f32) -> Self::V;
     fn store<S: Slot>(d: &mut [S], at: usize, v: Self::V);
     /// The first `count` (at most `N`) values at `s[at..]`, the other lanes zero.
     fn load_first(s: &[f32], at: usize, count: usize) -> Self::V;
@@ -110,6 +118,10 @@ pub trait Lanes: Copy + Send + Sync + 'static {
         c_at: super::tile::Layout,
         put: impl FnMut(usize, Self::V),
     );
+    // (`put` must be an `#[inline(always)]` closure: the product is compiled with this
+    // level's features, a closure is not, and one LLVM declines to inline calls each of
+    // its intrinsics out of line; the stride-2 input grad's zipping `put` ran at half
+    // speed so.)
 
     /// One tile of `dW` with this level's weight tile (see `super::tile::weight_tile`,
     /// `off` holds `WV` offsets): its `WR x WV` vectors, row-major, stored into `out`.

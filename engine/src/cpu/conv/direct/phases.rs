@@ -189,18 +189,33 @@ impl PhaseSplit {
             let (done, rest) = out.split_at_mut(index * p.c_in * pp);
             if zip_in_product && index % 2 == 1 {
                 let (fy, even) = (index / 2, &done[(index - 1) * p.c_in * pp..]);
-                let put = |at: usize, odd| {
-                    let (ci, q) = (at / pp, at % pp);
-                    for (half, v) in L::zip(L::load(even, at), odd).into_iter().enumerate() {
-                        let (oy, ox) =
-                            ((q + half * half_vector) / wo, (q + half * half_vector) % wo);
-                        L::store(dx, ci * plane + (sh * oy + fy) * p.w_in + 2 * ox, v);
-                    }
-                };
-                L::panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
+                L::panel_product(
+                    &phase.a_panels,
+                    dims,
+                    copy,
+                    b_at,
+                    Layout::Rows(pp),
+                    #[inline(always)]
+                    |at: usize, odd| {
+                        let (ci, q) = (at / pp, at % pp);
+                        let pair = L::zip(L::load(even, at), odd);
+                        for (half, v) in pair.into_iter().enumerate() {
+                            let q = q + half * half_vector;
+                            let (oy, ox) = (q / wo, q % wo);
+                            L::store(dx, ci * plane + (sh * oy + fy) * p.w_in + 2 * ox, v);
+                        }
+                    },
+                );
             } else {
-                let put = |at, v| L::store(rest, at, v);
-                L::panel_product(&phase.a_panels, dims, copy, b_at, Layout::Rows(pp), put);
+                L::panel_product(
+                    &phase.a_panels,
+                    dims,
+                    copy,
+                    b_at,
+                    Layout::Rows(pp),
+                    #[inline(always)]
+                    |at, v| L::store(rest, at, v),
+                );
             }
         }
         if !zip_in_product {

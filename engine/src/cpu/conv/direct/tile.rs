@@ -8,37 +8,68 @@ use super::source::Source;
 
 pub type Tile<L, const R: usize, const V: usize> = [[<L as Lanes>::V; V]; R];
 
-/// One reduction step of a tile: `sum[i][v] += a[i] * b[v]`.
+/// One reduction step of a tile: `sum[i][v] += a[i] * b[v]`, in the order that keeps
+/// the fewest operands live beside the `R x V` accumulators: a row at a time (`V` loaded
+/// vectors and one broadcast) for a tile at least as tall as it is wide, else a column at
+/// a time (`R` broadcasts and one loaded vector). On AVX2's 16 registers the 2 x 6
+/// weight tile fits only column by column (12 + 2 + 1).
 #[inline(always)]
 fn fma_step<L: Lanes, const R: usize, const V: usize>(
     sum: &mut Tile<L, R, V>,
     a: &[f32; R],
     b: &[L::V; V],
 ) {
-    for (row, &a) in sum.iter_mut().zip(a) {
-        let ai = L::splat(a);
-        for (acc, &bv) in row.iter_mut().zip(b) {
-            *acc = L::mul_add(ai, bv, *acc);
+    if V <= R {
+        for (row, &a) in sum.iter_mut().zip(a) {
+            let ai = L::splat(a);
+            for (acc, &bv) in row.iter_mut().zip(b) {
+                *acc = L::mul_add(ai, bv, *acc);
+            }
+        }
+    } else {
+        let mut splats = [L::zero(); R];
+        for (s, &a) in splats.iter_mut().zip(a) {
+            *s = L::splat(a);
+        }
+        for (v, &bv) in b.iter().enumerate() {
+            for (row, &ai) in sum.iter_mut().zip(&splats) {
+                row[v] = L::mul_add(ai, bv, row[v]);
+            }
         }
     }
 }
 
 /// `A B` for an `MR`-row panel `A` (`panel[r*MR + i]` is `A(i, r)`: one step's scalars
-/// are adjacent) and a `B` whose row `r` starts at `b[b_row(r)]`; the tile's vector `v`
+/// are adjacent) and a `B` whose row `r` starts at `b[rows.next()]`; the tile's vector `v`
 /// is at column offset `b_base[v]`.
+///
+/// The loads are bounds-checked once per step (the row against the last start that
+/// leaves room for every vector), not once per vector: each checked load was three
+/// compares and branches, and the lengths and offsets they kept live pushed AVX2's tile
+/// out of its 16 registers (one accumulator spilled and reloaded every step).
 #[inline(always)]
 fn panel_tile<L: Lanes, const MR: usize, const NV: usize>(
     panel: &[f32],
     b: &[f32],
-    b_row: impl Fn(usize) -> usize,
+    rows: impl Iterator<Item = usize>,
     b_base: [usize; NV],
 ) -> Tile<L, MR, NV> {
+    let mut reach = 0;
+    for base in b_base {
+        reach = reach.max(base + L::N);
+    }
+    let last_row = b
+        .len()
+        .checked_sub(reach)
+        .expect("B holds the tile's columns");
     let mut sum = [[L::zero(); NV]; MR];
-    for (r, a) in panel.chunks_exact(MR).enumerate() {
-        let row = b_row(r);
+    for (a, row) in panel.chunks_exact(MR).zip(rows) {
+        // (No formatted message: its arguments would be kept live, on the stack.)
+        assert!(row <= last_row);
         let mut bv = [L::zero(); NV];
         for (v, base) in bv.iter_mut().zip(b_base) {
-            *v = L::load(b, row + base);
+            // SAFETY: `row + base + N <= last_row + reach = b.len()`.
+            *v = unsafe { L::load_ptr(b.as_ptr().add(row + base)) };
         }
         fma_step::<L, MR, NV>(&mut sum, a.try_into().expect("MR scalars"), &bv);
     }
@@ -90,9 +121,34 @@ impl Layout<'_> {
 #[inline(always)]
 pub fn panel_product<L: Lanes, const MR: usize, const NV: usize>(
     a_panels: &[f32],
+    dims: (usize, usize, usize),
+    b: &[f32],
+    b_at: Layout,
+    c_at: Layout,
+    put: impl FnMut(usize, L::V),
+) {
+    // One loop nest per layout of B: matched inside the reduction, the layout was tested
+    // at every step.
+    match b_at {
+        Layout::Rows(ld) => {
+            let rows = || (0..).step_by(ld);
+            product_over::<L, MR, NV, _>(a_panels, dims, b, b_at, rows, c_at, put)
+        }
+        Layout::Patches(_, row) => {
+            let rows = || row.iter().copied();
+            product_over::<L, MR, NV, _>(a_panels, dims, b, b_at, rows, c_at, put)
+        }
+    }
+}
+
+/// [`panel_product`] with `B`'s row starts `rows()`, in reduction order.
+#[inline(always)]
+fn product_over<L: Lanes, const MR: usize, const NV: usize, I: Iterator<Item = usize>>(
+    a_panels: &[f32],
     (m, depth, n): (usize, usize, usize),
     b: &[f32],
     b_at: Layout,
+    rows: impl Fn() -> I,
     c_at: Layout,
     mut put: impl FnMut(usize, L::V),
 ) {
@@ -105,7 +161,7 @@ pub fn panel_product<L: Lanes, const MR: usize, const NV: usize>(
         let b_base: [usize; NV] = std::array::from_fn(|v| b_at.col(column(v)));
         let c_base: [usize; NV] = std::array::from_fn(|v| c_at.col(column(v)));
         for (ib, panel) in a_panels.chunks_exact(depth * MR).enumerate() {
-            let acc = panel_tile::<L, MR, NV>(panel, b, |r| b_at.row(r), b_base);
+            let acc = panel_tile::<L, MR, NV>(panel, b, rows(), b_base);
             for (i, vectors) in acc.iter().enumerate() {
                 for (v, &vector) in vectors.iter().enumerate() {
                     let (row, col) = (ib * MR + i, j + v * n_lanes);
@@ -137,13 +193,33 @@ pub fn weight_tile<L: Lanes, const WR: usize, const WV: usize>(
 ) {
     const { assert!(WR == L::WR && WV == L::WV) };
     let off: [usize; WV] = off.try_into().expect("WV offsets");
+    let mut reach = 0;
+    for o in off {
+        reach = reach.max(o + L::N);
+    }
     let mut sum = [[L::zero(); WV]; WR];
     for &(x0, g0) in runs {
+        if len == 0 {
+            continue;
+        }
+        // Bounds checked once per run (see `panel_tile`): its last step's loads end at
+        // these.
+        assert!(
+            x0 + (len - 1) * step + reach <= images.len(),
+            "image run in bounds"
+        );
+        assert!(
+            g0 + (len - 1) * ld + cb + WR <= dy_t.len(),
+            "dy^T run in bounds"
+        );
         for t in 0..len {
-            let bv = off.map(|o| L::load(images, x0 + t * step + o));
-            let a = dy_t[g0 + t * ld + cb..][..WR]
-                .try_into()
-                .expect("WR scalars");
+            let mut bv = [L::zero(); WV];
+            for (v, o) in bv.iter_mut().zip(off) {
+                // SAFETY: `x0 + t*step + o + N <= x0 + (len-1)*step + reach`, checked above.
+                *v = unsafe { L::load_ptr(images.as_ptr().add(x0 + t * step + o)) };
+            }
+            // SAFETY: `g0 + t*ld + cb + WR <= dy_t.len()`, checked above.
+            let a = unsafe { &*dy_t.as_ptr().add(g0 + t * ld + cb).cast::<[f32; WR]>() };
             fma_step::<L, WR, WV>(&mut sum, a, &bv);
         }
     }
