@@ -1,0 +1,125 @@
+//! The three linear maps of Winograd's F(2x2, 3x3): a 3x3 kernel `g` becomes the 4x4
+//! `U = G g G^T`, a 4x4 input tile `d` becomes `V = B^T d B`, and the 4x4 elementwise
+//! product `M = U . V` (summed over input channels) becomes the 2x2 output tile
+//! `A^T M A`, with
+//!
+//! ```text
+//!        [1  0  0]          [1  0 -1  0]
+//!    G = [½  ½  ½]    B^T = [0  1  1  0]    A^T = [1  1  1  0]
+//!        [½ -½  ½]          [0 -1  1  0]          [0  1 -1 -1]
+//!        [0  0  1]          [0  1  0 -1]
+//! ```
+//!
+//! Each 2-D map is its 1-D map applied along the rows, then along the columns. The input
+//! and output maps act on vectors of `N` channels at once (every channel transforms
+//! alike), so they are adds and subtracts of whole vectors; the kernel map runs once per
+//! call, in f64, rounded once.
+use super::super::direct::Lanes;
+
+/// Tile elements: the 16 entries of a 4x4 transformed tile, one product per element.
+pub const ELEMENTS: usize = 16;
+
+/// `a - b`, as a multiply-add by -1 (exact: [`Lanes`] has no subtract).
+#[inline(always)]
+fn sub<L: Lanes>(a: L::V, b: L::V) -> L::V {
+    L::mul_add(L::splat(-1.0), b, a)
+}
+
+/// `G g` for one column (or row) `g` of a kernel.
+fn kernel_1d(g: [f64; 3]) -> [f64; 4] {
+    [
+        g[0],
+        0.5 * (g[0] + g[1] + g[2]),
+        0.5 * (g[0] - g[1] + g[2]),
+        g[2],
+    ]
+}
+
+/// `U = G g G^T` of a row-major 3x3 kernel, row-major 4x4.
+pub fn kernel(g: &[f32]) -> [f32; ELEMENTS] {
+    let mut rows = [[0.0f64; 4]; 3];
+    for (ky, row) in rows.iter_mut().enumerate() {
+        *row = kernel_1d(std::array::from_fn(|kx| f64::from(g[ky * 3 + kx])));
+    }
+    let mut u = [0.0f32; ELEMENTS];
+    for ex in 0..4 {
+        let column = kernel_1d([rows[0][ex], rows[1][ex], rows[2][ex]]);
+        for (ey, &v) in column.iter().enumerate() {
+            u[ey * 4 + ex] = v as f32;
+        }
+    }
+    u
+}
+
+/// `B^T d` for four vectors `d`.
+#[inline(always)]
+fn input_1d<L: Lanes>(d: [L::V; 4]) -> [L::V; 4] {
+    [
+        sub::<L>(d[0], d[2]),
+        L::add(d[1], d[2]),
+        sub::<L>(d[2], d[1]),
+        sub::<L>(d[1], d[3]),
+    ]
+}
+
+/// `V = B^T d B` for `N` channels of one tile: pixel `(i, j)` of the tile is the vector
+/// at `src[at + i*row + j*pixel]`, and element `e` of `V` is stored at
+/// `dst[e*plane + out]`.
+#[inline(always)]
+pub fn input<L: Lanes>(
+    src: &[f32],
+    (at, row, pixel): (usize, usize, usize),
+    dst: &mut [f32],
+    (out, plane): (usize, usize),
+) {
+    // Plain loops, not `array::from_fn`: a closure is compiled without the level's
+    // features, so its intrinsics would be calls.
+    let mut cols = [[L::zero(); 4]; 4];
+    for (j, col) in cols.iter_mut().enumerate() {
+        let mut d = [L::zero(); 4];
+        for (i, v) in d.iter_mut().enumerate() {
+            *v = L::load(src, at + i * row + j * pixel);
+        }
+        *col = input_1d::<L>(d);
+    }
+    for ey in 0..4 {
+        let v = input_1d::<L>([cols[0][ey], cols[1][ey], cols[2][ey], cols[3][ey]]);
+        for (ex, &v) in v.iter().enumerate() {
+            L::store(dst, (ey * 4 + ex) * plane + out, v);
+        }
+    }
+}
+
+/// `A^T m` for four vectors `m`.
+#[inline(always)]
+fn output_1d<L: Lanes>(m: [L::V; 4]) -> [L::V; 2] {
+    [
+        L::add(L::add(m[0], m[1]), m[2]),
+        sub::<L>(sub::<L>(m[1], m[2]), m[3]),
+    ]
+}
+
+/// `A^T M A` for `N` channels of one tile: element `e` of `M` is the vector at
+/// `src[e*plane + at]`, and output pixel `(i, j)` is stored at `dst[out + i*row + j*pixel]`.
+#[inline(always)]
+pub fn output<L: Lanes>(
+    src: &[f32],
+    (at, plane): (usize, usize),
+    dst: &mut [f32],
+    (out, row, pixel): (usize, usize, usize),
+) {
+    let mut cols = [[L::zero(); 2]; 4];
+    for (ex, col) in cols.iter_mut().enumerate() {
+        let mut m = [L::zero(); 4];
+        for (ey, v) in m.iter_mut().enumerate() {
+            *v = L::load(src, (ey * 4 + ex) * plane + at);
+        }
+        *col = output_1d::<L>(m);
+    }
+    for i in 0..2 {
+        let y = output_1d::<L>([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
+        for (j, &v) in y.iter().enumerate() {
+            L::store(dst, out + i * row + j * pixel, v);
+        }
+    }
+}
