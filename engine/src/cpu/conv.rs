@@ -12,12 +12,15 @@
 //! across a task's images), and for the weight gradient a fixed group of images per task
 //! whose partial sums are then added in order. Each task's products run on its own thread.
 //!
-//! Two implementations: [`direct`], register-tiled f32 products that read a compact copy
+//! Three implementations: [`direct`], register-tiled f32 products that read a compact copy
 //! of the image in place, written once over the vector of each SIMD level (AVX-512,
-//! AVX2+FMA or portable; which levels the op uses: [`uses_direct`]); and the generic path
-//! in this file, im2col and matrixmultiply's sgemm/dgemm, for f64, the other levels and
-//! the geometries the direct kernels decline.
+//! AVX2+FMA or portable; which levels the op uses: [`uses_direct`]); [`winograd`],
+//! F(2x2, 3x3) for the forward and input grad of stride-1 pad-1 3x3 convs, over the same
+//! vectors (where the op uses it: [`uses_winograd`]); and the generic path in this file,
+//! im2col and matrixmultiply's sgemm/dgemm, for f64, the other levels and the geometries
+//! the others decline.
 pub mod direct;
+pub mod winograd;
 
 use super::simd::Level;
 use crate::backend::Conv2dParams;
@@ -49,6 +52,22 @@ pub fn direct_kernels(level: Level) -> [F32Kernel; 3] {
     }
 }
 
+/// Winograd F(2x2, 3x3) for `level`: `[forward, input grad]` (`None` off stride-1 pad-1
+/// 3x3 geometries).
+pub fn winograd_kernels(level: Level) -> [F32Kernel; 2] {
+    use direct::*;
+    fn of<L: Lanes>() -> [F32Kernel; 2] {
+        [winograd::conv2d::<L>, winograd::conv2d_input_grad::<L>]
+    }
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => of::<Avx512>(),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => of::<Avx2>(),
+        _ => of::<Portable>(),
+    }
+}
+
 /// The im2col + GEMM path in the same form as [`direct_kernels`] (always `Some`): what
 /// the benches compare each level's direct kernels with.
 pub fn im2col_kernels() -> [F32Kernel; 3] {
@@ -59,8 +78,20 @@ pub fn im2col_kernels() -> [F32Kernel; 3] {
     ]
 }
 
-/// Which f32 path the conv op takes: `ARBOR_CONV=direct` or `im2col` (read once), else
-/// the direct kernels at AVX-512 and im2col + GEMM below it.
+/// The f32 path `ARBOR_CONV` forces (`direct`, `im2col` or `winograd`; read once), if any.
+fn forced_path() -> Option<&'static str> {
+    static CHOICE: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| match std::env::var("ARBOR_CONV").as_deref() {
+        Ok("direct") => Some("direct"),
+        Ok("im2col") => Some("im2col"),
+        Ok("winograd") => Some("winograd"),
+        _ => None,
+    })
+}
+
+/// Whether the f32 conv op takes the direct kernels (where Winograd does not take the
+/// pass): `ARBOR_CONV=direct` or `im2col` forces either, else the direct kernels at
+/// AVX-512 and im2col + GEMM below it (also under `ARBOR_CONV=winograd`).
 ///
 /// Why not direct at every level yet: on the (loaded, AVX-512) development machine the
 /// AVX2 and portable direct kernels did not beat im2col + matrixmultiply (whose GEMM
@@ -68,31 +99,71 @@ pub fn im2col_kernels() -> [F32Kernel; 3] {
 /// measured 3x slower. They are tested at every level and benched (`conv_kernels`), so
 /// `ARBOR_CONV=direct` measures them; the default follows the measurements.
 pub fn uses_direct(level: Level) -> bool {
-    static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    let forced = CHOICE.get_or_init(|| match std::env::var("ARBOR_CONV").as_deref() {
-        Ok("direct") => Some(true),
-        Ok("im2col") => Some(false),
-        _ => None,
-    });
-    forced.unwrap_or(level == Level::Avx512)
+    match forced_path() {
+        Some("direct") => true,
+        Some("im2col") => false,
+        _ => level == Level::Avx512,
+    }
 }
 
-/// Runs pass `pass` of the active level's direct kernels instead of the generic path when
-/// `T` is f32 and [`uses_direct`]; `None` otherwise, or when the kernel declines the
-/// geometry.
-fn try_direct<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, pass: usize) -> Option<Vec<T>> {
+/// Whether the f32 forward and input grad of `p` take Winograd F(2x2, 3x3) (only where
+/// [`winograd::takes`] the geometry): always under `ARBOR_CONV=winograd`, never under
+/// the other forced paths, else where it measured faster than the path it replaces.
+///
+/// Measured (batch 128, on the 2-core AVX-512 development VM; interleaved minimum-of-15
+/// timings, ms, forward / input grad; the `winograd_vs_direct` bench agrees):
+/// - AVX-512, against the direct kernels: 64 ch @ 8x8 1.97 vs 2.69 / 1.81 vs 2.82 (1.4x,
+///   1.6x); 32 @ 16x16 2.26 vs 2.30 / 1.91 vs 2.34, within the host's noise (other runs
+///   read 0.93x to 1.2x); 16 @ 32x32 3.24 vs 2.56 / 3.73 vs 3.34, slower (at 16 channels
+///   the transforms cost about a third of the multiplies they save). So: 64 and up.
+/// - AVX2, against im2col + GEMM (this level's path): 4.22 vs 5.86, 2.98 vs 4.28 and 2.73
+///   vs 4.15 forward at 16, 32 and 64 channels (1.4x to 1.5x; the input grads alike).
+///   So: 16 and up.
+/// - portable: 8.7 to 12.9 ms forward, slower than im2col + GEMM (whose GEMM picks AVX2
+///   by itself on this CPU). So: never.
+pub fn uses_winograd(level: Level, p: &Conv2dParams) -> bool {
+    let channels = p.c_in.min(p.c_out);
+    winograd::takes(p)
+        && match forced_path() {
+            Some("winograd") => true,
+            Some(_) => false,
+            None => match level {
+                Level::Avx512 => channels >= 64,
+                Level::Avx2 => channels >= 16,
+                Level::Portable => false,
+            },
+        }
+}
+
+/// `kernel(a, b, p)` when `T` is f32 (`None` otherwise, or when the kernel declines).
+fn try_f32<T: Float>(kernel: F32Kernel, a: &[T], b: &[T], p: &Conv2dParams) -> Option<Vec<T>> {
+    if TypeId::of::<T>() != TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: `T` is `f32` (same TypeId), so both casts are the identity.
+    let (a, b) = unsafe {
+        (
+            std::slice::from_raw_parts(a.as_ptr().cast::<f32>(), a.len()),
+            std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
+        )
+    };
+    let out: Box<dyn Any> = Box::new(kernel(a, b, p)?);
+    out.downcast::<Vec<T>>().ok().map(|v| *v)
+}
+
+/// Runs pass `pass` (0 forward, 1 input grad, 2 weight grad) of the active level's
+/// Winograd kernels where [`uses_winograd`], else of its direct kernels where
+/// [`uses_direct`]; `None` when `T` is not f32, neither applies, or the kernel declines
+/// the geometry (the caller then takes the generic path).
+fn try_fast<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, pass: usize) -> Option<Vec<T>> {
     let level = super::simd::level();
-    if TypeId::of::<T>() == TypeId::of::<f32>() && uses_direct(level) {
-        // SAFETY: `T` is `f32` (same TypeId), so both casts are the identity.
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts(a.as_ptr().cast::<f32>(), a.len()),
-                std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
-            )
-        };
-        let kernel = direct_kernels(level)[pass];
-        let out: Box<dyn Any> = Box::new(kernel(a, b, p)?);
-        return out.downcast::<Vec<T>>().ok().map(|v| *v);
+    if pass < 2 && uses_winograd(level, p) {
+        if let Some(out) = try_f32(winograd_kernels(level)[pass], a, b, p) {
+            return Some(out);
+        }
+    }
+    if uses_direct(level) {
+        return try_f32(direct_kernels(level)[pass], a, b, p);
     }
     None
 }
@@ -102,7 +173,7 @@ pub fn conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     if p.batch * p.c_out * p.h_out() * p.w_out() == 0 {
         return Vec::new();
     }
-    if let Some(y) = try_direct(x, w, p, 0) {
+    if let Some(y) = try_fast(x, w, p, 0) {
         return y;
     }
     generic_conv2d(x, w, p)
@@ -113,7 +184,7 @@ pub fn conv2d_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T>
     if p.batch * p.c_in * p.h_in * p.w_in == 0 {
         return Vec::new();
     }
-    if let Some(dx) = try_direct(g, w, p, 1) {
+    if let Some(dx) = try_fast(g, w, p, 1) {
         return dx;
     }
     generic_input_grad(g, w, p)
@@ -125,7 +196,7 @@ pub fn conv2d_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T
     if p.batch * p.h_out() * p.w_out() == 0 {
         return vec![T::ZERO; p.c_out * p.c_in * p.kh * p.kw];
     }
-    if let Some(dw) = try_direct(g, x, p, 2) {
+    if let Some(dw) = try_fast(g, x, p, 2) {
         return dw;
     }
     generic_weight_grad(g, x, p)

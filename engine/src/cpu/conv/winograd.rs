@@ -74,7 +74,7 @@ impl Geometry {
 struct Buffers {
     /// The padded channels-last image; its border and padding channels stay zero.
     image: Vec<f32>,
-    /// One block's `V` and `M`: `[element][tile][channel]`.
+    /// One block's `V` and `M`: `[tile][element][channel]`.
     v: Vec<f32>,
     m: Vec<f32>,
     /// The output channels-last, `[2 * tiles.0][2 * tiles.1][c_out]`.
@@ -130,27 +130,38 @@ fn forward_image<L: Lanes>(
     }
     let tiles = ty * tx;
     let out_pitch = 2 * tx;
+    let (c_in, c_out) = (g.c_in, g.c_out);
     for t0 in (0..tiles).step_by(g.block) {
         let count = (tiles - t0).min(g.block);
         for r in 0..count {
             let (iy, ix) = (2 * ((t0 + r) / tx), 2 * ((t0 + r) % tx));
-            let at = (iy * pitch + ix) * g.c_in;
-            for c in (0..g.c_in).step_by(n) {
-                let src = (at + c, pitch * g.c_in, g.c_in);
-                let dst = (r * g.c_in + c, g.block * g.c_in);
-                transform::input::<L>(&bufs.image, src, &mut bufs.v, dst);
+            let at = (iy * pitch + ix) * c_in;
+            for c in (0..c_in).step_by(n) {
+                let (src, out) = ((at + c, pitch * c_in), r * ELEMENTS * c_in + c);
+                let v = &mut bufs.v;
+                // ResNet's channel counts as constants: the transform's offsets fold.
+                match c_in {
+                    16 => transform::input::<L>(&bufs.image, src, v, out, 16),
+                    32 => transform::input::<L>(&bufs.image, src, v, out, 32),
+                    64 => transform::input::<L>(&bufs.image, src, v, out, 64),
+                    _ => transform::input::<L>(&bufs.image, src, v, out, c_in),
+                }
             }
         }
-        let rows = count.next_multiple_of(product::rows_per_tile::<L>(g.c_out));
-        let dims = (rows, g.block, g.c_in, g.c_out);
-        product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, dims);
+        let rows = count.next_multiple_of(product::rows_per_tile::<L>(c_out));
+        product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, (rows, c_in, c_out));
         for r in 0..count {
             let (oy, ox) = (2 * ((t0 + r) / tx), 2 * ((t0 + r) % tx));
-            let at = (oy * out_pitch + ox) * g.c_out;
-            for c in (0..g.c_out).step_by(n) {
-                let src = (r * g.c_out + c, g.block * g.c_out);
-                let dst = (at + c, out_pitch * g.c_out, g.c_out);
-                transform::output::<L>(&bufs.m, src, &mut bufs.out, dst);
+            let at = (oy * out_pitch + ox) * c_out;
+            for c in (0..c_out).step_by(n) {
+                let (src, dst) = (r * ELEMENTS * c_out + c, (at + c, out_pitch * c_out));
+                let out = &mut bufs.out;
+                match c_out {
+                    16 => transform::output::<L>(&bufs.m, src, out, dst, 16),
+                    32 => transform::output::<L>(&bufs.m, src, out, dst, 32),
+                    64 => transform::output::<L>(&bufs.m, src, out, dst, 64),
+                    _ => transform::output::<L>(&bufs.m, src, out, dst, c_out),
+                }
             }
         }
     }

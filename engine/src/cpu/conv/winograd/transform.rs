@@ -62,30 +62,36 @@ fn input_1d<L: Lanes>(d: [L::V; 4]) -> [L::V; 4] {
     ]
 }
 
-/// `V = B^T d B` for `N` channels of one tile: pixel `(i, j)` of the tile is the vector
-/// at `src[at + i*row + j*pixel]`, and element `e` of `V` is stored at
-/// `dst[e*plane + out]`.
+/// `V = B^T d B` for `N` channels of one tile, from a channels-last image with
+/// `channels` floats per pixel and `row` per row (the tile's first pixel at `at`), to
+/// `dst[out + e*channels]` for element `e`.
 #[inline(always)]
 pub fn input<L: Lanes>(
     src: &[f32],
-    (at, row, pixel): (usize, usize, usize),
+    (at, row): (usize, usize),
     dst: &mut [f32],
-    (out, plane): (usize, usize),
+    out: usize,
+    channels: usize,
 ) {
     // Plain loops, not `array::from_fn`: a closure is compiled without the level's
-    // features, so its intrinsics would be calls.
+    // features, so its intrinsics would be calls. Slices cut once per row, so that
+    // (with `channels` a constant) the loads need no checks of their own.
+    let mut rows = [[L::zero(); 4]; 4];
+    for (i, r) in rows.iter_mut().enumerate() {
+        let pixels = &src[at + i * row..][..3 * channels + L::N];
+        for (j, v) in r.iter_mut().enumerate() {
+            *v = L::load(pixels, j * channels);
+        }
+    }
     let mut cols = [[L::zero(); 4]; 4];
     for (j, col) in cols.iter_mut().enumerate() {
-        let mut d = [L::zero(); 4];
-        for (i, v) in d.iter_mut().enumerate() {
-            *v = L::load(src, at + i * row + j * pixel);
-        }
-        *col = input_1d::<L>(d);
+        *col = input_1d::<L>([rows[0][j], rows[1][j], rows[2][j], rows[3][j]]);
     }
+    let dst = &mut dst[out..out + (ELEMENTS - 1) * channels + L::N];
     for ey in 0..4 {
         let v = input_1d::<L>([cols[0][ey], cols[1][ey], cols[2][ey], cols[3][ey]]);
         for (ex, &v) in v.iter().enumerate() {
-            L::store(dst, (ey * 4 + ex) * plane + out, v);
+            L::store(dst, (ey * 4 + ex) * channels, v);
         }
     }
 }
@@ -99,27 +105,30 @@ fn output_1d<L: Lanes>(m: [L::V; 4]) -> [L::V; 2] {
     ]
 }
 
-/// `A^T M A` for `N` channels of one tile: element `e` of `M` is the vector at
-/// `src[e*plane + at]`, and output pixel `(i, j)` is stored at `dst[out + i*row + j*pixel]`.
+/// `A^T M A` for `N` channels of one tile: element `e` of `M` at `src[at + e*channels]`,
+/// output pixel `(i, j)` stored at `dst[out + i*row + j*channels]`.
 #[inline(always)]
 pub fn output<L: Lanes>(
     src: &[f32],
-    (at, plane): (usize, usize),
+    at: usize,
     dst: &mut [f32],
-    (out, row, pixel): (usize, usize, usize),
+    (out, row): (usize, usize),
+    channels: usize,
 ) {
+    let src = &src[at..at + (ELEMENTS - 1) * channels + L::N];
     let mut cols = [[L::zero(); 2]; 4];
     for (ex, col) in cols.iter_mut().enumerate() {
         let mut m = [L::zero(); 4];
         for (ey, v) in m.iter_mut().enumerate() {
-            *v = L::load(src, (ey * 4 + ex) * plane + at);
+            *v = L::load(src, (ey * 4 + ex) * channels);
         }
         *col = output_1d::<L>(m);
     }
     for i in 0..2 {
         let y = output_1d::<L>([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
+        let pixels = &mut dst[out + i * row..][..channels + L::N];
         for (j, &v) in y.iter().enumerate() {
-            L::store(dst, out + i * row + j * pixel, v);
+            L::store(pixels, j * channels, v);
         }
     }
 }
