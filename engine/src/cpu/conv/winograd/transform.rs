@@ -83,13 +83,17 @@ pub fn input<L: Lanes>(
             *v = L::load(pixels, j * channels);
         }
     }
-    let mut cols = [[L::zero(); 4]; 4];
-    for (j, col) in cols.iter_mut().enumerate() {
-        *col = input_1d::<L>([rows[0][j], rows[1][j], rows[2][j], rows[3][j]]);
+    // `half[ey][j]`: `B^T d`, down each column `j`.
+    let mut half = [[L::zero(); 4]; 4];
+    for j in 0..4 {
+        let column = input_1d::<L>([rows[0][j], rows[1][j], rows[2][j], rows[3][j]]);
+        for (ey, &v) in column.iter().enumerate() {
+            half[ey][j] = v;
+        }
     }
     let dst = &mut dst[out..out + (ELEMENTS - 1) * channels + L::N];
-    for ey in 0..4 {
-        let v = input_1d::<L>([cols[0][ey], cols[1][ey], cols[2][ey], cols[3][ey]]);
+    for (ey, &row) in half.iter().enumerate() {
+        let v = input_1d::<L>(row);
         for (ex, &v) in v.iter().enumerate() {
             L::store(dst, (ey * 4 + ex) * channels, v);
         }
@@ -116,16 +120,21 @@ pub fn output<L: Lanes>(
     channels: usize,
 ) {
     let src = &src[at..at + (ELEMENTS - 1) * channels + L::N];
-    let mut cols = [[L::zero(); 2]; 4];
-    for (ex, col) in cols.iter_mut().enumerate() {
+    // `half[i][ex]`: `A^T M`, down each column `ex`.
+    let mut half = [[L::zero(); 4]; 2];
+    // The index writes a column of `half`, which no iterator over it yields.
+    #[allow(clippy::needless_range_loop)]
+    for ex in 0..4 {
         let mut m = [L::zero(); 4];
         for (ey, v) in m.iter_mut().enumerate() {
             *v = L::load(src, (ey * 4 + ex) * channels);
         }
-        *col = output_1d::<L>(m);
+        for (i, &v) in output_1d::<L>(m).iter().enumerate() {
+            half[i][ex] = v;
+        }
     }
-    for i in 0..2 {
-        let y = output_1d::<L>([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
+    for (i, &pair) in half.iter().enumerate() {
+        let y = output_1d::<L>(pair);
         let pixels = &mut dst[out + i * row..][..channels + L::N];
         for (j, &v) in y.iter().enumerate() {
             L::store(pixels, j * channels, v);
