@@ -184,6 +184,59 @@ fn conv_kernels(c: &mut Criterion) {
     g.finish();
 }
 
+/// Winograd F(2x2, 3x3) beside the direct kernels and im2col on ResNet-32's stride-1
+/// convs, forward and input grad, with both kernels of every SIMD level this CPU has in
+/// one run: `winograd_vs_direct/<shape>/<pass>-<kernel>-<level>`. Throughput counts the
+/// direct convolution's FLOPs for all of them, so the rates compare times.
+fn winograd_vs_direct(c: &mut Criterion) {
+    use arbor::engine::backend::Conv2dParams;
+    use arbor::engine::cpu::conv::{direct_kernels, im2col_kernels, winograd_kernels};
+    use arbor::engine::cpu::simd::Level;
+    let mut g = c.benchmark_group("winograd_vs_direct");
+    let mut r = arbor::engine::gradcheck::SplitMix::new(8);
+    let mut values =
+        |n: usize| -> Vec<f32> { r.vec(n, -1.0, 1.0).iter().map(|&v| v as f32).collect() };
+    for s in RESNET32_CONVS.iter().filter(|s| s.stride == 1) {
+        let p = Conv2dParams {
+            batch: BATCH,
+            c_in: s.c_in,
+            h_in: s.size,
+            w_in: s.size,
+            c_out: s.c_out,
+            kh: 3,
+            kw: 3,
+            stride: (1, 1),
+            padding: (1, 1),
+        };
+        let x = values(BATCH * s.c_in * s.size * s.size);
+        let w = values(s.c_out * s.c_in * 9);
+        let dy = values(BATCH * s.c_out * s.size * s.size);
+        g.throughput(Throughput::Elements(p.forward_flops()));
+        let name = format!("{}x{}", s.c_in, s.size);
+        let mut variants = vec![(
+            "im2col".to_string(),
+            [im2col_kernels()[0], im2col_kernels()[1]],
+        )];
+        for l in Level::supported()
+            .into_iter()
+            .filter(|&l| l != Level::Portable)
+        {
+            let [fwd, dx, _] = direct_kernels(l);
+            variants.push((format!("direct-{l}"), [fwd, dx]));
+            variants.push((format!("winograd-{l}"), winograd_kernels(l)));
+        }
+        for (variant, kernels) in &variants {
+            let passes: [(&str, &[f32]); 2] = [("fwd", &x), ("dx", &dy)];
+            for (kernel, (pass, a)) in kernels.iter().zip(passes) {
+                g.bench_function(BenchmarkId::new(&name, format!("{pass}-{variant}")), |b| {
+                    b.iter(|| black_box(kernel(a, &w, &p).expect("takes the shape")))
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
 /// Batch norm, relu and add on the largest ResNet-32 activation, beside memcpy.
 fn memory_bound(c: &mut Criterion) {
     let shape = [BATCH, 16, 32, 32];
@@ -248,7 +301,7 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = sgemm, conv2d, conv_kernels, memory_bound
+    targets = sgemm, conv2d, conv_kernels, winograd_vs_direct, memory_bound
 }
 
 fn main() {

@@ -12,123 +12,30 @@
 //! across a task's images), and for the weight gradient a fixed group of images per task
 //! whose partial sums are then added in order. Each task's products run on its own thread.
 //!
-//! Two implementations: [`direct`], register-tiled f32 products that read a compact copy
+//! Three implementations: [`direct`], register-tiled f32 products that read a compact copy
 //! of the image in place, written once over the vector of each SIMD level (AVX-512,
-//! AVX2+FMA or portable; where the op uses them: [`uses_direct`]); and the generic path
-//! in this file, im2col and matrixmultiply's sgemm/dgemm, for f64, the other levels and
-//! passes, and the geometries the direct kernels decline.
+//! AVX2+FMA or portable; which levels the op uses: [`uses_direct`]); [`winograd`],
+//! F(2x2, 3x3) for the forward and input grad of stride-1 pad-1 3x3 convs, over the same
+//! vectors (where the op uses it: [`uses_winograd`]); and the generic path in this file,
+//! im2col and matrixmultiply's sgemm/dgemm, for f64, the other levels and the geometries
+//! the others decline.
 pub mod direct;
+mod dispatch;
+pub mod winograd;
 
-use super::simd::Level;
 use crate::backend::Conv2dParams;
 use crate::Float;
+use dispatch::{as_f32, direct_forward_then, from_f32, try_fast};
+pub use dispatch::{
+    direct_kernels, im2col_kernels, uses_direct, uses_winograd, winograd_kernels, F32Kernel,
+};
 use rayon::prelude::*;
-use std::any::{Any, TypeId};
 use std::mem::MaybeUninit;
 
 /// Images per partial sum in the weight gradient. Fixed (not derived from the thread
 /// count) so that the summation order, and therefore every bit of the result, is the same
 /// however many threads run.
 const WEIGHT_GRAD_GROUP: usize = 8;
-
-/// One of [`direct`]'s entry points, as `(a, b, p)` to `Some(result)` or `None`.
-pub type F32Kernel = fn(&[f32], &[f32], &Conv2dParams) -> Option<Vec<f32>>;
-
-/// The direct kernel for `level`: `[forward, input grad, weight grad]`.
-pub fn direct_kernels(level: Level) -> [F32Kernel; 3] {
-    use direct::*;
-    fn of<L: Lanes>() -> [F32Kernel; 3] {
-        [conv2d::<L>, conv2d_input_grad::<L>, conv2d_weight_grad::<L>]
-    }
-    match level {
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => of::<Avx512>(),
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => of::<Avx2>(),
-        _ => of::<Portable>(),
-    }
-}
-
-/// [`direct`]'s forward with an epilogue applied as it stores, `(x, w, p, epilogue)`.
-type F32ForwardThen = fn(&[f32], &[f32], &Conv2dParams, direct::Epilogue) -> Option<Vec<f32>>;
-
-/// The direct forward for `level` with an epilogue (see [`conv2d_bias_act`]).
-fn direct_forward_then(level: Level) -> F32ForwardThen {
-    match level {
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => direct::conv2d_then::<direct::Avx512>,
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => direct::conv2d_then::<direct::Avx2>,
-        _ => direct::conv2d_then::<direct::Portable>,
-    }
-}
-
-/// The im2col + GEMM path in the same form as [`direct_kernels`] (always `Some`): what
-/// the benches compare each level's direct kernels with.
-pub fn im2col_kernels() -> [F32Kernel; 3] {
-    [
-        |x, w, p| Some(generic_conv2d(x, w, p)),
-        |g, w, p| Some(generic_input_grad(g, w, p)),
-        |g, x, p| Some(generic_weight_grad(g, x, p)),
-    ]
-}
-
-/// Whether pass `pass` (0 forward, 1 input grad, 2 weight grad) of geometry `p` takes the
-/// direct f32 kernels: `ARBOR_CONV=direct` or `im2col` (read once) forces either, else
-/// the measured winner at `level`: always at AVX-512, never for the portable level, and
-/// at AVX2 where the direct kernel beat im2col + matrixmultiply (whose GEMM picks AVX2+FMA
-/// by itself).
-///
-/// AVX2, `conv_kernels` on the (loaded, 2-core) development machine, direct / im2col in
-/// GFLOP/s for ResNet-32's 16@32², 32@16², 64@8², 16→32 s2, 32→64 s2 (batch 128):
-/// forward 126/109, 132/132, 126/124, 104/74, 116/112; input grad 122/116, 131/133,
-/// 103/136, 77/82, 102/120; weight grad 124/79, 112/112, 88/120, 97/79, 94/106. The
-/// weight tile reduces over output rows of `w_out` positions, so narrow rows pay its
-/// per-row start-up; the input grad wins only on the widest images. The rule below
-/// follows the table: forward always, input grad at 32 output columns and more, weight
-/// grad at 16 and more.
-pub fn uses_direct(level: Level, pass: usize, p: &Conv2dParams) -> bool {
-    static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    let forced = CHOICE.get_or_init(|| match std::env::var("ARBOR_CONV").as_deref() {
-        Ok("direct") => Some(true),
-        Ok("im2col") => Some(false),
-        _ => None,
-    });
-    forced.unwrap_or(match level {
-        Level::Avx512 => true,
-        Level::Avx2 => match pass {
-            0 => true,
-            1 => p.w_out() >= 32,
-            _ => p.w_out() >= 16,
-        },
-        Level::Portable => false,
-    })
-}
-
-/// `s` as f32, when `T` is f32.
-fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
-    // SAFETY: `T` is `f32` (same TypeId), so the cast is the identity.
-    (TypeId::of::<T>() == TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
-}
-
-/// An f32 result as the `Vec<T>` it is (`T` is f32 whenever [`as_f32`] succeeded).
-fn from_f32<T: Float>(v: Vec<f32>) -> Option<Vec<T>> {
-    let out: Box<dyn Any> = Box::new(v);
-    out.downcast::<Vec<T>>().ok().map(|v| *v)
-}
-
-/// Runs pass `pass` of the active level's direct kernels instead of the generic path when
-/// `T` is f32 and [`uses_direct`]; `None` otherwise, or when the kernel declines the
-/// geometry.
-fn try_direct<T: Float>(a: &[T], b: &[T], p: &Conv2dParams, pass: usize) -> Option<Vec<T>> {
-    let level = super::simd::level();
-    let (a, b) = (as_f32(a)?, as_f32(b)?);
-    if !uses_direct(level, pass, p) {
-        return None;
-    }
-    from_f32(direct_kernels(level)[pass](a, b, p)?)
-}
 
 /// The forward with batch norm folded in, for evaluation: `y = conv2d(x, w) + bias[co]`,
 /// then `max(y, 0)` when `relu`. The direct kernels add the bias and clamp as they store
@@ -178,7 +85,7 @@ pub fn conv2d<T: Float>(x: &[T], w: &[T], p: &Conv2dParams) -> Vec<T> {
     if p.batch * p.c_out * p.h_out() * p.w_out() == 0 {
         return Vec::new();
     }
-    if let Some(y) = try_direct(x, w, p, 0) {
+    if let Some(y) = try_fast(x, w, p, 0) {
         return y;
     }
     generic_conv2d(x, w, p)
@@ -189,7 +96,7 @@ pub fn conv2d_input_grad<T: Float>(g: &[T], w: &[T], p: &Conv2dParams) -> Vec<T>
     if p.batch * p.c_in * p.h_in * p.w_in == 0 {
         return Vec::new();
     }
-    if let Some(dx) = try_direct(g, w, p, 1) {
+    if let Some(dx) = try_fast(g, w, p, 1) {
         return dx;
     }
     generic_input_grad(g, w, p)
@@ -201,7 +108,7 @@ pub fn conv2d_weight_grad<T: Float>(g: &[T], x: &[T], p: &Conv2dParams) -> Vec<T
     if p.batch * p.h_out() * p.w_out() == 0 {
         return vec![T::ZERO; p.c_out * p.c_in * p.kh * p.kw];
     }
-    if let Some(dw) = try_direct(g, x, p, 2) {
+    if let Some(dw) = try_fast(g, x, p, 2) {
         return dw;
     }
     generic_weight_grad(g, x, p)

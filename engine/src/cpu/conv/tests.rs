@@ -1,6 +1,7 @@
 //! Unit tests of the conv kernels: the im2col helpers, and the direct kernels of every
 //! SIMD level this CPU supports against the generic path.
 use super::*;
+use crate::cpu::simd::Level;
 
 /// `f(level)` for every level this CPU supports, named in a failure.
 fn at_every_level(f: impl Fn(Level)) {

@@ -1,0 +1,174 @@
+//! Which conv2d implementation runs each pass: the kernel tables of every SIMD level,
+//! the measured rules that pick Winograd, the direct kernels or im2col + GEMM (with the
+//! figures behind them), and `ARBOR_CONV`, which forces one for measuring.
+use super::{direct, generic_conv2d, generic_input_grad, generic_weight_grad, winograd};
+use crate::backend::Conv2dParams;
+use crate::cpu::simd::Level;
+use crate::Float;
+use std::any::{Any, TypeId};
+
+/// One of [`direct`](super::direct)'s entry points, as `(a, b, p)` to `Some(result)` or `None`.
+pub type F32Kernel = fn(&[f32], &[f32], &Conv2dParams) -> Option<Vec<f32>>;
+
+/// The direct kernel for `level`: `[forward, input grad, weight grad]`.
+pub fn direct_kernels(level: Level) -> [F32Kernel; 3] {
+    use direct::*;
+    fn of<L: Lanes>() -> [F32Kernel; 3] {
+        [conv2d::<L>, conv2d_input_grad::<L>, conv2d_weight_grad::<L>]
+    }
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => of::<Avx512>(),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => of::<Avx2>(),
+        _ => of::<Portable>(),
+    }
+}
+
+/// [`direct`](super::direct)'s forward with an epilogue applied as it stores, `(x, w, p, epilogue)`.
+pub(super) type F32ForwardThen =
+    fn(&[f32], &[f32], &Conv2dParams, direct::Epilogue) -> Option<Vec<f32>>;
+
+/// The direct forward for `level` with an epilogue (see [`conv2d_bias_act`]).
+pub(super) fn direct_forward_then(level: Level) -> F32ForwardThen {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => direct::conv2d_then::<direct::Avx512>,
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => direct::conv2d_then::<direct::Avx2>,
+        _ => direct::conv2d_then::<direct::Portable>,
+    }
+}
+
+/// Winograd F(2x2, 3x3) for `level`: `[forward, input grad]` (`None` off stride-1 pad-1
+/// 3x3 geometries).
+pub fn winograd_kernels(level: Level) -> [F32Kernel; 2] {
+    use direct::*;
+    fn of<L: Lanes>() -> [F32Kernel; 2] {
+        [winograd::conv2d::<L>, winograd::conv2d_input_grad::<L>]
+    }
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => of::<Avx512>(),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => of::<Avx2>(),
+        _ => of::<Portable>(),
+    }
+}
+
+/// The im2col + GEMM path in the same form as [`direct_kernels`] (always `Some`): what
+/// the benches compare each level's direct kernels with.
+pub fn im2col_kernels() -> [F32Kernel; 3] {
+    [
+        |x, w, p| Some(generic_conv2d(x, w, p)),
+        |g, w, p| Some(generic_input_grad(g, w, p)),
+        |g, x, p| Some(generic_weight_grad(g, x, p)),
+    ]
+}
+
+/// The f32 path `ARBOR_CONV` forces (`direct`, `im2col` or `winograd`; read once), if any.
+fn forced_path() -> Option<&'static str> {
+    static CHOICE: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| match std::env::var("ARBOR_CONV").as_deref() {
+        Ok("direct") => Some("direct"),
+        Ok("im2col") => Some("im2col"),
+        Ok("winograd") => Some("winograd"),
+        _ => None,
+    })
+}
+
+/// Whether pass `pass` (0 forward, 1 input grad, 2 weight grad) of geometry `p` takes the
+/// direct f32 kernels (where [`uses_winograd`] does not take it): `ARBOR_CONV=direct` or
+/// `im2col` forces either, else (also under `ARBOR_CONV=winograd`) the measured winner at
+/// `level`: always at AVX-512, never for the portable level, and at AVX2 where the direct
+/// kernel beat im2col + matrixmultiply (whose GEMM picks AVX2+FMA by itself).
+///
+/// AVX2, `conv_kernels` on the (loaded, 2-core) development machine, direct / im2col in
+/// GFLOP/s for ResNet-32's 16@32², 32@16², 64@8², 16→32 s2, 32→64 s2 (batch 128):
+/// forward 126/109, 132/132, 126/124, 104/74, 116/112; input grad 122/116, 131/133,
+/// 103/136, 77/82, 102/120; weight grad 124/79, 112/112, 88/120, 97/79, 94/106. The
+/// weight tile reduces over output rows of `w_out` positions, so narrow rows pay its
+/// per-row start-up; the input grad wins only on the widest images. The rule below
+/// follows the table: forward always, input grad at 32 output columns and more, weight
+/// grad at 16 and more.
+pub fn uses_direct(level: Level, pass: usize, p: &Conv2dParams) -> bool {
+    match forced_path() {
+        Some("direct") => true,
+        Some("im2col") => false,
+        _ => match level {
+            Level::Avx512 => true,
+            Level::Avx2 => match pass {
+                0 => true,
+                1 => p.w_out() >= 32,
+                _ => p.w_out() >= 16,
+            },
+            Level::Portable => false,
+        },
+    }
+}
+
+/// `s` as f32, when `T` is f32.
+pub(super) fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: `T` is `f32` (same TypeId), so the cast is the identity.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
+/// An f32 result as the `Vec<T>` it is (`T` is f32 whenever [`as_f32`] succeeded).
+pub(super) fn from_f32<T: Float>(v: Vec<f32>) -> Option<Vec<T>> {
+    let out: Box<dyn Any> = Box::new(v);
+    out.downcast::<Vec<T>>().ok().map(|v| *v)
+}
+
+/// Whether the f32 forward and input grad of `p` take Winograd F(2x2, 3x3) (only where
+/// [`winograd::takes`](super::winograd::takes) the geometry): always under `ARBOR_CONV=winograd`, never under
+/// the other forced paths, else where it measured faster than the path it replaces.
+///
+/// Measured (batch 128, on the 2-core AVX-512 development VM; interleaved minimum-of-15
+/// timings, ms, forward / input grad; the `winograd_vs_direct` bench agrees):
+/// - AVX-512, against the direct kernels: 64 ch @ 8x8 1.97 vs 2.69 / 1.81 vs 2.82 (1.4x,
+///   1.6x); 32 @ 16x16 2.26 vs 2.30 / 1.91 vs 2.34, within the host's noise (other runs
+///   read 0.93x to 1.2x); 16 @ 32x32 3.24 vs 2.56 / 3.73 vs 3.34, slower (at 16 channels
+///   the transforms cost about a third of the multiplies they save). So: 64 and up.
+/// - AVX2, against im2col + GEMM: 4.22 vs 5.86, 2.98 vs 4.28 and 2.73 vs 4.15 forward at
+///   16, 32 and 64 channels (1.4x to 1.5x; the input grads alike). The AVX2 direct
+///   forward measured 1.0-1.16x im2col (see [`uses_direct`]), so Winograd still leads.
+///   So: 16 and up.
+/// - portable: 8.7 to 12.9 ms forward, slower than im2col + GEMM (whose GEMM picks AVX2
+///   by itself on this CPU). So: never.
+pub fn uses_winograd(level: Level, p: &Conv2dParams) -> bool {
+    let channels = p.c_in.min(p.c_out);
+    winograd::takes(p)
+        && match forced_path() {
+            Some("winograd") => true,
+            Some(_) => false,
+            None => match level {
+                Level::Avx512 => channels >= 64,
+                Level::Avx2 => channels >= 16,
+                Level::Portable => false,
+            },
+        }
+}
+
+/// Runs pass `pass` (0 forward, 1 input grad, 2 weight grad) of the active level's
+/// Winograd kernels where [`uses_winograd`], else of its direct kernels where
+/// [`uses_direct`]; `None` when `T` is not f32, neither applies, or the kernel declines
+/// the geometry (the caller then takes the generic path).
+pub(super) fn try_fast<T: Float>(
+    a: &[T],
+    b: &[T],
+    p: &Conv2dParams,
+    pass: usize,
+) -> Option<Vec<T>> {
+    let level = crate::cpu::simd::level();
+    let (a, b) = (as_f32(a)?, as_f32(b)?);
+    if pass < 2 && uses_winograd(level, p) {
+        if let Some(out) = winograd_kernels(level)[pass](a, b, p) {
+            return from_f32(out);
+        }
+    }
+    if !uses_direct(level, pass, p) {
+        return None;
+    }
+    from_f32(direct_kernels(level)[pass](a, b, p)?)
+}

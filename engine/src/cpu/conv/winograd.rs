@@ -1,0 +1,240 @@
+//! Winograd's F(2x2, 3x3) for the stride-1, pad-1 3x3 convolutions that make up most of
+//! ResNet-32: each 2x2 block of outputs ("tile") costs 16 multiplies per input-output
+//! channel pair instead of the direct kernel's 36 (2.25x fewer), paid for with three
+//! linear transforms ([`transform`]) that are adds and subtracts only.
+//!
+//! Per image (one rayon task each, as in [`super::direct`]):
+//! 1. the image is copied channels-last and zero-padded (`[h + 2][w + 2][c]`, `c` a
+//!    multiple of `N`; odd sizes pad one row/column more, so every tile is whole);
+//! 2. per block of tiles: each tile's 4x4 input patch becomes `V = B^T d B`, 16 elements
+//!    of `c_in` channels; then for each element `e`, `M[e] = V[e] U[e]` over the block
+//!    ([`product`], `U[e]`: element `e` of every transformed kernel, `c_in x c_out`);
+//!    then each tile's `A^T M A` is its 2x2 outputs, channels-last;
+//! 3. the channels-last output is transposed into NCHW.
+//!
+//! The input gradient of such a conv is the same forward on `dy`, with the kernel rotated
+//! by 180 degrees and its channel axes swapped (padding `3 - 1 - 1 = 1` again).
+//!
+//! Accuracy: the transforms' constants are 0, ±½ and ±1, so F(2x2, 3x3) loses little: its
+//! rounding error is bounded by about `(c_in + 9) u` times the sum of the magnitudes it
+//! adds, which is at most `64 c_in max|w| max|x|` (the direct sum's is `9 c_in max|w|
+//! max|x|`); `tests.rs` checks against that bound.
+mod layout;
+mod product;
+mod transform;
+
+use super::direct::Lanes;
+use super::per_image;
+use crate::backend::Conv2dParams;
+use layout::transpose;
+use std::mem::MaybeUninit;
+use transform::ELEMENTS;
+
+/// Floats of one block's transformed input `V` (16 elements x tiles x channels): 64 KB,
+/// so that `V`, the `M` it becomes and one `U[e]` stay in L1/L2 between the passes.
+const BLOCK_FLOATS: usize = 16 * 1024;
+
+/// Whether the geometry is one Winograd F(2x2, 3x3) computes: 3x3, stride 1, padding 1.
+pub fn takes(p: &Conv2dParams) -> bool {
+    p.kh == 3 && p.kw == 3 && p.stride == (1, 1) && p.padding == (1, 1)
+}
+
+/// Sizes of one image's buffers.
+struct Geometry {
+    /// Tiles down and across: `ceil(h / 2)`, `ceil(w / 2)`.
+    tiles: (usize, usize),
+    /// Pixels across the padded copy (`2 * tiles.1 + 2`).
+    pitch: usize,
+    /// Input and output channels rounded up to whole vectors.
+    c_in: usize,
+    c_out: usize,
+    /// Tiles per block: a multiple of the product's tile rows.
+    block: usize,
+}
+
+impl Geometry {
+    fn new<L: Lanes>(p: &Conv2dParams) -> Self {
+        let (c_in, c_out) = (
+            p.c_in.next_multiple_of(L::N),
+            p.c_out.next_multiple_of(L::N),
+        );
+        let rows = product::rows_per_tile::<L>(c_out);
+        let block = (BLOCK_FLOATS / (ELEMENTS * c_in * rows)).max(1) * rows;
+        Geometry {
+            tiles: (p.h_in.div_ceil(2), p.w_in.div_ceil(2)),
+            pitch: 2 * p.w_in.div_ceil(2) + 2,
+            c_in,
+            c_out,
+            block,
+        }
+    }
+}
+
+/// Buffers of one task, reused across its images.
+struct Buffers {
+    /// The padded channels-last image; its border and padding channels stay zero.
+    image: Vec<f32>,
+    /// One block's `V` and `M`: `[tile][element][channel]`.
+    v: Vec<f32>,
+    m: Vec<f32>,
+    /// The output channels-last, `[2 * tiles.0][2 * tiles.1][c_out]`.
+    out: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(g: &Geometry) -> Self {
+        let (ty, tx) = g.tiles;
+        Buffers {
+            image: vec![0.0; (2 * ty + 2) * g.pitch * g.c_in],
+            v: vec![0.0; ELEMENTS * g.block * g.c_in],
+            m: vec![0.0; ELEMENTS * g.block * g.c_out],
+            out: vec![0.0; 4 * ty * tx * g.c_out],
+        }
+    }
+}
+
+/// `U[e][ci][co]`: element `e` of the transform of `kernel(ci, co)` (a row-major 3x3
+/// kernel), padding channels zero.
+fn transformed_kernels(
+    (c_in, c_out): (usize, usize),
+    g: &Geometry,
+    kernel: impl Fn(usize, usize) -> [f32; 9],
+) -> Vec<f32> {
+    let mut u = vec![0.0; ELEMENTS * g.c_in * g.c_out];
+    for ci in 0..c_in {
+        for co in 0..c_out {
+            for (e, &v) in transform::kernel(&kernel(ci, co)).iter().enumerate() {
+                u[(e * g.c_in + ci) * g.c_out + co] = v;
+            }
+        }
+    }
+    u
+}
+
+/// One image: `x` (`[c_in][h][w]`) to `y` (`[c_out][h][w]`), every value stored.
+#[inline(always)]
+fn forward_image<L: Lanes>(
+    u: &[f32],
+    g: &Geometry,
+    p: &Conv2dParams,
+    x: &[f32],
+    bufs: &mut Buffers,
+    y: &mut [MaybeUninit<f32>],
+) {
+    let (h, w, n) = (p.h_in, p.w_in, L::N);
+    let ((ty, tx), pitch) = (g.tiles, g.pitch);
+    for iy in 0..h {
+        let at = ((iy + 1) * pitch + 1) * g.c_in;
+        let dims = (p.c_in, w, h * w);
+        transpose::<L, f32>(&x[iy * w..], dims, &mut bufs.image[at..], g.c_in);
+    }
+    let tiles = ty * tx;
+    let out_pitch = 2 * tx;
+    let (c_in, c_out) = (g.c_in, g.c_out);
+    for t0 in (0..tiles).step_by(g.block) {
+        let count = (tiles - t0).min(g.block);
+        for r in 0..count {
+            let (iy, ix) = (2 * ((t0 + r) / tx), 2 * ((t0 + r) % tx));
+            let at = (iy * pitch + ix) * c_in;
+            for c in (0..c_in).step_by(n) {
+                let (src, out) = ((at + c, pitch * c_in), r * ELEMENTS * c_in + c);
+                let v = &mut bufs.v;
+                // ResNet's channel counts as constants: the transform's offsets fold.
+                match c_in {
+                    16 => transform::input::<L>(&bufs.image, src, v, out, 16),
+                    32 => transform::input::<L>(&bufs.image, src, v, out, 32),
+                    64 => transform::input::<L>(&bufs.image, src, v, out, 64),
+                    _ => transform::input::<L>(&bufs.image, src, v, out, c_in),
+                }
+            }
+        }
+        let rows = count.next_multiple_of(product::rows_per_tile::<L>(c_out));
+        product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, (rows, c_in, c_out));
+        for r in 0..count {
+            let (oy, ox) = (2 * ((t0 + r) / tx), 2 * ((t0 + r) % tx));
+            let at = (oy * out_pitch + ox) * c_out;
+            for c in (0..c_out).step_by(n) {
+                let (src, dst) = (r * ELEMENTS * c_out + c, (at + c, out_pitch * c_out));
+                let out = &mut bufs.out;
+                match c_out {
+                    16 => transform::output::<L>(&bufs.m, src, out, dst, 16),
+                    32 => transform::output::<L>(&bufs.m, src, out, dst, 32),
+                    64 => transform::output::<L>(&bufs.m, src, out, dst, 64),
+                    _ => transform::output::<L>(&bufs.m, src, out, dst, c_out),
+                }
+            }
+        }
+    }
+    for oy in 0..h {
+        let src = &bufs.out[oy * out_pitch * g.c_out..];
+        transpose::<L, MaybeUninit<f32>>(src, (w, p.c_out, g.c_out), &mut y[oy * w..], h * w);
+    }
+}
+
+/// `y[b] = conv(x[b], kernel)` for a geometry Winograd [`takes`], with `kernel(ci, co)`
+/// the 3x3 kernel from input channel `ci` to output channel `co`.
+fn convolve<L: Lanes>(
+    x: &[f32],
+    p: &Conv2dParams,
+    kernel: impl Fn(usize, usize) -> [f32; 9],
+) -> Vec<f32> {
+    let g = Geometry::new::<L>(p);
+    let u = transformed_kernels((p.c_in, p.c_out), &g, kernel);
+    let image = p.c_in * p.h_in * p.w_in;
+    let forward = |bufs: &mut Buffers, b, yb: &mut [MaybeUninit<f32>]| {
+        let xb = &x[b * image..(b + 1) * image];
+        // SAFETY: the caller checked that the CPU has `L`'s level.
+        unsafe {
+            L::run(
+                #[inline(always)]
+                || forward_image::<L>(&u, &g, p, xb, bufs, yb),
+            )
+        }
+    };
+    // SAFETY: `forward_image` stores every value of its image.
+    unsafe {
+        per_image(
+            p.batch,
+            p.c_out * p.h_in * p.w_in,
+            || Buffers::new(&g),
+            forward,
+        )
+    }
+}
+
+/// Forward by Winograd F(2x2, 3x3). `None` unless Winograd [`takes`] the geometry and
+/// the CPU has `L`'s level.
+pub fn conv2d<L: Lanes>(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if !takes(p) || !L::LEVEL.is_supported() {
+        return None;
+    }
+    let kernel = |ci, co| -> [f32; 9] {
+        let at = (co * p.c_in + ci) * 9;
+        w[at..at + 9].try_into().expect("a 3x3 kernel")
+    };
+    Some(convolve::<L>(x, p, kernel))
+}
+
+/// Input gradient by Winograd: the forward of `dy` with channels swapped and every
+/// kernel rotated by 180 degrees (`W'[ci, co, ky, kx] = W[co, ci, 2 - ky, 2 - kx]`).
+pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if !takes(p) || !L::LEVEL.is_supported() {
+        return None;
+    }
+    let swapped = Conv2dParams {
+        c_in: p.c_out,
+        c_out: p.c_in,
+        ..*p
+    };
+    // Input channel `co` of the swapped conv is output channel `co` of `p`.
+    let kernel = |co, ci| -> [f32; 9] {
+        let at = (co * p.c_in + ci) * 9;
+        let mut rotated: [f32; 9] = w[at..at + 9].try_into().expect("a 3x3 kernel");
+        rotated.reverse();
+        rotated
+    };
+    Some(convolve::<L>(g, &swapped, kernel))
+}
+
+#[cfg(test)]
+mod tests;

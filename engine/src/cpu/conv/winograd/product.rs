@@ -1,0 +1,118 @@
+//! The batched product at the heart of Winograd: for each of the 16 tile elements `e`,
+//! `M[e] = V[e] U[e]`, where row `t` of `V[e]` holds element `e` of tile `t`'s transformed
+//! input channels and `U[e]` is `c_in x c_out` (element `e` of every transformed kernel).
+//! `V` and `M` are stored `[tile][element][channel]` (what the transforms read and write
+//! in one piece), so row `t` of `V[e]` starts at `(16 t + e) c_in`.
+//!
+//! A register tile of `R x NV` vectors: `R` tiles' scalars broadcast, `NV` vectors of
+//! output channels loaded from `U[e]`, one multiply-add each per input channel. The tile
+//! shape fills the register file: AVX-512 has 32 vector registers, AVX2 and SSE/NEON 16.
+use super::super::direct::Lanes;
+use super::transform::ELEMENTS;
+
+/// One `R x NV` tile of `m = v u`: rows `r0..r0 + R` of `v` (`depth` scalars each, `ldv`
+/// apart), output-channel vectors from `c0` of `u` (`ldu` per row), stored into `m`
+/// (`ldm` per row). Each step's slices are cut (and bounds-checked) once, so that the
+/// multiply-adds read them unchecked: with a check per broadcast the row offsets spilled
+/// and the loop ran at half speed.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile<L: Lanes, const R: usize, const NV: usize>(
+    v: &[f32],
+    (ldv, depth): (usize, usize),
+    u: &[f32],
+    ldu: usize,
+    m: &mut [f32],
+    ldm: usize,
+    (r0, c0): (usize, usize),
+) {
+    let v = &v[r0 * ldv..(r0 + R - 1) * ldv + depth];
+    let mut sum = [[L::zero(); NV]; R];
+    for k in 0..depth {
+        let u = &u[k * ldu + c0..][..NV * L::N];
+        let mut b = [L::zero(); NV];
+        for (j, b) in b.iter_mut().enumerate() {
+            *b = L::load(u, j * L::N);
+        }
+        for (i, row) in sum.iter_mut().enumerate() {
+            let a = L::splat(v[i * ldv + k]);
+            for (acc, &b) in row.iter_mut().zip(&b) {
+                *acc = L::mul_add(a, b, *acc);
+            }
+        }
+    }
+    for (i, row) in sum.iter().enumerate() {
+        for (j, &s) in row.iter().enumerate() {
+            L::store(m, (r0 + i) * ldm + c0 + j * L::N, s);
+        }
+    }
+}
+
+/// `M[e] = V[e] U[e]` for one element: `v` and `m` start at the element's first row.
+#[inline(always)]
+fn product<L: Lanes, const R: usize, const NV: usize>(
+    v: &[f32],
+    u: &[f32],
+    m: &mut [f32],
+    (rows, depth, cols): (usize, usize, usize),
+) {
+    let (ldv, ldm) = (ELEMENTS * depth, ELEMENTS * cols);
+    for r0 in (0..rows).step_by(R) {
+        for c0 in (0..cols).step_by(NV * L::N) {
+            // ResNet's channel counts as constants, so that `v`'s rows are fixed offsets
+            // from one pointer.
+            match depth {
+                16 => tile::<L, R, NV>(v, (16 * 16, 16), u, cols, m, ldm, (r0, c0)),
+                32 => tile::<L, R, NV>(v, (16 * 32, 32), u, cols, m, ldm, (r0, c0)),
+                64 => tile::<L, R, NV>(v, (16 * 64, 64), u, cols, m, ldm, (r0, c0)),
+                _ => tile::<L, R, NV>(v, (ldv, depth), u, cols, m, ldm, (r0, c0)),
+            }
+        }
+    }
+}
+
+/// The tile shape for `cols` output channels: as many vectors across as divide them (up
+/// to 4 on AVX-512, 2 below), and rows to fill the registers.
+const fn shape(n: usize, cols: usize) -> (usize, usize) {
+    let vectors = cols / n;
+    match (n, vectors % 4, vectors % 2) {
+        (16, 0, _) => (6, 4),
+        (16, _, 0) => (12, 2),
+        (16, _, _) => (12, 1),
+        (_, _, 0) => (6, 2),
+        _ => (8, 1),
+    }
+}
+
+/// Rows of `V` one tile covers for `cols` output channels: the block of tiles the driver
+/// transforms at once is a multiple of it.
+pub fn rows_per_tile<L: Lanes>(cols: usize) -> usize {
+    shape(L::N, cols).0
+}
+
+/// `M[e] = V[e] U[e]` for every element `e`, on the first `rows` tiles (a multiple of
+/// [`rows_per_tile`]): `v` is `[tile][element][depth]`, `u` `[element][depth][cols]`
+/// and `m` `[tile][element][cols]`.
+#[inline(always)]
+pub fn elementwise_products<L: Lanes>(
+    v: &[f32],
+    u: &[f32],
+    m: &mut [f32],
+    (rows, depth, cols): (usize, usize, usize),
+) {
+    let dims = (rows, depth, cols);
+    for e in 0..ELEMENTS {
+        let (v, u) = (
+            &v[e * depth..],
+            &u[e * depth * cols..(e + 1) * depth * cols],
+        );
+        let m = &mut m[e * cols..];
+        match shape(L::N, cols) {
+            (6, 4) => product::<L, 6, 4>(v, u, m, dims),
+            (12, 2) => product::<L, 12, 2>(v, u, m, dims),
+            (12, 1) => product::<L, 12, 1>(v, u, m, dims),
+            (6, 2) => product::<L, 6, 2>(v, u, m, dims),
+            _ => product::<L, 8, 1>(v, u, m, dims),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Winograd F(2x2, 3x3) against the f64 im2col path, the f32 im2col path and the direct
+//! kernels, at every SIMD level this CPU has.
+//!
+//! Two kinds of check:
+//! - exact: on small integers (and kernels of halves) every value Winograd computes, its
+//!   transforms included, is a multiple of 1/8 below 2^20, so f32 holds it exactly and
+//!   the result must equal the f64 product bit for bit. A wrong constant,
+//!   sign or index cannot hide in a tolerance here.
+//! - rounding: on values in [-1, 1), against the worst-case bound of F(2x2, 3x3)'s
+//!   rounding error. Each output is `sum_e a_e sum_ci U[e, ci] V[e, ci]`, computed with 2
+//!   roundings per `V` (two add stages), 1 per `U` (rounded once from f64), `c_in` in the
+//!   channel sum and 4 in the output transform: the error is at most `gamma_(c_in + 7)`
+//!   times `S = sum_e |a_e| sum_ci |U||V|`. With `|w| <= wmax` and `|x| <= xmax`, the 1-D
+//!   sum `sum_e |A^T[o, e]| (|G| 1)_e (|B^T| 1)_e` is 8 for both outputs `o` (against 3 for
+//!   the direct sum), so `S <= 64 c_in wmax xmax` and the error is at most about
+//!   `(c_in + 7) u 64 c_in wmax xmax`; `winograd_bound` rounds the 7 up to 9. The f32
+//!   im2col and direct results carry their own error, at most `gamma_(9 c_in)` times
+//!   `9 c_in wmax xmax`, so comparisons with them allow both.
+use super::super::{generic_conv2d, generic_input_grad};
+use super::*;
+use crate::cpu::simd::Level;
+
+/// The f32 unit roundoff.
+const U: f64 = f32::EPSILON as f64 / 2.0;
+
+fn winograd_bound(channels: usize, wmax: f64, xmax: f64) -> f64 {
+    let c = channels as f64;
+    (c + 9.0) * U * 64.0 * c * wmax * xmax
+}
+
+fn direct_bound(channels: usize, wmax: f64, xmax: f64) -> f64 {
+    let k = 9.0 * channels as f64;
+    k * U * k * wmax * xmax
+}
+
+/// The Winograd forward and input grad of `level`.
+fn kernels(level: Level) -> [super::super::F32Kernel; 2] {
+    super::super::winograd_kernels(level)
+}
+
+fn max_abs(v: &[f32]) -> f64 {
+    v.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()))
+}
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+/// A linear congruential generator: `below(n)` is in `0..n`.
+fn generator(mut state: u64) -> impl FnMut(usize) -> usize {
+    move |n| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % n
+    }
+}
+
+/// A random geometry Winograd takes: channels up to 64 (vector multiples and not), odd
+/// and even sizes from 1, batches from 1.
+fn random_geometry(below: &mut impl FnMut(usize) -> usize) -> Conv2dParams {
+    let channels = [1, 3, 5, 8, 16, 17, 32, 64];
+    Conv2dParams {
+        batch: 1 + below(3),
+        c_in: channels[below(channels.len())],
+        h_in: 1 + below(19),
+        w_in: 1 + below(35),
+        c_out: channels[below(channels.len())],
+        kh: 3,
+        kw: 3,
+        stride: (1, 1),
+        padding: (1, 1),
+    }
+}
+
+#[test]
+fn takes_only_stride_one_pad_one_3x3() {
+    let p = |kh, stride, padding| Conv2dParams {
+        batch: 1,
+        c_in: 16,
+        h_in: 8,
+        w_in: 8,
+        c_out: 16,
+        kh,
+        kw: kh,
+        stride,
+        padding,
+    };
+    assert!(takes(&p(3, (1, 1), (1, 1))));
+    assert!(!takes(&p(3, (2, 2), (1, 1))));
+    assert!(!takes(&p(3, (1, 1), (0, 0))));
+    assert!(!takes(&p(5, (1, 1), (1, 1))));
+    for level in Level::supported() {
+        let [forward, input_grad] = kernels(level);
+        let q = p(3, (2, 2), (1, 1));
+        let (x, w) = (vec![0.0; 16 * 64], vec![0.0; 16 * 16 * 9]);
+        assert!(forward(&x, &w, &q).is_none() && input_grad(&x, &w, &q).is_none());
+    }
+}
+
+#[test]
+fn exact_on_small_integers() {
+    for level in Level::supported() {
+        let [forward, input_grad] = kernels(level);
+        let mut below = generator(99);
+        for _ in 0..60 {
+            let p = random_geometry(&mut below);
+            let mut ints = |n: usize, scale: f32| -> Vec<f32> {
+                (0..n).map(|_| (below(9) as f32 - 4.0) * scale).collect()
+            };
+            let x = ints(p.batch * p.c_in * p.h_in * p.w_in, 1.0);
+            let w = ints(p.c_out * p.c_in * 9, 0.5);
+            let g = ints(p.batch * p.c_out * p.h_in * p.w_in, 1.0);
+            let exact = |fast: Vec<f32>, slow: Vec<f64>, what: &str| {
+                assert_eq!(fast.len(), slow.len());
+                for (i, (&a, &b)) in fast.iter().zip(&slow).enumerate() {
+                    assert_eq!(f64::from(a), b, "{level} {what} {p:?} [{i}]");
+                }
+            };
+            let (xd, wd, gd) = (widen(&x), widen(&w), widen(&g));
+            let y = forward(&x, &w, &p).expect("takes 3x3 stride 1 pad 1");
+            exact(y, generic_conv2d(&xd, &wd, &p), "y");
+            let dx = input_grad(&g, &w, &p).expect("takes 3x3 stride 1 pad 1");
+            exact(dx, generic_input_grad(&gd, &wd, &p), "dx");
+        }
+    }
+}
+
+/// Asserts every `fast[i]` is within `tol` of `slow[i]`.
+fn within(fast: &[f32], slow: &[f64], tol: f64, what: &str) {
+    assert_eq!(fast.len(), slow.len(), "{what}");
+    for (i, (&a, &b)) in fast.iter().zip(slow).enumerate() {
+        let err = (f64::from(a) - b).abs();
+        assert!(
+            err <= tol,
+            "{what} [{i}]: {a} vs {b}, error {err:e} > {tol:e}"
+        );
+    }
+}
+
+#[test]
+fn within_its_rounding_bound_on_random_geometries() {
+    for level in Level::supported() {
+        let [forward, input_grad] = kernels(level);
+        let [direct_forward, direct_input_grad, _] = super::super::direct_kernels(level);
+        let mut below = generator(2024);
+        let mut direct_taken = 0;
+        for _ in 0..150 {
+            let p = random_geometry(&mut below);
+            let mut values = |n: usize| -> Vec<f32> {
+                (0..n).map(|_| below(2001) as f32 / 1000.0 - 1.0).collect()
+            };
+            let x = values(p.batch * p.c_in * p.h_in * p.w_in);
+            let w = values(p.c_out * p.c_in * 9);
+            let g = values(p.batch * p.c_out * p.h_in * p.w_in);
+            let (xmax, wmax, gmax) = (max_abs(&x), max_abs(&w), max_abs(&g));
+            let what = |pass: &str, against: &str| format!("{level} {pass} vs {against} {p:?}");
+
+            let y = forward(&x, &w, &p).expect("takes 3x3 stride 1 pad 1");
+            let bound = winograd_bound(p.c_in, wmax, xmax);
+            let f64_y = generic_conv2d(&widen(&x), &widen(&w), &p);
+            within(&y, &f64_y, bound, &what("y", "f64 im2col"));
+            let tol = bound + direct_bound(p.c_in, wmax, xmax);
+            let f32_y = widen(&generic_conv2d(&x, &w, &p));
+            within(&y, &f32_y, tol, &what("y", "f32 im2col"));
+
+            let dx = input_grad(&g, &w, &p).expect("takes 3x3 stride 1 pad 1");
+            let bound = winograd_bound(p.c_out, wmax, gmax);
+            let f64_dx = generic_input_grad(&widen(&g), &widen(&w), &p);
+            within(&dx, &f64_dx, bound, &what("dx", "f64 im2col"));
+            let tol = bound + direct_bound(p.c_out, wmax, gmax);
+            let f32_dx = widen(&generic_input_grad(&g, &w, &p));
+            within(&dx, &f32_dx, tol, &what("dx", "f32 im2col"));
+
+            if let Some(direct_y) = direct_forward(&x, &w, &p) {
+                let tol = winograd_bound(p.c_in, wmax, xmax) + direct_bound(p.c_in, wmax, xmax);
+                within(&y, &widen(&direct_y), tol, &what("y", "direct"));
+                direct_taken += 1;
+            }
+            if let Some(direct_dx) = direct_input_grad(&g, &w, &p) {
+                let tol = winograd_bound(p.c_out, wmax, gmax) + direct_bound(p.c_out, wmax, gmax);
+                within(&dx, &widen(&direct_dx), tol, &what("dx", "direct"));
+            }
+        }
+        // The direct kernels need whole vectors of outputs, so only some geometries.
+        assert!(direct_taken > 10, "{level}: direct took {direct_taken}");
+    }
+}
+
+/// The ResNet-32 shapes (batch 3) against the f64 path, and the observed error printed
+/// beside the bound and the direct kernel's, to see how loose the bound is.
+#[test]
+fn resnet_shapes_within_bound() {
+    for level in Level::supported() {
+        let [forward, _] = kernels(level);
+        let [direct_forward, _, _] = super::super::direct_kernels(level);
+        let mut below = generator(5);
+        for (c, size) in [(16, 32), (32, 16), (64, 8)] {
+            let p = Conv2dParams {
+                batch: 3,
+                c_in: c,
+                h_in: size,
+                w_in: size,
+                c_out: c,
+                kh: 3,
+                kw: 3,
+                stride: (1, 1),
+                padding: (1, 1),
+            };
+            let mut values = |n: usize| -> Vec<f32> {
+                (0..n).map(|_| below(2001) as f32 / 1000.0 - 1.0).collect()
+            };
+            let x = values(p.batch * c * size * size);
+            let w = values(c * c * 9);
+            let reference = generic_conv2d(&widen(&x), &widen(&w), &p);
+            let max_err = |y: &[f32]| {
+                y.iter()
+                    .zip(&reference)
+                    .fold(0.0f64, |m, (&a, &b)| m.max((f64::from(a) - b).abs()))
+            };
+            let y = forward(&x, &w, &p).expect("takes 3x3 stride 1 pad 1");
+            let bound = winograd_bound(c, max_abs(&w), max_abs(&x));
+            within(&y, &reference, bound, &format!("{level} {p:?}"));
+            let direct = direct_forward(&x, &w, &p).expect("whole vectors");
+            eprintln!(
+                "{level} {c}x{size}: winograd error {:.2e} (bound {bound:.2e}), direct {:.2e}",
+                max_err(&y),
+                max_err(&direct)
+            );
+        }
+    }
+}
