@@ -39,8 +39,8 @@ const WEIGHT_GRAD_GROUP: usize = 8;
 
 /// The forward with batch norm folded in, for evaluation: `y = conv2d(x, w) + bias[co]`,
 /// then `max(y, 0)` when `relu`. The direct kernels add the bias and clamp as they store
-/// each vector ([`direct::Epilogue`]); the generic path does both in one pass after its
-/// products.
+/// each vector ([`direct::Epilogue`]); Winograd (where it takes the pass) and the generic
+/// path do both in one pass after their products.
 pub fn conv2d_bias_act<T: Float>(
     x: &[T],
     w: &[T],
@@ -54,7 +54,10 @@ pub fn conv2d_bias_act<T: Float>(
     }
     let level = super::simd::level();
     if let (Some(x), Some(w), Some(bias)) = (as_f32(x), as_f32(w), as_f32(bias)) {
-        if uses_direct(level, 0, p) {
+        // Where Winograd takes the forward it runs, as in training (it beat the direct
+        // forward there, see `uses_winograd`), and the pass below adds the bias: its
+        // output transform has no epilogue yet.
+        if !uses_winograd(level, p) && uses_direct(level, 0, p) {
             let forward = direct_forward_then(level);
             let epilogue = direct::Epilogue {
                 bias: Some(bias),
@@ -65,7 +68,7 @@ pub fn conv2d_bias_act<T: Float>(
             }
         }
     }
-    let mut y = generic_conv2d(x, w, p);
+    let mut y = try_fast(x, w, p, 0).unwrap_or_else(|| generic_conv2d(x, w, p));
     y.par_chunks_mut(pp)
         .enumerate()
         .for_each(|(plane, values)| {
