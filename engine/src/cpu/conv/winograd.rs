@@ -1,14 +1,14 @@
 //! Winograd's F(2x2, 3x3) for the stride-1, pad-1 3x3 convolutions that make up most of
 //! ResNet-32: each 2x2 block of outputs ("tile") costs 16 multiplies per input-output
 //! channel pair instead of the direct kernel's 36 (2.25x fewer), paid for with three
-//! linear transforms ([`transform`]) that are adds and subtracts only.
+//! linear transforms (`transform.rs`) that are adds and subtracts only.
 //!
 //! Per image (one rayon task each, as in [`super::direct`]):
 //! 1. the image is copied channels-last and zero-padded (`[h + 2][w + 2][c]`, `c` a
 //!    multiple of `N`; odd sizes pad one row/column more, so every tile is whole);
 //! 2. per block of tiles: each tile's 4x4 input patch becomes `V = B^T d B`, 16 elements
 //!    of `c_in` channels; then for each element `e`, `M[e] = V[e] U[e]` over the block
-//!    ([`product`], `U[e]`: element `e` of every transformed kernel, `c_in x c_out`);
+//!    (`product.rs`, `U[e]`: element `e` of every transformed kernel, `c_in x c_out`);
 //!    then each tile's `A^T M A` is its 2x2 outputs, channels-last;
 //! 3. the channels-last output is transposed into NCHW.
 //!
