@@ -130,6 +130,8 @@ pub trait BackendStorage: Sized + Send + Sync {
         dims: &BatchNormDims,
         eps: f64,
     ) -> Result<(Self, BatchNormStats<Self>)>;
+    /// The evaluation forward from the running statistics, then `max(y, 0)` in the same
+    /// pass when `relu` (`batch_norm2d_relu` in evaluation; there is no backward).
     #[allow(clippy::too_many_arguments)]
     fn batch_norm2d_eval(
         &self,
@@ -139,6 +141,7 @@ pub trait BackendStorage: Sized + Send + Sync {
         running_var: &Self,
         dims: &BatchNormDims,
         eps: f64,
+        relu: bool,
     ) -> Result<Self>;
     /// Returns (dx, dgamma, dbeta) from dL/dy (`self`) and the training forward's saved values.
     fn batch_norm2d_backward(
@@ -163,17 +166,6 @@ pub trait BackendStorage: Sized + Send + Sync {
         dims: &BatchNormDims,
         eps: f64,
     ) -> Result<(Self, BatchNormReluStats<Self>)>;
-    /// `max(batch_norm2d_eval(..), 0)` in one pass (for inference: there is no backward).
-    #[allow(clippy::too_many_arguments)]
-    fn batch_norm2d_relu_eval(
-        &self,
-        gamma: &Self,
-        beta: &Self,
-        running_mean: &Self,
-        running_var: &Self,
-        dims: &BatchNormDims,
-        eps: f64,
-    ) -> Result<Self>;
     /// (dx, dgamma, dbeta) from dL/dy (`self`): batch_norm2d_backward of `dy [z > 0]`, the
     /// mask recovered from the training forward's `mask_source`.
     #[allow(clippy::too_many_arguments)]

@@ -113,6 +113,7 @@ impl BackendStorage for CudaStorage {
         _running_var: &Self,
         _dims: &BatchNormDims,
         _eps: f64,
+        _relu: bool,
     ) -> Result<Self> {
         match *self {}
     }
@@ -136,18 +137,6 @@ impl BackendStorage for CudaStorage {
         _dims: &BatchNormDims,
         _eps: f64,
     ) -> Result<(Self, BatchNormReluStats<Self>)> {
-        match *self {}
-    }
-    #[allow(clippy::too_many_arguments)]
-    fn batch_norm2d_relu_eval(
-        &self,
-        _gamma: &Self,
-        _beta: &Self,
-        _running_mean: &Self,
-        _running_var: &Self,
-        _dims: &BatchNormDims,
-        _eps: f64,
-    ) -> Result<Self> {
         match *self {}
     }
     #[allow(clippy::too_many_arguments)]

@@ -257,6 +257,7 @@ impl Storage {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn batch_norm2d_eval(
         &self,
         gamma: &Self,
@@ -265,11 +266,12 @@ impl Storage {
         running_var: &Self,
         dims: &BatchNormDims,
         eps: f64,
+        relu: bool,
     ) -> Result<Self> {
         forward_all!(
             device_mismatch("batch_norm2d", self.device(), gamma.device()),
             (self => x, gamma => g, beta => b, running_mean => m, running_var => v)
-                => x.batch_norm2d_eval(g, b, m, v, dims, eps),
+                => x.batch_norm2d_eval(g, b, m, v, dims, eps, relu),
             wrap_one
         )
     }
@@ -305,24 +307,6 @@ impl Storage {
             device_mismatch("batch_norm2d_relu", self.device(), gamma.device()),
             (self => x, gamma => g, beta => b) => x.batch_norm2d_relu_train(g, b, dims, eps),
             wrap_relu_train
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn batch_norm2d_relu_eval(
-        &self,
-        gamma: &Self,
-        beta: &Self,
-        running_mean: &Self,
-        running_var: &Self,
-        dims: &BatchNormDims,
-        eps: f64,
-    ) -> Result<Self> {
-        forward_all!(
-            device_mismatch("batch_norm2d_relu", self.device(), gamma.device()),
-            (self => x, gamma => g, beta => b, running_mean => m, running_var => v)
-                => x.batch_norm2d_relu_eval(g, b, m, v, dims, eps),
-            wrap_one
         )
     }
 

@@ -180,21 +180,8 @@ pub fn forward_train_act<T: Float>(
     (y, saved)
 }
 
-/// Evaluation forward: `y = gamma (x - running_mean) / sqrt(running_var + eps) + beta`.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_eval<T: Float>(
-    x: &[T],
-    gamma: &[T],
-    beta: &[T],
-    running_mean: &[T],
-    running_var: &[T],
-    d: &BatchNormDims,
-    eps: f64,
-) -> Vec<T> {
-    forward_eval_act(x, [gamma, beta, running_mean, running_var], d, eps, false)
-}
-
-/// [`forward_eval`] of `[gamma, beta, running_mean, running_var]`, then `max(y, 0)` when
+/// Evaluation forward from `[gamma, beta, running_mean, running_var]`:
+/// `y = gamma (x - running_mean) / sqrt(running_var + eps) + beta`, then `max(y, 0)` when
 /// `relu`, in the same pass.
 pub fn forward_eval_act<T: Float>(
     x: &[T],

@@ -195,21 +195,19 @@ impl BackendStorage for CpuStorage {
         running_var: &Self,
         dims: &BatchNormDims,
         eps: f64,
+        relu: bool,
     ) -> Result<Self> {
         let all = [self, gamma, beta, running_mean, running_var];
+        macro_rules! go {
+            ($t:ty, $variant:ident) => {{
+                let v = typed::<$t>("batch_norm2d", &all)?;
+                let stats = [v[1], v[2], v[3], v[4]];
+                CpuStorage::$variant(batch_norm::forward_eval_act(v[0], stats, dims, eps, relu))
+            }};
+        }
         Ok(match self.dtype() {
-            DType::F32 => {
-                let v = typed::<f32>("batch_norm2d", &all)?;
-                CpuStorage::F32(batch_norm::forward_eval(
-                    v[0], v[1], v[2], v[3], v[4], dims, eps,
-                ))
-            }
-            DType::F64 => {
-                let v = typed::<f64>("batch_norm2d", &all)?;
-                CpuStorage::F64(batch_norm::forward_eval(
-                    v[0], v[1], v[2], v[3], v[4], dims, eps,
-                ))
-            }
+            DType::F32 => go!(f32, F32),
+            DType::F64 => go!(f64, F64),
         })
     }
     fn batch_norm2d_backward(
@@ -259,28 +257,6 @@ impl BackendStorage for CpuStorage {
                     CpuStorage::$variant(y),
                     BatchNormReluStats { stats, mask_source },
                 )
-            }};
-        }
-        Ok(match self.dtype() {
-            DType::F32 => go!(f32, F32),
-            DType::F64 => go!(f64, F64),
-        })
-    }
-    fn batch_norm2d_relu_eval(
-        &self,
-        gamma: &Self,
-        beta: &Self,
-        running_mean: &Self,
-        running_var: &Self,
-        dims: &BatchNormDims,
-        eps: f64,
-    ) -> Result<Self> {
-        let all = [self, gamma, beta, running_mean, running_var];
-        macro_rules! go {
-            ($t:ty, $variant:ident) => {{
-                let v = typed::<$t>("batch_norm2d_relu", &all)?;
-                let stats = [v[1], v[2], v[3], v[4]];
-                CpuStorage::$variant(batch_norm::forward_eval_act(v[0], stats, dims, eps, true))
             }};
         }
         Ok(match self.dtype() {

@@ -218,11 +218,17 @@ impl BackendStorage for CudaStorage {
         running_var: &Self,
         dims: &BatchNormDims,
         eps: f64,
+        relu: bool,
     ) -> Result<Self> {
         let all = [self, gamma, beta, running_mean, running_var];
         dispatch!(self.dtype(), T => {
             let v = self.operands::<T>("batch_norm2d", &all)?;
-            let y = batch_norm::eval::<T>(&self.dev, [v[0], v[1], v[2], v[3], v[4]], dims, eps);
+            let inputs = [v[0], v[1], v[2], v[3], v[4]];
+            let y = if relu {
+                fused::batch_norm2d_relu_eval::<T>(&self.dev, inputs, dims, eps)
+            } else {
+                batch_norm::eval::<T>(&self.dev, inputs, dims, eps)
+            };
             Ok(self.with(y.map_err(gpu_err("batch_norm2d"))?))
         })
     }
@@ -266,23 +272,6 @@ impl BackendStorage for CudaStorage {
             // The output is the mask's source; the clone shares its buffer.
             let mask_source = y.clone();
             Ok((y, BatchNormReluStats { stats, mask_source }))
-        })
-    }
-    fn batch_norm2d_relu_eval(
-        &self,
-        gamma: &Self,
-        beta: &Self,
-        running_mean: &Self,
-        running_var: &Self,
-        dims: &BatchNormDims,
-        eps: f64,
-    ) -> Result<Self> {
-        let all = [self, gamma, beta, running_mean, running_var];
-        dispatch!(self.dtype(), T => {
-            let v = self.operands::<T>("batch_norm2d_relu", &all)?;
-            let inputs = [v[0], v[1], v[2], v[3], v[4]];
-            let y = fused::batch_norm2d_relu_eval::<T>(&self.dev, inputs, dims, eps);
-            Ok(self.with(y.map_err(gpu_err("batch_norm2d_relu"))?))
         })
     }
     fn batch_norm2d_relu_backward(

@@ -101,6 +101,7 @@ impl Tensor {
                 &running_var.storage(),
                 &dims,
                 eps,
+                false,
             )?;
             // The backward needs the running statistics as they are now: copy them, but
             // only when it will run (evaluation usually runs under `no_grad`).

@@ -119,13 +119,14 @@ impl Tensor {
             if tape::is_recording() && inputs.iter().any(|t| t.requires_grad()) {
                 return composed();
             }
-            let y = self.storage().batch_norm2d_relu_eval(
+            let y = self.storage().batch_norm2d_eval(
                 &gamma.storage(),
                 &beta.storage(),
                 &running_mean.storage(),
                 &running_var.storage(),
                 &dims,
                 eps,
+                true,
             )?;
             return Tensor::from_storage(y, self.shape().clone());
         }
