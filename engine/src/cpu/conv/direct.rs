@@ -18,9 +18,7 @@
 //!   which is then summed back onto the pixels.
 //! - weight grad, channels-last: `dW[co, ky, kx, ci..ci+N] += dy[co, q] x[q + tap, ci..]`
 //!   broadcasts `dy` (transposed once, so one position's channels are adjacent) and loads
-//!   `N` input channels of a channels-last copy of the image in shifted rows (one plane
-//!   per kernel column and row phase, so every tap reads an image's positions `c_in`
-//!   floats apart: one run per image).
+//!   `N` input channels of the padded image, stored `[h][w][c]`.
 //!
 //! The vectors are intrinsics behind [`Lanes`] rather than lane arrays: with a 256-FMA
 //! loop body LLVM sometimes vectorised across the reduction (gathers and scatters, 20x
@@ -32,13 +30,13 @@ pub(super) mod phases;
 mod source;
 mod tile;
 
-use super::{per_image, valid_range, zeroed, WEIGHT_GRAD_GROUP};
+use super::{per_image, zeroed, WEIGHT_GRAD_GROUP};
 use crate::backend::Conv2dParams;
 pub use isa::Portable;
 #[cfg(target_arch = "x86_64")]
 pub use isa::{Avx2, Avx512};
 pub use lanes::Lanes;
-use lanes::{copy, transpose_rows, MAX_LANES};
+use lanes::{transpose_rows, MAX_LANES};
 use rayon::prelude::*;
 use source::Source;
 use std::mem::MaybeUninit;
@@ -255,70 +253,11 @@ pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Op
 }
 
 /// Buffers of one weight-gradient task, reused across its groups: the group's images
-/// channels-last in shifted rows (see [`ShiftedRows`]; entries that read padding stay
-/// zero), one input row transposed, and `dy^T` (`[b][position][ld]`, channels past
-/// `c_out` zero).
+/// padded and channels-last (`[b][h + 2ph][w + 2pw][c_in]`, the border zero) and `dy^T`
+/// (`[b][position][ld]`, channels past `c_out` zero).
 struct WeightGradBuffers {
     images: Vec<f32>,
-    row_t: Vec<f32>,
     dy_t: Vec<f32>,
-}
-
-/// The weight gradient's copy of an image: for each kernel column `kx` and row phase
-/// `py < sh`, plane `(kx, py)` row `i` holds the `c_in` channels of padded pixels
-/// `(sh*i + py, sw*ox + kx)` for `ox < w_out`, `[plane][i][ox][c]`. Tap `(ky, kx)` then
-/// reads output position `q = oy*w_out + ox` at `off(tap) + q*c_in`: all of one image's
-/// positions are a single run at one step. The padded image (`[h][w][c]`) this replaces
-/// made each output row a run of its own (`w_out` steps), and the tile's per-run start-up
-/// cost it a third of its speed at 8 columns.
-struct ShiftedRows {
-    /// Rows per plane (`ceil((h_in + 2ph) / sh)`), floats per image.
-    rows: usize,
-    len: usize,
-}
-
-impl ShiftedRows {
-    fn new(p: &Conv2dParams) -> Self {
-        let rows = (p.h_in + 2 * p.padding.0).div_ceil(p.stride.0);
-        let len = p.kw * p.stride.0 * rows * p.w_out() * p.c_in;
-        ShiftedRows { rows, len }
-    }
-
-    /// Where tap `(ky, kx)` reads output position 0.
-    fn tap(&self, p: &Conv2dParams, ky: usize, kx: usize) -> usize {
-        let (sh, row_len) = (p.stride.0, p.w_out() * p.c_in);
-        ((kx * sh + ky % sh) * self.rows + ky / sh) * row_len
-    }
-
-    /// Stores image `x` (NCHW) at `dst` (`len` floats, zero where padding), its rows
-    /// transposed one at a time through `row_t` (`w_in * c_in` floats).
-    #[inline(always)]
-    fn fill<L: Lanes>(&self, p: &Conv2dParams, x: &[f32], row_t: &mut [f32], dst: &mut [f32]) {
-        let (c, wo) = (p.c_in, p.w_out());
-        let ((sh, sw), (ph, pw)) = (p.stride, p.padding);
-        for iy in 0..p.h_in {
-            // Rows of the NCHW image are the channels: transposing them gives [w][c].
-            transpose_rows::<L>(&x[iy * p.w_in..], c, p.w_in, p.h_in * p.w_in, row_t, c);
-            let (py, i) = ((iy + ph) % sh, (iy + ph) / sh);
-            for kx in 0..p.kw {
-                let (lo, hi) = valid_range(kx, pw, sw, p.w_in, wo);
-                let at = ((kx * sh + py) * self.rows + i) * wo * c;
-                // Output column ox reads input column sw*ox + kx - pw.
-                if sw == 1 && lo < hi {
-                    let from = (lo + kx - pw) * c;
-                    copy::<L>(
-                        &mut dst[at + lo * c..at + hi * c],
-                        &row_t[from..][..(hi - lo) * c],
-                    );
-                    continue;
-                }
-                for ox in lo..hi {
-                    let from = (sw * ox + kx - pw) * c;
-                    copy::<L>(&mut dst[at + ox * c..][..c], &row_t[from..][..c]);
-                }
-            }
-        }
-    }
 }
 
 /// One group's `dW`: every `WR x (WV*N)` tile of `dW` (output channels by input-channel
@@ -331,14 +270,18 @@ fn weight_grad_group<L: Lanes>(
     bufs: &mut WeightGradBuffers,
     dw: &mut [f32],
 ) {
-    let (c, taps, pp) = (p.c_in, p.kh * p.kw, p.h_out() * p.w_out());
-    let (image, out_image) = (c * p.h_in * p.w_in, p.c_out * pp);
-    let shifted = ShiftedRows::new(p);
+    let (c, taps, (ho, wo)) = (p.c_in, p.kh * p.kw, (p.h_out(), p.w_out()));
+    let (hp, wp, pp) = (p.h_in + 2 * p.padding.0, p.w_in + 2 * p.padding.1, ho * wo);
+    let (image, padded, out_image) = (c * p.h_in * p.w_in, hp * wp * c, p.c_out * pp);
     let ld = p.c_out.next_multiple_of(L::WR);
     let images = g.len() / out_image;
     for b in 0..images {
-        let dst = &mut bufs.images[b * shifted.len..(b + 1) * shifted.len];
-        shifted.fill::<L>(p, &x[b * image..(b + 1) * image], &mut bufs.row_t, dst);
+        // Rows of the NCHW image are the channels: transposing them gives [h][w][c].
+        for iy in 0..p.h_in {
+            let at = b * padded + ((iy + p.padding.0) * wp + p.padding.1) * c;
+            let xb = &x[b * image + iy * p.w_in..(b + 1) * image];
+            transpose_rows::<L>(xb, c, p.w_in, p.h_in * p.w_in, &mut bufs.images[at..], c);
+        }
         let dy_t = &mut bufs.dy_t[b * pp * ld..(b + 1) * pp * ld];
         transpose_rows::<L>(
             &g[b * out_image..(b + 1) * out_image],
@@ -354,11 +297,19 @@ fn weight_grad_group<L: Lanes>(
     let vectors = taps * blocks;
     let offset = |v: usize| {
         let (tap, block) = (v / blocks, v % blocks);
-        shifted.tap(p, tap / p.kw, tap % p.kw) + block * L::N
+        ((tap / p.kw) * wp + tap % p.kw) * c + block * L::N
     };
-    // Each image is one run: where it starts in the copies and in dy^T.
+    let step = p.stride.1 * c;
+    // Where each output row starts: in the images (its first tap) and in dy^T.
     let runs: Vec<(usize, usize)> = (0..images)
-        .map(|b| (b * shifted.len, b * pp * ld))
+        .flat_map(|b| {
+            (0..ho).map(move |oy| {
+                (
+                    b * padded + p.stride.0 * oy * wp * c,
+                    (b * pp + oy * wo) * ld,
+                )
+            })
+        })
         .collect();
     let (wr, wv, n) = (L::WR, L::WV, L::N);
     let mut sum = vec![0.0; wr * wv * n];
@@ -369,9 +320,9 @@ fn weight_grad_group<L: Lanes>(
                 std::array::from_fn(|v| offset((vb + v).min(vectors - 1)));
             L::weight_tile(
                 &runs,
-                pp,
+                wo,
                 &bufs.images,
-                c,
+                step,
                 &off[..wv],
                 &bufs.dy_t,
                 ld,
@@ -408,14 +359,13 @@ pub fn conv2d_weight_grad<L: Lanes>(g: &[f32], x: &[f32], p: &Conv2dParams) -> O
     }
     let (k, pp) = super::col_dims(p);
     let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * pp);
-    let shifted = ShiftedRows::new(p).len;
+    let padded = (p.h_in + 2 * p.padding.0) * (p.w_in + 2 * p.padding.1) * p.c_in;
     let ld = p.c_out.next_multiple_of(L::WR);
     let groups: Vec<Vec<f32>> = (0..p.batch.div_ceil(WEIGHT_GRAD_GROUP))
         .into_par_iter()
         .map_init(
             || WeightGradBuffers {
-                images: vec![0.0; WEIGHT_GRAD_GROUP * shifted],
-                row_t: vec![0.0; p.w_in * p.c_in],
+                images: vec![0.0; WEIGHT_GRAD_GROUP * padded],
                 dy_t: vec![0.0; WEIGHT_GRAD_GROUP * pp * ld],
             },
             |bufs, group| {
