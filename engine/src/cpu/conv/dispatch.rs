@@ -91,6 +91,11 @@ fn forced_path() -> Option<&'static str> {
 /// per-row start-up; the input grad wins only on the widest images. The rule below
 /// follows the table: forward always, input grad at 32 output columns and more, weight
 /// grad at 16 and more.
+///
+/// The strided input grad has since been split into stride phases (`direct::phases`),
+/// and there it wins at every width: remeasured (same bench, two rounds) at 16→32 s2
+/// 73, 78 vs 53, 54 and at 32→64 s2 83, 84 vs 62, 67 (1.3x to 1.4x), so it takes every
+/// strided geometry the phase split takes.
 pub fn uses_direct(level: Level, pass: usize, p: &Conv2dParams) -> bool {
     match forced_path() {
         Some("direct") => true,
@@ -99,7 +104,7 @@ pub fn uses_direct(level: Level, pass: usize, p: &Conv2dParams) -> bool {
             Level::Avx512 => true,
             Level::Avx2 => match pass {
                 0 => true,
-                1 => p.w_out() >= 32,
+                1 => p.w_out() >= 32 || (p.stride != (1, 1) && direct::phases::takes(p)),
                 _ => p.w_out() >= 16,
             },
             Level::Portable => false,

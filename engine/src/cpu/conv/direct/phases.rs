@@ -43,6 +43,14 @@ pub fn input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Ve
     Some(unsafe { per_image(p.batch, image, new_buffers, input_grad) })
 }
 
+/// Whether [`input_grad`] takes geometry `p`: every phase of `dx` has exactly
+/// `dy`'s size (`h_in = sh*h_out`, likewise for the width) and at least one tap (a kernel
+/// narrower than its stride skips pixels).
+pub fn takes(p: &Conv2dParams) -> bool {
+    let ((sh, sw), (ho, wo)) = (p.stride, (p.h_out(), p.w_out()));
+    p.h_in == sh * ho && p.w_in == sw * wo && p.kh >= sh && p.kw >= sw
+}
+
 /// One phase of `dx` along one axis: its pixels are `first + s*o` for `o < n_out`, and
 /// for each `(tap, offset)` of `taps` it meets kernel tap `tap` through padded-`dy` entry
 /// `o + offset`.
@@ -106,14 +114,13 @@ struct PhaseSplit {
 }
 
 impl PhaseSplit {
-    /// `None` unless every phase has exactly `dy`'s size (`h_in = sh*h_out`, likewise for
-    /// the width), which is what a kernel over a padded `dy` of that size produces, and
-    /// at least one tap (a kernel narrower than its stride skips pixels).
+    /// `None` unless [`takes`] the geometry (a kernel over a padded `dy` produces `dy`'s
+    /// size, so each phase must have it).
     fn new<L: Lanes>(w: &[f32], p: &Conv2dParams) -> Option<Self> {
-        let ((sh, sw), (ho, wo)) = (p.stride, (p.h_out(), p.w_out()));
-        if p.h_in != sh * ho || p.w_in != sw * wo || p.kh < sh || p.kw < sw {
+        if !takes(p) {
             return None;
         }
+        let ((sh, sw), (ho, wo)) = (p.stride, (p.h_out(), p.w_out()));
         let (rows_y, pad_y) = axis_phases(p.kh, sh, p.padding.0);
         let (rows_x, pad_x) = axis_phases(p.kw, sw, p.padding.1);
         let dy_conv = Conv2dParams {
