@@ -25,7 +25,7 @@ pub mod winograd;
 
 use crate::backend::Conv2dParams;
 use crate::Float;
-use dispatch::{as_f32, direct_forward_then, from_f32, try_fast};
+use dispatch::{as_f32, direct_forward_then, from_f32, try_fast, winograd_forward_then};
 pub use dispatch::{
     direct_kernels, im2col_kernels, uses_direct, uses_winograd, winograd_kernels, F32Kernel,
 };
@@ -38,9 +38,9 @@ use std::mem::MaybeUninit;
 const WEIGHT_GRAD_GROUP: usize = 8;
 
 /// The forward with batch norm folded in, for evaluation: `y = conv2d(x, w) + bias[co]`,
-/// then `max(y, 0)` when `relu`. The direct kernels add the bias and clamp as they store
-/// each vector ([`direct::Epilogue`]); Winograd (where it takes the pass) and the generic
-/// path do both in one pass after their products.
+/// then `max(y, 0)` when `relu`. The direct kernels and Winograd add the bias and clamp
+/// as they store each vector ([`direct::Epilogue`]); the generic path does both in one
+/// pass after its product.
 pub fn conv2d_bias_act<T: Float>(
     x: &[T],
     w: &[T],
@@ -54,18 +54,22 @@ pub fn conv2d_bias_act<T: Float>(
     }
     let level = super::simd::level();
     if let (Some(x), Some(w), Some(bias)) = (as_f32(x), as_f32(w), as_f32(bias)) {
-        // Where Winograd takes the forward it runs, as in training (it beat the direct
-        // forward there, see `uses_winograd`), and the pass below adds the bias: its
-        // output transform has no epilogue yet.
-        if !uses_winograd(level, p) && uses_direct(level, 0, p) {
-            let forward = direct_forward_then(level);
-            let epilogue = direct::Epilogue {
-                bias: Some(bias),
-                relu,
-            };
-            if let Some(y) = forward(x, w, p, epilogue).and_then(from_f32) {
-                return y;
-            }
+        // Winograd where it takes the forward (it beat the direct forward there, see
+        // `uses_winograd`), else the direct kernel, each adding the bias as it stores.
+        let forward = if uses_winograd(level, p) {
+            Some(winograd_forward_then(level))
+        } else {
+            uses_direct(level, 0, p).then(|| direct_forward_then(level))
+        };
+        let epilogue = direct::Epilogue {
+            bias: Some(bias),
+            relu,
+        };
+        if let Some(y) = forward
+            .and_then(|f| f(x, w, p, epilogue))
+            .and_then(from_f32)
+        {
+            return y;
         }
     }
     let mut y = try_fast(x, w, p, 0).unwrap_or_else(|| generic_conv2d(x, w, p));

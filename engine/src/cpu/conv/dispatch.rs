@@ -40,6 +40,17 @@ pub(super) fn direct_forward_then(level: Level) -> F32ForwardThen {
     }
 }
 
+/// The Winograd forward for `level` with an epilogue in its output transform.
+pub(super) fn winograd_forward_then(level: Level) -> F32ForwardThen {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => winograd::conv2d_then::<direct::Avx512>,
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => winograd::conv2d_then::<direct::Avx2>,
+        _ => winograd::conv2d_then::<direct::Portable>,
+    }
+}
+
 /// Winograd F(2x2, 3x3) for `level`: `[forward, input grad]` (`None` off stride-1 pad-1
 /// 3x3 geometries).
 pub fn winograd_kernels(level: Level) -> [F32Kernel; 2] {
@@ -132,9 +143,14 @@ pub(super) fn from_f32<T: Float>(v: Vec<f32>) -> Option<Vec<T>> {
 /// Measured (batch 128, on the 2-core AVX-512 development VM; interleaved minimum-of-15
 /// timings, ms, forward / input grad; the `winograd_vs_direct` bench agrees):
 /// - AVX-512, against the direct kernels: 64 ch @ 8x8 1.97 vs 2.69 / 1.81 vs 2.82 (1.4x,
-///   1.6x); 32 @ 16x16 2.26 vs 2.30 / 1.91 vs 2.34, within the host's noise (other runs
-///   read 0.93x to 1.2x); 16 @ 32x32 3.24 vs 2.56 / 3.73 vs 3.34, slower (at 16 channels
-///   the transforms cost about a third of the multiplies they save). So: 64 and up.
+///   1.6x); 16 @ 32x32 3.24 vs 2.56 / 3.73 vs 3.34, slower (at 16 channels the transforms
+///   cost about as much as the product; `perf` puts the product at about half the time).
+///   32 @ 16x16 was within the host's noise with `V` and `M` stored tile-major; stored
+///   element-major (see `winograd/product.rs`) Winograd / direct read, over 8 interleaved
+///   `winograd_vs_direct` pairs on the loaded host, 0.62-1.07 forward (median 0.87) and
+///   0.63-0.99 input grad (median 0.8), and the whole step (`train_step`, same binary,
+///   the rule at 64 vs 32, two interleaved runs each) 347 vs 358 img/s training and 1263
+///   vs 1300 evaluating. So: 32 and up.
 /// - AVX2, against im2col + GEMM: 4.22 vs 5.86, 2.98 vs 4.28 and 2.73 vs 4.15 forward at
 ///   16, 32 and 64 channels (1.4x to 1.5x; the input grads alike). The AVX2 direct
 ///   forward measured 1.0-1.16x im2col (see [`uses_direct`]), so Winograd still leads.
@@ -148,7 +164,7 @@ pub fn uses_winograd(level: Level, p: &Conv2dParams) -> bool {
             Some("winograd") => true,
             Some(_) => false,
             None => match level {
-                Level::Avx512 => channels >= 64,
+                Level::Avx512 => channels >= 32,
                 Level::Avx2 => channels >= 16,
                 Level::Portable => false,
             },

@@ -7,9 +7,10 @@
 //! 1. the image is copied channels-last and zero-padded (`[h + 2][w + 2][c]`, `c` a
 //!    multiple of `N`; odd sizes pad one row/column more, so every tile is whole);
 //! 2. per block of tiles: each tile's 4x4 input patch becomes `V = B^T d B`, 16 elements
-//!    of `c_in` channels; then for each element `e`, `M[e] = V[e] U[e]` over the block
-//!    (`product.rs`, `U[e]`: element `e` of every transformed kernel, `c_in x c_out`);
-//!    then each tile's `A^T M A` is its 2x2 outputs, channels-last;
+//!    of `c_in` channels (stored `[element][tile][channel]`); then for each element `e`,
+//!    `M[e] = V[e] U[e]` over the block (`product.rs`, `U[e]`: element `e` of every
+//!    transformed kernel, `c_in x c_out`); then each tile's `A^T M A` is its 2x2
+//!    outputs, channels-last, with the bias and ReLU of the eval fold when asked;
 //! 3. the channels-last output is transposed into NCHW.
 //!
 //! The input gradient of such a conv is the same forward on `dy`, with the kernel rotated
@@ -23,7 +24,7 @@ mod layout;
 mod product;
 mod transform;
 
-use super::direct::Lanes;
+use super::direct::{Epilogue, Lanes};
 use super::per_image;
 use crate::backend::Conv2dParams;
 use layout::transpose;
@@ -74,7 +75,7 @@ impl Geometry {
 struct Buffers {
     /// The padded channels-last image; its border and padding channels stay zero.
     image: Vec<f32>,
-    /// One block's `V` and `M`: `[tile][element][channel]`.
+    /// One block's `V` and `M`: `[element][tile][channel]`.
     v: Vec<f32>,
     m: Vec<f32>,
     /// The output channels-last, `[2 * tiles.0][2 * tiles.1][c_out]`.
@@ -111,12 +112,15 @@ fn transformed_kernels(
     u
 }
 
-/// One image: `x` (`[c_in][h][w]`) to `y` (`[c_out][h][w]`), every value stored.
+/// One image: `x` (`[c_in][h][w]`) to `y` (`[c_out][h][w]`), every value stored, each
+/// through `then` (its bias padded to `g.c_out`).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn forward_image<L: Lanes>(
     u: &[f32],
     g: &Geometry,
     p: &Conv2dParams,
+    then: &Epilogue,
     x: &[f32],
     bufs: &mut Buffers,
     y: &mut [MaybeUninit<f32>],
@@ -137,7 +141,7 @@ fn forward_image<L: Lanes>(
             let (iy, ix) = (2 * ((t0 + r) / tx), 2 * ((t0 + r) % tx));
             let at = (iy * pitch + ix) * c_in;
             for c in (0..c_in).step_by(n) {
-                let (src, out) = ((at + c, pitch * c_in), r * ELEMENTS * c_in + c);
+                let (src, out) = ((at + c, pitch * c_in), (r * c_in + c, g.block * c_in));
                 let v = &mut bufs.v;
                 // ResNet's channel counts as constants: the transform's offsets fold.
                 match c_in {
@@ -149,18 +153,25 @@ fn forward_image<L: Lanes>(
             }
         }
         let rows = count.next_multiple_of(product::rows_per_tile::<L>(c_out));
-        product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, (rows, c_in, c_out));
+        let dims = (rows, c_in, c_out);
+        product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, dims, g.block);
         for r in 0..count {
             let (oy, ox) = (2 * ((t0 + r) / tx), 2 * ((t0 + r) % tx));
             let at = (oy * out_pitch + ox) * c_out;
             for c in (0..c_out).step_by(n) {
-                let (src, dst) = (r * ELEMENTS * c_out + c, (at + c, out_pitch * c_out));
-                let out = &mut bufs.out;
+                let src = (&bufs.m[..], r * c_out + c, g.block * c_out);
+                let (out, dst) = (&mut bufs.out, (at + c, out_pitch * c_out));
+                // No `Option::map` here: its closure would miss the level's features.
+                let bias = match then.bias {
+                    Some(b) => L::load(b, c),
+                    None => L::zero(),
+                };
+                let then = (bias, then.relu);
                 match c_out {
-                    16 => transform::output::<L>(&bufs.m, src, out, dst, 16),
-                    32 => transform::output::<L>(&bufs.m, src, out, dst, 32),
-                    64 => transform::output::<L>(&bufs.m, src, out, dst, 64),
-                    _ => transform::output::<L>(&bufs.m, src, out, dst, c_out),
+                    16 => transform::output::<L>(src, out, dst, 16, then),
+                    32 => transform::output::<L>(src, out, dst, 32, then),
+                    64 => transform::output::<L>(src, out, dst, 64, then),
+                    _ => transform::output::<L>(src, out, dst, c_out, then),
                 }
             }
         }
@@ -171,15 +182,26 @@ fn forward_image<L: Lanes>(
     }
 }
 
-/// `y[b] = conv(x[b], kernel)` for a geometry Winograd [`takes`], with `kernel(ci, co)`
-/// the 3x3 kernel from input channel `ci` to output channel `co`.
+/// `y[b] = then(conv(x[b], kernel))` for a geometry Winograd [`takes`], with
+/// `kernel(ci, co)` the 3x3 kernel from input channel `ci` to output channel `co`.
 fn convolve<L: Lanes>(
     x: &[f32],
     p: &Conv2dParams,
     kernel: impl Fn(usize, usize) -> [f32; 9],
+    then: Epilogue,
 ) -> Vec<f32> {
     let g = Geometry::new::<L>(p);
     let u = transformed_kernels((p.c_in, p.c_out), &g, kernel);
+    // The bias padded to whole vectors, so that the output transform loads it as one.
+    let padded = then.bias.map(|b| {
+        let mut padded = vec![0.0; g.c_out];
+        padded[..p.c_out].copy_from_slice(&b[..p.c_out]);
+        padded
+    });
+    let then = Epilogue {
+        bias: padded.as_deref(),
+        relu: then.relu,
+    };
     let image = p.c_in * p.h_in * p.w_in;
     let forward = |bufs: &mut Buffers, b, yb: &mut [MaybeUninit<f32>]| {
         let xb = &x[b * image..(b + 1) * image];
@@ -187,7 +209,7 @@ fn convolve<L: Lanes>(
         unsafe {
             L::run(
                 #[inline(always)]
-                || forward_image::<L>(&u, &g, p, xb, bufs, yb),
+                || forward_image::<L>(&u, &g, p, &then, xb, bufs, yb),
             )
         }
     };
@@ -205,6 +227,17 @@ fn convolve<L: Lanes>(
 /// Forward by Winograd F(2x2, 3x3). `None` unless Winograd [`takes`] the geometry and
 /// the CPU has `L`'s level.
 pub fn conv2d<L: Lanes>(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    conv2d_then::<L>(x, w, p, Epilogue::NONE)
+}
+
+/// [`conv2d`] with the bias added and the ReLU applied in the output transform's store
+/// (the eval fold of batch norm).
+pub fn conv2d_then<L: Lanes>(
+    x: &[f32],
+    w: &[f32],
+    p: &Conv2dParams,
+    then: Epilogue,
+) -> Option<Vec<f32>> {
     if !takes(p) || !L::LEVEL.is_supported() {
         return None;
     }
@@ -212,7 +245,7 @@ pub fn conv2d<L: Lanes>(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f3
         let at = (co * p.c_in + ci) * 9;
         w[at..at + 9].try_into().expect("a 3x3 kernel")
     };
-    Some(convolve::<L>(x, p, kernel))
+    Some(convolve::<L>(x, p, kernel, then))
 }
 
 /// Input gradient by Winograd: the forward of `dy` with channels swapped and every
@@ -233,7 +266,7 @@ pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Op
         rotated.reverse();
         rotated
     };
-    Some(convolve::<L>(g, &swapped, kernel))
+    Some(convolve::<L>(g, &swapped, kernel, Epilogue::NONE))
 }
 
 #[cfg(test)]

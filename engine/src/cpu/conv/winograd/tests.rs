@@ -230,3 +230,39 @@ fn resnet_shapes_within_bound() {
         }
     }
 }
+
+/// The eval fold's epilogue in the output transform against the plain forward with the
+/// bias added and the ReLU applied afterwards: the same f32 operations in the same order,
+/// so equal bit for bit (padding channels included, on random geometries).
+#[test]
+fn bias_and_relu_in_the_output_transform() {
+    for level in Level::supported() {
+        let [forward, _] = kernels(level);
+        let then = super::super::winograd_forward_then(level);
+        let mut below = generator(77);
+        for i in 0..40 {
+            let p = random_geometry(&mut below);
+            let mut values = |n: usize| -> Vec<f32> {
+                (0..n).map(|_| below(2001) as f32 / 1000.0 - 1.0).collect()
+            };
+            let x = values(p.batch * p.c_in * p.h_in * p.w_in);
+            let w = values(p.c_out * p.c_in * 9);
+            let bias = values(p.c_out);
+            let relu = i % 2 == 0;
+            let epilogue = Epilogue {
+                bias: Some(&bias),
+                relu,
+            };
+            let fused = then(&x, &w, &p, epilogue).expect("takes 3x3 stride 1 pad 1");
+            let mut plain = forward(&x, &w, &p).expect("takes 3x3 stride 1 pad 1");
+            let plane = p.h_in * p.w_in;
+            for (j, v) in plain.iter_mut().enumerate() {
+                *v += bias[(j / plane) % p.c_out];
+                if relu {
+                    *v = v.max(0.0);
+                }
+            }
+            assert_eq!(fused, plain, "{level} relu {relu} {p:?}");
+        }
+    }
+}

@@ -64,13 +64,13 @@ fn input_1d<L: Lanes>(d: [L::V; 4]) -> [L::V; 4] {
 
 /// `V = B^T d B` for `N` channels of one tile, from a channels-last image with
 /// `channels` floats per pixel and `row` per row (the tile's first pixel at `at`), to
-/// `dst[out + e*channels]` for element `e`.
+/// `dst[out + e*stride]` for element `e`.
 #[inline(always)]
 pub fn input<L: Lanes>(
     src: &[f32],
     (at, row): (usize, usize),
     dst: &mut [f32],
-    out: usize,
+    (out, stride): (usize, usize),
     channels: usize,
 ) {
     // Plain loops, not `array::from_fn`: a closure is compiled without the level's
@@ -91,11 +91,11 @@ pub fn input<L: Lanes>(
             half[ey][j] = v;
         }
     }
-    let dst = &mut dst[out..out + (ELEMENTS - 1) * channels + L::N];
+    let dst = &mut dst[out..out + (ELEMENTS - 1) * stride + L::N];
     for (ey, &row) in half.iter().enumerate() {
         let v = input_1d::<L>(row);
         for (ex, &v) in v.iter().enumerate() {
-            L::store(dst, (ey * 4 + ex) * channels, v);
+            L::store(dst, (ey * 4 + ex) * stride, v);
         }
     }
 }
@@ -109,17 +109,18 @@ fn output_1d<L: Lanes>(m: [L::V; 4]) -> [L::V; 2] {
     ]
 }
 
-/// `A^T M A` for `N` channels of one tile: element `e` of `M` at `src[at + e*channels]`,
-/// output pixel `(i, j)` stored at `dst[out + i*row + j*channels]`.
+/// `A^T M A` for `N` channels of one tile: element `e` of `M` at `src[at + e*stride]`,
+/// output pixel `(i, j)` stored at `dst[out + i*row + j*channels]` plus `bias`, and
+/// clamped at 0 when `relu` (the eval fold; a zero bias otherwise).
 #[inline(always)]
 pub fn output<L: Lanes>(
-    src: &[f32],
-    at: usize,
+    (src, at, stride): (&[f32], usize, usize),
     dst: &mut [f32],
     (out, row): (usize, usize),
     channels: usize,
+    (bias, relu): (L::V, bool),
 ) {
-    let src = &src[at..at + (ELEMENTS - 1) * channels + L::N];
+    let src = &src[at..at + (ELEMENTS - 1) * stride + L::N];
     // `half[i][ex]`: `A^T M`, down each column `ex`.
     let mut half = [[L::zero(); 4]; 2];
     // The index writes a column of `half`, which no iterator over it yields.
@@ -127,7 +128,7 @@ pub fn output<L: Lanes>(
     for ex in 0..4 {
         let mut m = [L::zero(); 4];
         for (ey, v) in m.iter_mut().enumerate() {
-            *v = L::load(src, (ey * 4 + ex) * channels);
+            *v = L::load(src, (ey * 4 + ex) * stride);
         }
         for (i, &v) in output_1d::<L>(m).iter().enumerate() {
             half[i][ex] = v;
@@ -137,7 +138,12 @@ pub fn output<L: Lanes>(
         let y = output_1d::<L>(pair);
         let pixels = &mut dst[out + i * row..][..channels + L::N];
         for (j, &v) in y.iter().enumerate() {
-            L::store(pixels, j * channels, v);
+            let v = L::add(v, bias);
+            L::store(
+                pixels,
+                j * channels,
+                if relu { L::max(v, L::zero()) } else { v },
+            );
         }
     }
 }
