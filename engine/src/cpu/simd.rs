@@ -10,7 +10,7 @@ mod exp;
 mod level;
 
 use crate::Float;
-pub use exp::{exp_f32, Fused, MulAdd, Separate, SimdFloat};
+pub use exp::{exp_f32, Fused, FusedWide, MulAdd, Separate, SimdFloat};
 pub use level::{level, level_name, try_level, Level};
 
 /// Partial sums per reduction: 8 f32 fill one AVX2 register (and two for f64).
@@ -81,7 +81,7 @@ fn runnable(level: Level) -> Level {
 }
 
 /// A kernel generic over its level's multiply-add, for [`with_simd_fma`]: `run` is
-/// written once and compiled at [`Fused`] for the AVX levels, at [`Separate`] for the
+/// written once and compiled at [`FusedWide`] for AVX-512, [`Fused`] for AVX2, at [`Separate`] for the
 /// portable one. (A trait, because a closure cannot be generic.)
 pub trait MulAddKernel {
     type Output;
@@ -101,10 +101,15 @@ pub fn with_simd_fma<K: MulAddKernel>(kernel: K) -> K::Output {
 pub fn with_level_fma<K: MulAddKernel>(level: Level, kernel: K) -> K::Output {
     match runnable(level) {
         Level::Portable => kernel.run::<Separate>(),
+        Level::Avx2 => with_level(
+            Level::Avx2,
+            #[inline(always)]
+            || kernel.run::<Fused>(),
+        ),
         level => with_level(
             level,
             #[inline(always)]
-            || kernel.run::<Fused>(),
+            || kernel.run::<FusedWide>(),
         ),
     }
 }

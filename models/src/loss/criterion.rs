@@ -18,6 +18,10 @@ pub struct Criterion {
     log_prior: Vec<f64>,
     margins: Vec<f64>,
     balanced_weights: Vec<f64>,
+    /// ARB-Loss with global counts: the engine's spec, built once. Per batch it was 90 µs
+    /// (8142 `ln`s and the counts' checks, on one thread) of a 1.6 ms fused loss at
+    /// 512 x 8142.
+    arb_global: Option<FusedLoss>,
 }
 
 impl Criterion {
@@ -74,6 +78,13 @@ impl Criterion {
             }
             LossKind::Arb { .. } | LossKind::CrossEntropy { .. } | LossKind::Focal { .. } => {}
         }
+        let arb_global = match kind {
+            LossKind::Arb {
+                counts: CountMode::Global,
+                clamp,
+            } => Some(arb_spec(train_counts, c, &ArbOptions { clamp, reduction })?),
+            _ => None,
+        };
         Ok(Criterion {
             kind,
             reduction,
@@ -81,6 +92,7 @@ impl Criterion {
             log_prior,
             margins,
             balanced_weights,
+            arb_global,
         })
     }
 
@@ -120,24 +132,23 @@ impl Criterion {
                 spec.scale = scale;
             }
             LossKind::BalancedSoftmax { .. } => spec.offsets = self.log_prior.clone(),
-            LossKind::Arb { counts, clamp } => {
-                let batch;
-                let counts = match counts {
-                    CountMode::Global => &self.train_counts,
-                    CountMode::Batch => {
+            LossKind::Arb { clamp, .. } => {
+                // The engine's own ARB-Loss, so there is one definition of it: with global
+                // counts built in `new`, with batch counts here.
+                let arb = match &self.arb_global {
+                    Some(global) => global.clone(),
+                    None => {
                         let Some(labels) = target.labels() else {
                             return invalid(name, "batch counts need hard or mixup labels; soft targets carry none (use global counts)");
                         };
-                        batch = batch_counts(labels, self.num_classes());
-                        &batch
+                        let batch = batch_counts(labels, self.num_classes());
+                        let opts = ArbOptions {
+                            clamp,
+                            reduction: self.reduction,
+                        };
+                        arb_spec(&batch, self.num_classes(), &opts)?
                     }
                 };
-                // The engine's own ARB-Loss, so there is one definition of it.
-                let opts = ArbOptions {
-                    clamp,
-                    reduction: self.reduction,
-                };
-                let arb = arb_spec(counts, self.num_classes(), &opts)?;
                 return Ok(FusedLoss { name, ..arb });
             }
         }

@@ -39,14 +39,22 @@ impl<T: SimdFloat> Logits<T> {
     }
 }
 
-/// Lanes of the row reductions: 32 independent partial maxima/sums (two AVX-512 or four
-/// AVX2 registers of f32), so that the reduction's dependency chain does not limit the
-/// sweep (one 8-lane accumulator cost a third of the kernel's time at C = 8142).
-pub(super) const ROW_LANES: usize = 32;
+/// Lanes of sweep 2's sum: independent partial sums, so that the reduction's dependency
+/// chain does not limit the sweep (one 8-lane accumulator cost a third of the kernel's
+/// time at C = 8142). 32 (four AVX2 registers of f32, eight SSE ones) by default, but one
+/// AVX-512 register: at 512 x 8142 two of them took 8-17% longer than one, while at AVX2
+/// two registers took 10% longer than four.
+const fn row_lanes(vector_f32: usize) -> usize {
+    if vector_f32 == 16 {
+        16
+    } else {
+        32
+    }
+}
 
 /// Sweep 1: writes `u_j` to every entry of `g` and returns `max_j u_j` (`offsets`: the
-/// row's or the block's). `z * 0`
-/// (0 for a finite `z`, NaN otherwise) is added so that a non-finite logit becomes a NaN `u`
+/// row's or the block's). `z * 0` (0 for a finite `z`, NaN otherwise) is added, as one
+/// multiply-add (`u + z * 0` is exactly `u`), so that a non-finite logit becomes a NaN `u`
 /// even where the clamp would hide it; sweep 2 turns that into a NaN sum.
 #[inline(always)]
 pub(super) fn sweep_logits<'g, T: SimdFloat, M: MulAdd>(
@@ -56,7 +64,7 @@ pub(super) fn sweep_logits<'g, T: SimdFloat, M: MulAdd>(
     u: Logits<T>,
 ) -> (&'g mut [T], T) {
     for ((gv, &zv), &o) in g.iter_mut().zip(z).zip(offsets) {
-        gv.write(u.of::<M>(zv, o) + zv * T::ZERO);
+        gv.write(zv.mul_add_at::<M>(T::ZERO, u.of::<M>(zv, o)));
     }
     // SAFETY: the loop above wrote every entry of `g` (all three have the row's length).
     let g = unsafe { assume_init(g) };
@@ -126,6 +134,22 @@ pub(super) fn sweep_exp<T: SimdFloat, M: MulAdd>(
     m: T,
     ahead: Ahead,
 ) -> std::result::Result<T, usize> {
+    // A constant per level: the other arm is not compiled into that level's copy.
+    if row_lanes(M::VECTOR_F32) == 16 {
+        sweep_exp_in::<T, M, 16>(z, g, m, ahead)
+    } else {
+        sweep_exp_in::<T, M, 32>(z, g, m, ahead)
+    }
+}
+
+/// [`sweep_exp`] with `ROW_LANES` partial sums.
+#[inline(always)]
+fn sweep_exp_in<T: SimdFloat, M: MulAdd, const ROW_LANES: usize>(
+    z: &[T],
+    g: &mut [T],
+    m: T,
+    ahead: Ahead,
+) -> std::result::Result<T, usize> {
     let n = g.len() / ROW_LANES * ROW_LANES;
     let (body, tail) = g.split_at_mut(n);
     let mut acc = [T::ZERO; ROW_LANES];
@@ -133,14 +157,14 @@ pub(super) fn sweep_exp<T: SimdFloat, M: MulAdd>(
     for (i, c) in body.chunks_exact_mut(ROW_LANES).enumerate() {
         ahead.fetch(i * chunk_bytes, chunk_bytes);
         for l in 0..ROW_LANES {
-            let e = (c[l] - m).exp_at::<M>();
+            let e = (c[l] - m).exp_nonpositive_at::<M>();
             c[l] = e;
             acc[l] += e;
         }
     }
     // The tail as a plain map, which LLVM vectorises with its own epilogue.
     for gv in tail.iter_mut() {
-        *gv = (*gv - m).exp_at::<M>();
+        *gv = (*gv - m).exp_nonpositive_at::<M>();
     }
     let s = simd::sum(tail) + simd::fold_sum(acc);
     if s.to_f64().is_nan() {

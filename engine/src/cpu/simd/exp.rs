@@ -12,12 +12,19 @@ use crate::Float;
 /// How a kernel's `a * b + c` compiles at its level. A type, not a flag: the choice is
 /// made once per kernel (by [`super::with_simd_fma`]), never per call.
 pub trait MulAdd: Copy + 'static {
+    /// f32 lanes in one of the level's vector registers (4, 8, 16), for kernels whose
+    /// best accumulator count differs by level (the fused loss's sweep 2).
+    const VECTOR_F32: usize;
     fn mul_add(a: f32, b: f32, c: f32) -> f32;
 }
 
-/// The AVX2 and AVX-512 levels: one FMA instruction, one rounding.
+/// The AVX2 level: one FMA instruction, one rounding.
 #[derive(Clone, Copy)]
 pub struct Fused;
+
+/// The AVX-512 level: [`Fused`]'s arithmetic, in 16-lane registers.
+#[derive(Clone, Copy)]
+pub struct FusedWide;
 
 /// The portable level: a multiply then an add. `f32::mul_add` here would be exact but a
 /// libm call (`fmaf`) per use.
@@ -25,6 +32,15 @@ pub struct Fused;
 pub struct Separate;
 
 impl MulAdd for Fused {
+    const VECTOR_F32: usize = 8;
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for FusedWide {
+    const VECTOR_F32: usize = 16;
     #[inline(always)]
     fn mul_add(a: f32, b: f32, c: f32) -> f32 {
         a.mul_add(b, c)
@@ -32,6 +48,7 @@ impl MulAdd for Fused {
 }
 
 impl MulAdd for Separate {
+    const VECTOR_F32: usize = 4;
     #[inline(always)]
     fn mul_add(a: f32, b: f32, c: f32) -> f32 {
         a * b + c
@@ -44,8 +61,9 @@ pub trait SimdFloat: Float {
     /// `self * b + c`: f32 through `M`; f64 as a multiply and an add (the f64 kernels are
     /// the exact reference the f32 ones are checked against, not a fast path).
     fn mul_add_at<M: MulAdd>(self, b: Self, c: Self) -> Self;
-    /// `e^self`: f32 by [`exp_f32`]; f64 by libm, every digit, for the gradient checks.
-    fn exp_at<M: MulAdd>(self) -> Self;
+    /// `e^self` for `self <= 0` or NaN (a softmax's `u - max u`): f32 by
+    /// [`exp_f32_unclamped`]; f64 by libm, every digit, for the gradient checks.
+    fn exp_nonpositive_at<M: MulAdd>(self) -> Self;
     /// `|self|` (clearing the sign bit: one `and`).
     fn abs(self) -> Self;
 }
@@ -56,8 +74,8 @@ impl SimdFloat for f32 {
         M::mul_add(self, b, c)
     }
     #[inline(always)]
-    fn exp_at<M: MulAdd>(self) -> f32 {
-        exp_f32::<M>(self)
+    fn exp_nonpositive_at<M: MulAdd>(self) -> f32 {
+        exp_f32_unclamped::<M>(self)
     }
     #[inline(always)]
     fn abs(self) -> f32 {
@@ -71,7 +89,7 @@ impl SimdFloat for f64 {
         self * b + c
     }
     #[inline(always)]
-    fn exp_at<M: MulAdd>(self) -> f64 {
+    fn exp_nonpositive_at<M: MulAdd>(self) -> f64 {
         self.exp()
     }
     #[inline(always)]
@@ -108,6 +126,15 @@ const HIGHEST: f32 = 88.722_83;
 /// `-inf`) that the final select replaces; the top clamp is a `min` that keeps NaN.
 #[inline(always)]
 pub fn exp_f32<M: MulAdd>(x: f32) -> f32 {
+    // `x > HIGHEST ? HIGHEST : x` is x86's `minps(HIGHEST, x)`, which returns `x` if NaN.
+    exp_f32_unclamped::<M>(if x > HIGHEST { HIGHEST } else { x })
+}
+
+/// [`exp_f32`] without its clamp at the top, for `x <= 88.37` or NaN: one `min` fewer
+/// per entry where the caller knows its range (the fused loss's `u - max u <= 0`). Above
+/// 88.38 the exponent field wraps and the result is garbage.
+#[inline(always)]
+pub fn exp_f32_unclamped<M: MulAdd>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
@@ -123,11 +150,9 @@ pub fn exp_f32<M: MulAdd>(x: f32) -> f32 {
         0.008_368_745,
         0.001_381_454,
     ];
-    // `x > HIGHEST ? HIGHEST : x` is x86's `minps(HIGHEST, x)`, which returns `x` if NaN.
-    let xc = if x > HIGHEST { HIGHEST } else { x };
-    let biased = M::mul_add(xc, LOG2E, ROUND_BIAS);
+    let biased = M::mul_add(x, LOG2E, ROUND_BIAS);
     let n = biased - ROUND_BIAS;
-    let r = M::mul_add(n, -LN2_LO, M::mul_add(n, -LN2_HI, xc));
+    let r = M::mul_add(n, -LN2_LO, M::mul_add(n, -LN2_HI, x));
     let mut p = Q[4];
     for c in [Q[3], Q[2], Q[1], Q[0], 1.0, 1.0] {
         p = M::mul_add(p, r, c);
@@ -197,11 +222,36 @@ mod tests {
         assert!(fused <= 1.5 && separate <= 1.5, "{fused} {separate}");
     }
 
+    /// Below the clamp the two are the same operations, so the ulp bound above carries
+    /// over: checked bit for bit on the same grid and edges, and at `-inf` and NaN.
+    fn check_unclamped_matches<M: MulAdd>() {
+        let grid = (-110 * 1024..88 * 1024).map(|i| i as f32 / 1024.0);
+        let edges = [LOWEST, 88.37, 0.0, -0.0, -1e-30, f32::NEG_INFINITY];
+        let near = edges.iter().flat_map(|&e| {
+            (-4i32..=0).map(move |k| f32::from_bits((e.to_bits() as i32 + k) as u32))
+        });
+        for x in grid.chain(near) {
+            let (a, b) = (exp_f32_unclamped::<M>(x), exp_f32::<M>(x));
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "exp({x}): {a} unclamped, {b} clamped"
+            );
+        }
+        assert!(exp_f32_unclamped::<M>(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn unclamped_exp_is_exp_below_the_clamp() {
+        check_unclamped_matches::<Fused>();
+        check_unclamped_matches::<Separate>();
+    }
+
     #[test]
     fn f64_keeps_libm_exp() {
         for x in [-745.5, -20.25, 0.0, 1.0, 709.0] {
-            assert_eq!(x.exp_at::<Fused>(), f64::exp(x));
-            assert_eq!(x.exp_at::<Separate>(), f64::exp(x));
+            assert_eq!(x.exp_nonpositive_at::<Fused>(), f64::exp(x));
+            assert_eq!(x.exp_nonpositive_at::<Separate>(), f64::exp(x));
         }
     }
 }
