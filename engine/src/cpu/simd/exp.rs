@@ -62,7 +62,7 @@ pub trait SimdFloat: Float {
     /// the exact reference the f32 ones are checked against, not a fast path).
     fn mul_add_at<M: MulAdd>(self, b: Self, c: Self) -> Self;
     /// `e^self` for `self <= 0` or NaN (a softmax's `u - max u`): f32 by
-    /// [`exp_f32_unclamped`]; f64 by libm, every digit, for the gradient checks.
+    /// `exp_f32_unclamped` (this file); f64 by libm, every digit, for the gradient checks.
     fn exp_nonpositive_at<M: MulAdd>(self) -> Self;
     /// `|self|` (clearing the sign bit: one `and`).
     fn abs(self) -> Self;
