@@ -56,6 +56,11 @@ fn generator(mut state: u64) -> impl FnMut(usize) -> usize {
     }
 }
 
+/// `n` values in [-1, 1] on a 0.001 grid.
+fn random_values(below: &mut impl FnMut(usize) -> usize, n: usize) -> Vec<f32> {
+    (0..n).map(|_| below(2001) as f32 / 1000.0 - 1.0).collect()
+}
+
 /// A random geometry Winograd takes: channels up to 64 (vector multiples and not), odd
 /// and even sizes from 1, batches from 1.
 fn random_geometry(below: &mut impl FnMut(usize) -> usize) -> Conv2dParams {
@@ -147,9 +152,7 @@ fn within_its_rounding_bound_on_random_geometries() {
         let mut direct_taken = 0;
         for _ in 0..150 {
             let p = random_geometry(&mut below);
-            let mut values = |n: usize| -> Vec<f32> {
-                (0..n).map(|_| below(2001) as f32 / 1000.0 - 1.0).collect()
-            };
+            let mut values = |n: usize| random_values(&mut below, n);
             let x = values(p.batch * p.c_in * p.h_in * p.w_in);
             let w = values(p.c_out * p.c_in * 9);
             let g = values(p.batch * p.c_out * p.h_in * p.w_in);
@@ -207,9 +210,7 @@ fn resnet_shapes_within_bound() {
                 stride: (1, 1),
                 padding: (1, 1),
             };
-            let mut values = |n: usize| -> Vec<f32> {
-                (0..n).map(|_| below(2001) as f32 / 1000.0 - 1.0).collect()
-            };
+            let mut values = |n: usize| random_values(&mut below, n);
             let x = values(p.batch * c * size * size);
             let w = values(c * c * 9);
             let reference = generic_conv2d(&widen(&x), &widen(&w), &p);
@@ -242,9 +243,7 @@ fn bias_and_relu_in_the_output_transform() {
         let mut below = generator(77);
         for i in 0..40 {
             let p = random_geometry(&mut below);
-            let mut values = |n: usize| -> Vec<f32> {
-                (0..n).map(|_| below(2001) as f32 / 1000.0 - 1.0).collect()
-            };
+            let mut values = |n: usize| random_values(&mut below, n);
             let x = values(p.batch * p.c_in * p.h_in * p.w_in);
             let w = values(p.c_out * p.c_in * 9);
             let bias = values(p.c_out);
