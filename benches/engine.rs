@@ -53,6 +53,23 @@ struct ConvShape {
     stride: usize,
 }
 
+impl ConvShape {
+    /// The layer's 3x3, pad-1 geometry at the benches' batch.
+    fn params(&self) -> arbor::engine::backend::Conv2dParams {
+        arbor::engine::backend::Conv2dParams {
+            batch: BATCH,
+            c_in: self.c_in,
+            h_in: self.size,
+            w_in: self.size,
+            c_out: self.c_out,
+            kh: 3,
+            kw: 3,
+            stride: (self.stride, self.stride),
+            padding: (1, 1),
+        }
+    }
+}
+
 const RESNET32_CONVS: [ConvShape; 5] = [
     ConvShape {
         c_in: 16,
@@ -120,7 +137,6 @@ fn conv2d(c: &mut Criterion) {
 /// im2col + GEMM path, side by side: `conv_kernels/<shape>/<pass>-<level>` (`fwd_bwd` all three). A pass the direct
 /// kernel of a level declines runs im2col, as the op would.
 fn conv_kernels(c: &mut Criterion) {
-    use arbor::engine::backend::Conv2dParams;
     use arbor::engine::cpu::conv::{direct_kernels, im2col_kernels};
     use arbor::engine::cpu::simd::Level;
     let mut g = c.benchmark_group("conv_kernels");
@@ -128,17 +144,7 @@ fn conv_kernels(c: &mut Criterion) {
     let mut values =
         |n: usize| -> Vec<f32> { r.vec(n, -1.0, 1.0).iter().map(|&v| v as f32).collect() };
     for s in &RESNET32_CONVS {
-        let p = Conv2dParams {
-            batch: BATCH,
-            c_in: s.c_in,
-            h_in: s.size,
-            w_in: s.size,
-            c_out: s.c_out,
-            kh: 3,
-            kw: 3,
-            stride: (s.stride, s.stride),
-            padding: (1, 1),
-        };
+        let p = s.params();
         let out = s.size / s.stride;
         let x = values(BATCH * s.c_in * s.size * s.size);
         let w = values(s.c_out * s.c_in * 9);
@@ -189,7 +195,6 @@ fn conv_kernels(c: &mut Criterion) {
 /// one run: `winograd_vs_direct/<shape>/<pass>-<kernel>-<level>`. Throughput counts the
 /// direct convolution's FLOPs for all of them, so the rates compare times.
 fn winograd_vs_direct(c: &mut Criterion) {
-    use arbor::engine::backend::Conv2dParams;
     use arbor::engine::cpu::conv::{direct_kernels, im2col_kernels, winograd_kernels};
     use arbor::engine::cpu::simd::Level;
     let mut g = c.benchmark_group("winograd_vs_direct");
@@ -197,17 +202,7 @@ fn winograd_vs_direct(c: &mut Criterion) {
     let mut values =
         |n: usize| -> Vec<f32> { r.vec(n, -1.0, 1.0).iter().map(|&v| v as f32).collect() };
     for s in RESNET32_CONVS.iter().filter(|s| s.stride == 1) {
-        let p = Conv2dParams {
-            batch: BATCH,
-            c_in: s.c_in,
-            h_in: s.size,
-            w_in: s.size,
-            c_out: s.c_out,
-            kh: 3,
-            kw: 3,
-            stride: (1, 1),
-            padding: (1, 1),
-        };
+        let p = s.params();
         let x = values(BATCH * s.c_in * s.size * s.size);
         let w = values(s.c_out * s.c_in * 9);
         let dy = values(BATCH * s.c_out * s.size * s.size);
