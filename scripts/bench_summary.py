@@ -14,11 +14,14 @@ RATE = {"elem/s": 1, "Kelem/s": 1e3, "Melem/s": 1e6, "Gelem/s": 1e9}
 
 
 def criterion(path):
-    """{bench name: (seconds, throughput in elements/s or None)}."""
+    """{bench name: (seconds, throughput in elements/s or None)} from a saved output."""
+    return criterion_text(path.read_text()) if path.exists() else {}
+
+
+def criterion_text(text):
+    """{bench name: (seconds, throughput in elements/s or None)} from criterion's output."""
     out, name = {}, None
-    if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         m = re.match(r"^(\S+)\s*(time:.*)?$", line)
         if m and not line.startswith(" ") and "time:" not in line.split()[0]:
             name = m.group(1)
@@ -105,4 +108,5 @@ def main():
           "`conv_kernels` in `engine.txt` has each pass alone, per level and on im2col.")
 
 
-main()
+if __name__ == "__main__":
+    main()
