@@ -174,7 +174,7 @@ fn first8(count: usize) -> __m256i {
 
 impl Lanes for Avx2 {
     const N: usize = 8;
-    const MR: usize = 4;
+    const MR: usize = 6;
     const WR: usize = 2;
     const WV: usize = 6;
     type V = __m256;
@@ -285,5 +285,5 @@ impl Lanes for Avx2 {
             }
         }
     }
-    products!(Avx2, (4, 2), (2, 6), "avx2,fma");
+    products!(Avx2, (6, 2), (2, 6), "avx2,fma");
 }
