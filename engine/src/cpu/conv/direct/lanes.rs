@@ -124,7 +124,7 @@ pub trait Lanes: Copy + Send + Sync + 'static {
     // speed so.)
 
     /// One tile of `dW` with this level's weight tile (see `super::tile::weight_tile`,
-    /// `off` holds `WV` offsets): its `WR x WV` vectors, row-major, stored into `out`.
+    /// `off` holds `WV` offsets): its `WR x WV` vectors, row-major, added into `out`.
     #[allow(clippy::too_many_arguments)]
     fn weight_tile(
         runs: &[(usize, usize)],
@@ -249,13 +249,25 @@ pub fn transpose_rows<L: Lanes>(
         let block_rows = (rows - i0).min(L::N);
         for j0 in (0..len).step_by(L::N) {
             let block_len = (len - j0).min(L::N);
+            // Whole blocks (all of them on ResNet's shapes) load and store unmasked: at
+            // AVX2 the masked ones made this a sixth of a weight gradient.
             let mut block = [L::zero(); MAX_LANES];
             for (i, v) in block.iter_mut().enumerate().take(block_rows) {
-                *v = L::load_first(src, (i0 + i) * row_stride + j0, block_len);
+                let at = (i0 + i) * row_stride + j0;
+                *v = if block_len == L::N {
+                    L::load(src, at)
+                } else {
+                    L::load_first(src, at, block_len)
+                };
             }
             L::transpose(&mut block);
             for (j, &column) in block.iter().take(block_len).enumerate() {
-                L::store_first(dst, (j0 + j) * ld + i0, block_rows, column);
+                let at = (j0 + j) * ld + i0;
+                if block_rows == L::N {
+                    L::store(dst, at, column);
+                } else {
+                    L::store_first(dst, at, block_rows, column);
+                }
             }
         }
     }
