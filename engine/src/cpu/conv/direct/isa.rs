@@ -91,6 +91,9 @@ impl Lanes for Portable {
     const MR: usize = 4;
     const WR: usize = 4;
     const WV: usize = 3;
+    // Not measured (the portable level's weight grad takes im2col); chunked, so that the
+    // tests cover the chunked loop at a third tile shape.
+    const DW_ROW_CHUNKS: bool = true;
     type V = [f32; 4];
     const LEVEL: Level = Level::Portable;
 

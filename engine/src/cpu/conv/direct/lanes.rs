@@ -32,6 +32,9 @@ pub trait Lanes: Copy + Send + Sync + 'static {
     /// (`dy^T` rows are padded to `WR`).
     const WR: usize;
     const WV: usize;
+    /// Whether the weight gradient runs its tiles over L1-sized chunks of output rows
+    /// (see `weight_grad::rows_per_chunk`) rather than each over the whole group.
+    const DW_ROW_CHUNKS: bool;
     type V: Copy;
 
     /// The dispatch level whose instructions this type uses.
