@@ -29,18 +29,18 @@ mod lanes;
 pub(super) mod phases;
 mod source;
 mod tile;
+mod weight_grad;
 
-use super::{per_image, zeroed, WEIGHT_GRAD_GROUP};
+use super::{per_image, zeroed};
 use crate::backend::Conv2dParams;
 pub use isa::Portable;
 #[cfg(target_arch = "x86_64")]
 pub use isa::{Avx2, Avx512};
 pub use lanes::Lanes;
-use lanes::{transpose_rows, MAX_LANES};
-use rayon::prelude::*;
 use source::Source;
 use std::mem::MaybeUninit;
 use tile::{panels, Layout};
+pub use weight_grad::conv2d_weight_grad;
 
 /// Whole vectors along the output positions (`h_out*w_out` a multiple of `N`).
 fn whole_vectors<L: Lanes>(p: &Conv2dParams) -> bool {
@@ -250,142 +250,4 @@ pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Op
     let new_buffers = || ImageBuffers::new(&src, p);
     // SAFETY: `input_grad` zeroes its image first.
     Some(unsafe { per_image(p.batch, image, new_buffers, input_grad) })
-}
-
-/// Buffers of one weight-gradient task, reused across its groups: the group's images
-/// padded and channels-last (`[b][h + 2ph][w + 2pw][c_in]`, the border zero) and `dy^T`
-/// (`[b][position][ld]`, channels past `c_out` zero).
-struct WeightGradBuffers {
-    images: Vec<f32>,
-    dy_t: Vec<f32>,
-}
-
-/// One group's `dW`: every `WR x (WV*N)` tile of `dW` (output channels by input-channel
-/// vectors of one kernel tap) reduces over all of the group's output positions.
-#[inline(always)]
-fn weight_grad_group<L: Lanes>(
-    p: &Conv2dParams,
-    x: &[f32],
-    g: &[f32],
-    bufs: &mut WeightGradBuffers,
-    dw: &mut [f32],
-) {
-    let (c, taps, (ho, wo)) = (p.c_in, p.kh * p.kw, (p.h_out(), p.w_out()));
-    let (hp, wp, pp) = (p.h_in + 2 * p.padding.0, p.w_in + 2 * p.padding.1, ho * wo);
-    let (image, padded, out_image) = (c * p.h_in * p.w_in, hp * wp * c, p.c_out * pp);
-    let ld = p.c_out.next_multiple_of(L::WR);
-    let images = g.len() / out_image;
-    for b in 0..images {
-        // Rows of the NCHW image are the channels: transposing them gives [h][w][c].
-        for iy in 0..p.h_in {
-            let at = b * padded + ((iy + p.padding.0) * wp + p.padding.1) * c;
-            let xb = &x[b * image + iy * p.w_in..(b + 1) * image];
-            transpose_rows::<L>(xb, c, p.w_in, p.h_in * p.w_in, &mut bufs.images[at..], c);
-        }
-        let dy_t = &mut bufs.dy_t[b * pp * ld..(b + 1) * pp * ld];
-        transpose_rows::<L>(
-            &g[b * out_image..(b + 1) * out_image],
-            p.c_out,
-            pp,
-            pp,
-            dy_t,
-            ld,
-        );
-    }
-    // Vector v is input channels N*(v % blocks).. of tap v / blocks.
-    let blocks = c / L::N;
-    let vectors = taps * blocks;
-    let offset = |v: usize| {
-        let (tap, block) = (v / blocks, v % blocks);
-        ((tap / p.kw) * wp + tap % p.kw) * c + block * L::N
-    };
-    let step = p.stride.1 * c;
-    // Where each output row starts: in the images (its first tap) and in dy^T.
-    let runs: Vec<(usize, usize)> = (0..images)
-        .flat_map(|b| {
-            (0..ho).map(move |oy| {
-                (
-                    b * padded + p.stride.0 * oy * wp * c,
-                    (b * pp + oy * wo) * ld,
-                )
-            })
-        })
-        .collect();
-    let (wr, wv, n) = (L::WR, L::WV, L::N);
-    let mut sum = vec![0.0; wr * wv * n];
-    for cb in (0..p.c_out).step_by(wr) {
-        for vb in (0..vectors).step_by(wv) {
-            // Vectors past the last repeat it; their results are dropped.
-            let off: [usize; MAX_LANES] =
-                std::array::from_fn(|v| offset((vb + v).min(vectors - 1)));
-            L::weight_tile(
-                &runs,
-                wo,
-                &bufs.images,
-                step,
-                &off[..wv],
-                &bufs.dy_t,
-                ld,
-                cb,
-                &mut sum,
-            );
-            for (i, row) in sum
-                .chunks_exact(wv * n)
-                .enumerate()
-                .filter(|(i, _)| cb + i < p.c_out)
-            {
-                for (v, lanes) in row
-                    .chunks_exact(n)
-                    .enumerate()
-                    .filter(|(v, _)| vb + v < vectors)
-                {
-                    let (tap, block) = ((vb + v) / blocks, (vb + v) % blocks);
-                    for (l, &val) in lanes.iter().enumerate() {
-                        dw[((cb + i) * c + block * n + l) * taps + tap] = val;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Weight gradient: `dW = sum_b dy[b] patches(x[b])^T`, one fixed group of images per
-/// rayon task, the group sums then added in order (so the result does not depend on the
-/// number of threads). `None` unless `c_in` is a multiple of `N` and the CPU has `L`'s
-/// level.
-pub fn conv2d_weight_grad<L: Lanes>(g: &[f32], x: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
-    if !p.c_in.is_multiple_of(L::N) || !L::LEVEL.is_supported() {
-        return None;
-    }
-    let (k, pp) = super::col_dims(p);
-    let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * pp);
-    let padded = (p.h_in + 2 * p.padding.0) * (p.w_in + 2 * p.padding.1) * p.c_in;
-    let ld = p.c_out.next_multiple_of(L::WR);
-    let groups: Vec<Vec<f32>> = (0..p.batch.div_ceil(WEIGHT_GRAD_GROUP))
-        .into_par_iter()
-        .map_init(
-            || WeightGradBuffers {
-                images: vec![0.0; WEIGHT_GRAD_GROUP * padded],
-                dy_t: vec![0.0; WEIGHT_GRAD_GROUP * pp * ld],
-            },
-            |bufs, group| {
-                let first = group * WEIGHT_GRAD_GROUP;
-                let last = (first + WEIGHT_GRAD_GROUP).min(p.batch);
-                let (xg, gg) = (
-                    &x[first * image..last * image],
-                    &g[first * out_image..last * out_image],
-                );
-                let mut dw = vec![0.0; p.c_out * k];
-                // SAFETY: the CPU has `L`'s level (checked above).
-                unsafe {
-                    L::run(
-                        #[inline(always)]
-                        || weight_grad_group::<L>(p, xg, gg, bufs, &mut dw),
-                    )
-                };
-                dw
-            },
-        )
-        .collect();
-    Some(super::sum_in_order(groups, p.c_out * k))
 }

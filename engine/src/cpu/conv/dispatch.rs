@@ -107,6 +107,10 @@ fn forced_path() -> Option<&'static str> {
 /// and there it wins at every width: remeasured (same bench, two rounds) at 16→32 s2
 /// 73, 78 vs 53, 54 and at 32→64 s2 83, 84 vs 62, 67 (1.3x to 1.4x), so it takes every
 /// strided geometry the phase split takes.
+///
+/// The weight grad on 8-wide outputs, after its tiles moved to L1-sized chunks of rows
+/// (`direct/weight_grad.rs`), measured a tie with im2col (AVX2, 5 interleaved runs:
+/// 64@8² 78-92 vs 82-103, 32→64 s2 57-81 vs 53-93), so the rule still sends it there.
 pub fn uses_direct(level: Level, pass: usize, p: &Conv2dParams) -> bool {
     match forced_path() {
         Some("direct") => true,

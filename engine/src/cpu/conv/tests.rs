@@ -79,6 +79,12 @@ fn direct_matches_generic_path(level: Level) {
         (1, 3, 4, 16, 5, 4, 5, (1, 1), (3, 2)),
         (2, 16, 15, 14, 13, 2, 2, (2, 2), (1, 1)),
         (1, 32, 7, 16, 24, 3, 1, (2, 1), (0, 0)),
+        // Stride 2 onto 8-wide outputs (the weight grad's chunks of output rows split
+        // each image), odd inputs with a chunk spanning images, channels not a multiple
+        // of any tile's rows.
+        (3, 32, 16, 16, 64, 3, 3, (2, 2), (1, 1)),
+        (9, 16, 15, 15, 20, 3, 3, (2, 2), (1, 1)),
+        (2, 16, 31, 31, 13, 3, 3, (2, 2), (1, 1)),
     ];
     let mut rand = uniform(1);
     for geometry in geometries {

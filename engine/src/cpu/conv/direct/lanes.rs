@@ -32,6 +32,9 @@ pub trait Lanes: Copy + Send + Sync + 'static {
     /// (`dy^T` rows are padded to `WR`).
     const WR: usize;
     const WV: usize;
+    /// Whether the weight gradient runs its tiles over L1-sized chunks of output rows
+    /// (see `weight_grad::rows_per_chunk`) rather than each over the whole group.
+    const DW_ROW_CHUNKS: bool;
     type V: Copy;
 
     /// The dispatch level whose instructions this type uses.
@@ -124,7 +127,7 @@ pub trait Lanes: Copy + Send + Sync + 'static {
     // speed so.)
 
     /// One tile of `dW` with this level's weight tile (see `super::tile::weight_tile`,
-    /// `off` holds `WV` offsets): its `WR x WV` vectors, row-major, stored into `out`.
+    /// `off` holds `WV` offsets): its `WR x WV` vectors, row-major, added into `out`.
     #[allow(clippy::too_many_arguments)]
     fn weight_tile(
         runs: &[(usize, usize)],
@@ -141,27 +144,39 @@ pub trait Lanes: Copy + Send + Sync + 'static {
 
 /// `dst.copy_from_slice(src)` a vector at a time, the last one masked. For the short
 /// rows of a small image (8 to 32 floats) a call to memcpy costs more than the copy.
+/// Whole vectors are plain loads and stores: AVX2's masked store is several micro-ops.
 #[inline(always)]
 pub fn copy<L: Lanes>(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len());
-    for start in (0..dst.len()).step_by(L::N) {
-        let n = (dst.len() - start).min(L::N);
-        L::store_first(dst, start, n, L::load_first(src, start, n));
+    let whole = dst.len() - dst.len() % L::N;
+    for start in (0..whole).step_by(L::N) {
+        L::store(dst, start, L::load(src, start));
+    }
+    if whole < dst.len() {
+        let n = dst.len() - whole;
+        L::store_first(dst, whole, n, L::load_first(src, whole, n));
     }
 }
 
 /// Splits a row into its even and odd entries: `even[j] = row[2j]`, `odd[j] = row[2j + 1]`
-/// (`even` holds `ceil(n/2)` values, `odd` `floor(n/2)`), one unzip per `2N` values.
+/// (`even` holds `ceil(n/2)` values, `odd` `floor(n/2)`), one unzip per `2N` values,
+/// unmasked but for the tail (see [`copy`]).
 #[inline(always)]
 pub fn split2<L: Lanes>(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
     let n = row.len();
-    for start in (0..n).step_by(2 * L::N) {
-        let m = n - start;
-        let a = L::load_first(row, start, m);
-        let b = L::load_first(row, start + m.min(L::N), m.saturating_sub(L::N));
+    let whole = n - n % (2 * L::N);
+    for start in (0..whole).step_by(2 * L::N) {
+        let [e, o] = L::unzip(L::load(row, start), L::load(row, start + L::N));
+        L::store(even, start / 2, e);
+        L::store(odd, start / 2, o);
+    }
+    if whole < n {
+        let m = n - whole;
+        let a = L::load_first(row, whole, m);
+        let b = L::load_first(row, whole + m.min(L::N), m.saturating_sub(L::N));
         let [e, o] = L::unzip(a, b);
-        L::store_first(even, start / 2, m.div_ceil(2), e);
-        L::store_first(odd, start / 2, m / 2, o);
+        L::store_first(even, whole / 2, m.div_ceil(2), e);
+        L::store_first(odd, whole / 2, m / 2, o);
     }
 }
 
@@ -169,13 +184,19 @@ pub fn split2<L: Lanes>(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
 #[inline(always)]
 pub fn merge2<L: Lanes, S: Slot>(even: &[f32], odd: &[f32], row: &mut [S]) {
     let n = row.len();
-    for start in (0..n).step_by(2 * L::N) {
-        let m = n - start;
-        let e = L::load_first(even, start / 2, m.div_ceil(2));
-        let o = L::load_first(odd, start / 2, m / 2);
+    let whole = n - n % (2 * L::N);
+    for start in (0..whole).step_by(2 * L::N) {
+        let [lo, hi] = L::zip(L::load(even, start / 2), L::load(odd, start / 2));
+        L::store(row, start, lo);
+        L::store(row, start + L::N, hi);
+    }
+    if whole < n {
+        let m = n - whole;
+        let e = L::load_first(even, whole / 2, m.div_ceil(2));
+        let o = L::load_first(odd, whole / 2, m / 2);
         let [lo, hi] = L::zip(e, o);
-        L::store_first(row, start, m, lo);
-        L::store_first(row, start + m.min(L::N), m.saturating_sub(L::N), hi);
+        L::store_first(row, whole, m, lo);
+        L::store_first(row, whole + m.min(L::N), m.saturating_sub(L::N), hi);
     }
 }
 
@@ -231,13 +252,25 @@ pub fn transpose_rows<L: Lanes>(
         let block_rows = (rows - i0).min(L::N);
         for j0 in (0..len).step_by(L::N) {
             let block_len = (len - j0).min(L::N);
+            // Whole blocks (all of them on ResNet's shapes) load and store unmasked: at
+            // AVX2 the masked ones made this a sixth of a weight gradient.
             let mut block = [L::zero(); MAX_LANES];
             for (i, v) in block.iter_mut().enumerate().take(block_rows) {
-                *v = L::load_first(src, (i0 + i) * row_stride + j0, block_len);
+                let at = (i0 + i) * row_stride + j0;
+                *v = if block_len == L::N {
+                    L::load(src, at)
+                } else {
+                    L::load_first(src, at, block_len)
+                };
             }
             L::transpose(&mut block);
             for (j, &column) in block.iter().take(block_len).enumerate() {
-                L::store_first(dst, (j0 + j) * ld + i0, block_rows, column);
+                let at = (j0 + j) * ld + i0;
+                if block_rows == L::N {
+                    L::store(dst, at, column);
+                } else {
+                    L::store_first(dst, at, block_rows, column);
+                }
             }
         }
     }

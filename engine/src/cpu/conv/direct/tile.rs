@@ -174,10 +174,11 @@ fn product_over<L: Lanes, const MR: usize, const NV: usize, I: Iterator<Item = u
     }
 }
 
-/// One `WR x WV` tile of `dW` over all output rows: for a row starting at `(x0, g0)` and
-/// `t < len`, the scalars are `dy_t[g0 + t*ld + cb..][..WR]` and vector `v` is
-/// `images[x0 + t*step + off[v]..][..N]`. Each level compiles it out of line (see
-/// `isa.rs`): inlined into the loops around it, LLVM spilled the accumulators.
+/// One `WR x WV` tile of `dW` over the output rows `runs`, added into `out`: for a row
+/// starting at `(x0, g0)` and `t < len`, the scalars are `dy_t[g0 + t*ld + cb..][..WR]`
+/// and vector `v` is `images[x0 + t*step + off[v]..][..N]`. Each level compiles it out
+/// of line (see `isa.rs`): inlined into the loops around it, LLVM spilled the
+/// accumulators.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn weight_tile<L: Lanes, const WR: usize, const WV: usize>(
@@ -198,6 +199,11 @@ pub fn weight_tile<L: Lanes, const WR: usize, const WV: usize>(
         reach = reach.max(o + L::N);
     }
     let mut sum = [[L::zero(); WV]; WR];
+    for (i, row) in sum.iter_mut().enumerate() {
+        for (v, acc) in row.iter_mut().enumerate() {
+            *acc = L::load(out, (i * WV + v) * L::N);
+        }
+    }
     for &(x0, g0) in runs {
         if len == 0 {
             continue;
