@@ -51,12 +51,13 @@ pub(super) fn winograd_forward_then(level: Level) -> F32ForwardThen {
     }
 }
 
-/// Winograd F(2x2, 3x3) for `level`: `[forward, input grad]` (`None` off stride-1 pad-1
-/// 3x3 geometries).
-pub fn winograd_kernels(level: Level) -> [F32Kernel; 2] {
+/// Winograd F(2x2, 3x3) for `level`: `[forward, input grad, weight grad]` (`None` off
+/// stride-1 pad-1 3x3 geometries).
+pub fn winograd_kernels(level: Level) -> [F32Kernel; 3] {
     use direct::*;
-    fn of<L: Lanes>() -> [F32Kernel; 2] {
-        [winograd::conv2d::<L>, winograd::conv2d_input_grad::<L>]
+    fn of<L: Lanes>() -> [F32Kernel; 3] {
+        use winograd::*;
+        [conv2d::<L>, conv2d_input_grad::<L>, conv2d_weight_grad::<L>]
     }
     match level {
         #[cfg(target_arch = "x86_64")]
