@@ -125,20 +125,35 @@ fn pad_channels_last<L: Lanes>(x: &[f32], p: &Conv2dParams, g: &Geometry, image:
     }
 }
 
-/// `V` of tile `tile` (raster order) of the padded `image` into row `r` of a block `v`.
+/// `V` of the tiles `first..first + count` (raster order) of the padded `image` into rows
+/// `row..row + count` of a block `v`. One call per run of tiles, so that the offsets and
+/// bounds the loop needs are worked out once per run: called per tile (between the
+/// weight gradient's other work) they cost more than the transform itself.
 #[inline(always)]
-fn input_transform<L: Lanes>(g: &Geometry, image: &[f32], tile: usize, v: &mut [f32], r: usize) {
+fn input_transforms<L: Lanes>(
+    g: &Geometry,
+    image: &[f32],
+    (first, count): (usize, usize),
+    v: &mut [f32],
+    row: usize,
+) {
     let (c_in, pitch) = (g.c_in, g.pitch);
-    let (iy, ix) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
-    let at = (iy * pitch + ix) * c_in;
-    for c in (0..c_in).step_by(L::N) {
-        let (src, out) = ((at + c, pitch * c_in), (r * c_in + c, g.block * c_in));
-        // ResNet's channel counts as constants: the transform's offsets fold.
-        match c_in {
-            16 => transform::input::<L>(image, src, v, out, 16),
-            32 => transform::input::<L>(image, src, v, out, 32),
-            64 => transform::input::<L>(image, src, v, out, 64),
-            _ => transform::input::<L>(image, src, v, out, c_in),
+    for r in 0..count {
+        let tile = first + r;
+        let (iy, ix) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
+        let at = (iy * pitch + ix) * c_in;
+        for c in (0..c_in).step_by(L::N) {
+            let (src, out) = (
+                (at + c, pitch * c_in),
+                ((row + r) * c_in + c, g.block * c_in),
+            );
+            // ResNet's channel counts as constants: the transform's offsets fold.
+            match c_in {
+                16 => transform::input::<L>(image, src, v, out, 16),
+                32 => transform::input::<L>(image, src, v, out, 32),
+                64 => transform::input::<L>(image, src, v, out, 64),
+                _ => transform::input::<L>(image, src, v, out, c_in),
+            }
         }
     }
 }
@@ -164,9 +179,7 @@ fn forward_image<L: Lanes>(
     let (c_in, c_out) = (g.c_in, g.c_out);
     for t0 in (0..tiles).step_by(g.block) {
         let count = (tiles - t0).min(g.block);
-        for r in 0..count {
-            input_transform::<L>(g, &bufs.image, t0 + r, &mut bufs.v, r);
-        }
+        input_transforms::<L>(g, &bufs.image, (t0, count), &mut bufs.v, 0);
         let rows = count.next_multiple_of(product::rows_per_tile::<L>(c_out));
         let dims = (rows, c_in, c_out);
         product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, dims, g.block);

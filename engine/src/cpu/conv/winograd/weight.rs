@@ -32,7 +32,7 @@ use super::super::direct::Lanes;
 use super::super::{sum_in_order, WEIGHT_GRAD_GROUP};
 use super::layout::transpose;
 use super::transform::{self, ELEMENTS};
-use super::{input_transform, pad_channels_last, product, takes, Buffers, Geometry};
+use super::{input_transforms, pad_channels_last, product, takes, Buffers, Geometry};
 use crate::backend::Conv2dParams;
 use rayon::prelude::*;
 
@@ -41,35 +41,45 @@ use rayon::prelude::*;
 const ELEMENT_BLOCK_FLOATS: usize = 8 * 1024;
 
 /// The forward's geometry with the weight gradient's block: tiles need not come in
-/// whole register tiles here (the reduction streams them one at a time).
+/// whole register tiles here (the reduction streams them one at a time), and an odd
+/// count keeps the 16 elements' rows of one tile (`block * c` floats apart) off a
+/// power-of-two stride: at 256 tiles of 16 channels they were 16 KB apart, all in one
+/// L1 set, and the transforms' stores took as long as the reduction.
 fn geometry<L: Lanes>(p: &Conv2dParams) -> Geometry {
     let g = Geometry::new::<L>(p);
     Geometry {
-        block: (ELEMENT_BLOCK_FLOATS / (g.c_in + g.c_out)).max(1),
+        block: ((ELEMENT_BLOCK_FLOATS / (g.c_in + g.c_out)).max(2) - 1) | 1,
         ..g
     }
 }
 
-/// `dM` of tile `tile` (raster order) of the channels-last `dy` into row `r` of `dm`.
+/// `dM` of the tiles `first..first + count` (raster order) of the channels-last `dy`
+/// into rows `row..row + count` of `dm` (one call per run, as `input_transforms`).
 #[inline(always)]
-fn output_grad_transform<L: Lanes>(
+fn output_grad_transforms<L: Lanes>(
     g: &Geometry,
     dy: &[f32],
-    tile: usize,
+    (first, count): (usize, usize),
     dm: &mut [f32],
-    r: usize,
+    row: usize,
 ) {
     let (c_out, pitch) = (g.c_out, 2 * g.tiles.1);
-    let (oy, ox) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
-    let at = (oy * pitch + ox) * c_out;
-    for c in (0..c_out).step_by(L::N) {
-        let (src, out) = ((at + c, pitch * c_out), (r * c_out + c, g.block * c_out));
-        // ResNet's channel counts as constants: the transform's offsets fold.
-        match c_out {
-            16 => transform::output_grad::<L>(dy, src, dm, out, 16),
-            32 => transform::output_grad::<L>(dy, src, dm, out, 32),
-            64 => transform::output_grad::<L>(dy, src, dm, out, 64),
-            _ => transform::output_grad::<L>(dy, src, dm, out, c_out),
+    for r in 0..count {
+        let tile = first + r;
+        let (oy, ox) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
+        let at = (oy * pitch + ox) * c_out;
+        for c in (0..c_out).step_by(L::N) {
+            let (src, out) = (
+                (at + c, pitch * c_out),
+                ((row + r) * c_out + c, g.block * c_out),
+            );
+            // ResNet's channel counts as constants: the transform's offsets fold.
+            match c_out {
+                16 => transform::output_grad::<L>(dy, src, dm, out, 16),
+                32 => transform::output_grad::<L>(dy, src, dm, out, 32),
+                64 => transform::output_grad::<L>(dy, src, dm, out, 64),
+                _ => transform::output_grad::<L>(dy, src, dm, out, c_out),
+            }
         }
     }
 }
@@ -101,10 +111,13 @@ fn reduce_group<L: Lanes>(
                 g.c_out,
             );
         }
-        for t in 0..tiles {
-            input_transform::<L>(g, &bufs.image, t, &mut bufs.v, filled);
-            output_grad_transform::<L>(g, &bufs.out, t, &mut bufs.m, filled);
-            filled += 1;
+        // Runs of tiles up to the end of the image or of the block, whichever is first.
+        let mut t = 0;
+        while t < tiles {
+            let run = (t, (tiles - t).min(g.block - filled));
+            input_transforms::<L>(g, &bufs.image, run, &mut bufs.v, filled);
+            output_grad_transforms::<L>(g, &bufs.out, run, &mut bufs.m, filled);
+            (t, filled) = (t + run.1, filled + run.1);
             if filled == g.block {
                 product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), g.block);
                 filled = 0;
