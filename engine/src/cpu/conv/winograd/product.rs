@@ -11,6 +11,10 @@
 //! A register tile of `R x NV` vectors: `R` tiles' scalars broadcast, `NV` vectors of
 //! output channels loaded from `U[e]`, one multiply-add each per input channel. The tile
 //! shape fills the register file: AVX-512 has 32 vector registers, AVX2 and SSE/NEON 16.
+//!
+//! The weight gradient's product runs the other way, `dU[e] += V[e]^T dM[e]`: its
+//! register tile holds `R` input channels by `NV` vectors of output channels of `dU[e]`
+//! and streams the block's tiles through it (`elementwise_reductions`).
 use super::super::direct::Lanes;
 use super::transform::ELEMENTS;
 
