@@ -191,9 +191,9 @@ fn conv_kernels(c: &mut Criterion) {
 }
 
 /// Winograd F(2x2, 3x3) beside the direct kernels and im2col on ResNet-32's stride-1
-/// convs, forward and input grad, with both kernels of every SIMD level this CPU has in
-/// one run: `winograd_vs_direct/<shape>/<pass>-<kernel>-<level>`. Throughput counts the
-/// direct convolution's FLOPs for all of them, so the rates compare times.
+/// convs, forward, input grad and weight grad, with both kernels of every SIMD level this
+/// CPU has in one run: `winograd_vs_direct/<shape>/<pass>-<kernel>-<level>`. Throughput
+/// counts the direct convolution's FLOPs for all of them, so the rates compare times.
 fn winograd_vs_direct(c: &mut Criterion) {
     use arbor::engine::cpu::conv::{direct_kernels, im2col_kernels, winograd_kernels};
     use arbor::engine::cpu::simd::Level;
@@ -208,24 +208,26 @@ fn winograd_vs_direct(c: &mut Criterion) {
         let dy = values(BATCH * s.c_out * s.size * s.size);
         g.throughput(Throughput::Elements(p.forward_flops()));
         let name = format!("{}x{}", s.c_in, s.size);
-        let mut variants = vec![(
-            "im2col".to_string(),
-            [im2col_kernels()[0], im2col_kernels()[1]],
-        )];
-        for l in Level::supported()
-            .into_iter()
-            .filter(|&l| l != Level::Portable)
-        {
-            let [fwd, dx, _] = direct_kernels(l);
-            variants.push((format!("direct-{l}"), [fwd, dx]));
+        let mut variants = vec![("im2col".to_string(), im2col_kernels())];
+        for l in Level::supported() {
+            // The portable level's forward and input grad lose to im2col (see
+            // `uses_winograd`); its weight grad is measured beside them.
+            if l != Level::Portable {
+                variants.push((format!("direct-{l}"), direct_kernels(l)));
+            }
             variants.push((format!("winograd-{l}"), winograd_kernels(l)));
         }
         for (variant, kernels) in &variants {
-            let passes: [(&str, &[f32]); 2] = [("fwd", &x), ("dx", &dy)];
-            for (kernel, (pass, a)) in kernels.iter().zip(passes) {
-                g.bench_function(BenchmarkId::new(&name, format!("{pass}-{variant}")), |b| {
-                    b.iter(|| black_box(kernel(a, &w, &p).expect("takes the shape")))
-                });
+            let passes: [(&str, &[f32], &[f32]); 3] =
+                [("fwd", &x, &w), ("dx", &dy, &w), ("dw", &dy, &x)];
+            for (kernel, (pass, a, b)) in kernels.iter().zip(passes) {
+                if variant.ends_with("portable") && pass != "dw" {
+                    continue;
+                }
+                g.bench_function(
+                    BenchmarkId::new(&name, format!("{pass}-{variant}")),
+                    |bch| bch.iter(|| black_box(kernel(a, b, &p).expect("takes the shape"))),
+                );
             }
         }
     }

@@ -15,10 +15,10 @@
 //! Three implementations: [`direct`], register-tiled f32 products that read a compact copy
 //! of the image in place, written once over the vector of each SIMD level (AVX-512,
 //! AVX2+FMA or portable; which levels the op uses: [`uses_direct`]); [`winograd`],
-//! F(2x2, 3x3) for the forward and input grad of stride-1 pad-1 3x3 convs, over the same
-//! vectors (where the op uses it: [`uses_winograd`]); and the generic path in this file,
-//! im2col and matrixmultiply's sgemm/dgemm, for f64, the other levels and the geometries
-//! the others decline.
+//! F(2x2, 3x3) for the forward and both gradients of stride-1 pad-1 3x3 convs, over the
+//! same vectors (where the op uses it: [`uses_winograd`], [`uses_winograd_weight_grad`]);
+//! and the generic path in this file, im2col and matrixmultiply's sgemm/dgemm, for f64,
+//! the other levels and the geometries the others decline.
 pub mod direct;
 mod dispatch;
 pub mod winograd;
@@ -27,7 +27,8 @@ use crate::backend::Conv2dParams;
 use crate::Float;
 use dispatch::{as_f32, direct_forward_then, from_f32, try_fast, winograd_forward_then};
 pub use dispatch::{
-    direct_kernels, im2col_kernels, uses_direct, uses_winograd, winograd_kernels, F32Kernel,
+    direct_kernels, im2col_kernels, uses_direct, uses_winograd, uses_winograd_weight_grad,
+    winograd_kernels, F32Kernel,
 };
 use rayon::prelude::*;
 use std::mem::MaybeUninit;

@@ -51,12 +51,13 @@ pub(super) fn winograd_forward_then(level: Level) -> F32ForwardThen {
     }
 }
 
-/// Winograd F(2x2, 3x3) for `level`: `[forward, input grad]` (`None` off stride-1 pad-1
-/// 3x3 geometries).
-pub fn winograd_kernels(level: Level) -> [F32Kernel; 2] {
+/// Winograd F(2x2, 3x3) for `level`: `[forward, input grad, weight grad]` (`None` off
+/// stride-1 pad-1 3x3 geometries).
+pub fn winograd_kernels(level: Level) -> [F32Kernel; 3] {
     use direct::*;
-    fn of<L: Lanes>() -> [F32Kernel; 2] {
-        [winograd::conv2d::<L>, winograd::conv2d_input_grad::<L>]
+    fn of<L: Lanes>() -> [F32Kernel; 3] {
+        use winograd::*;
+        [conv2d::<L>, conv2d_input_grad::<L>, conv2d_weight_grad::<L>]
     }
     match level {
         #[cfg(target_arch = "x86_64")]
@@ -140,7 +141,8 @@ pub(super) fn from_f32<T: Float>(v: Vec<f32>) -> Option<Vec<T>> {
     out.downcast::<Vec<T>>().ok().map(|v| *v)
 }
 
-/// Whether the f32 forward and input grad of `p` take Winograd F(2x2, 3x3) (only where
+/// Whether the f32 forward and input grad of `p` take Winograd F(2x2, 3x3) (the weight
+/// grad: [`uses_winograd_weight_grad`]; only where
 /// [`winograd::takes`](super::winograd::takes) the geometry): always under `ARBOR_CONV=winograd`, never under
 /// the other forced paths, else where it measured faster than the path it replaces.
 ///
@@ -175,8 +177,32 @@ pub fn uses_winograd(level: Level, p: &Conv2dParams) -> bool {
         }
 }
 
+/// Whether the f32 weight grad of `p` takes Winograd F(2x2, 3x3) (`winograd/weight.rs`;
+/// only where [`winograd::takes`](super::winograd::takes) the geometry): always under
+/// `ARBOR_CONV=winograd`, never under the other forced paths, else from 32 channels at
+/// AVX2 and AVX-512, where it measured faster than the path it replaces.
+///
+/// Measured (`winograd_vs_direct/<shape>/dw-*`, batch 128, 2 threads, the loaded 2-core
+/// AVX-512 VM; ms, Winograd vs the replaced path, two runs each):
+/// - AVX-512 vs direct: 16 @ 32x32 5.09, 6.89 vs 4.73, 4.66 (slower: at 16 channels
+///   the transforms cost about as much as the reduction); 32 @ 16x16 3.49, 3.84 vs 4.01,
+///   4.17 (1.1x); 64 @ 8x8 3.81, 4.36 vs 5.26, 5.25 (1.2x to 1.4x).
+/// - AVX2 vs direct (w_out >= 16) or im2col (below): 16 @ 32x32 7.88, 8.93 vs direct
+///   10.40, 8.74 (no clear win, so not taken); 32 @ 16x16 6.75, 6.60 vs direct 7.58,
+///   9.13 (1.1x to 1.4x); 64 @ 8x8 6.51, 6.23 vs im2col 8.13, 9.39 (1.25x to 1.5x).
+/// - portable vs im2col: 24.7, 21.1, 15.9 ms vs 14.2, 12.8, 9.4 (1.7x slower). So: never.
+pub fn uses_winograd_weight_grad(level: Level, p: &Conv2dParams) -> bool {
+    winograd::takes(p)
+        && match forced_path() {
+            Some("winograd") => true,
+            Some(_) => false,
+            None => level != Level::Portable && p.c_in.min(p.c_out) >= 32,
+        }
+}
+
 /// Runs pass `pass` (0 forward, 1 input grad, 2 weight grad) of the active level's
-/// Winograd kernels where [`uses_winograd`], else of its direct kernels where
+/// Winograd kernels where [`uses_winograd`] (the weight grad: where
+/// [`uses_winograd_weight_grad`]), else of its direct kernels where
 /// [`uses_direct`]; `None` when `T` is not f32, neither applies, or the kernel declines
 /// the geometry (the caller then takes the generic path).
 pub(super) fn try_fast<T: Float>(
@@ -187,7 +213,11 @@ pub(super) fn try_fast<T: Float>(
 ) -> Option<Vec<T>> {
     let level = crate::cpu::simd::level();
     let (a, b) = (as_f32(a)?, as_f32(b)?);
-    if pass < 2 && uses_winograd(level, p) {
+    let winograd = match pass {
+        2 => uses_winograd_weight_grad(level, p),
+        _ => uses_winograd(level, p),
+    };
+    if winograd {
         if let Some(out) = winograd_kernels(level)[pass](a, b, p) {
             return from_f32(out);
         }

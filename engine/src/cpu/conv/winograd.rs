@@ -14,7 +14,8 @@
 //! 3. the channels-last output is transposed into NCHW.
 //!
 //! The input gradient of such a conv is the same forward on `dy`, with the kernel rotated
-//! by 180 degrees and its channel axes swapped (padding `3 - 1 - 1 = 1` again).
+//! by 180 degrees and its channel axes swapped (padding `3 - 1 - 1 = 1` again). The
+//! weight gradient runs the transforms backwards over the same `V` (`weight.rs`).
 //!
 //! Accuracy: the transforms' constants are 0, ±½ and ±1, so F(2x2, 3x3) loses little: its
 //! rounding error is bounded by about `(c_in + 9) u` times the sum of the magnitudes it
@@ -23,6 +24,7 @@
 mod layout;
 mod product;
 mod transform;
+mod weight;
 
 use super::direct::{Epilogue, Lanes};
 use super::per_image;
@@ -30,6 +32,7 @@ use crate::backend::Conv2dParams;
 use layout::transpose;
 use std::mem::MaybeUninit;
 use transform::ELEMENTS;
+pub use weight::conv2d_weight_grad;
 
 /// Floats of one block's transformed input `V` (16 elements x tiles x channels): 64 KB,
 /// so that `V`, the `M` it becomes and one `U[e]` stay in L1/L2 between the passes.
@@ -112,6 +115,49 @@ fn transformed_kernels(
     u
 }
 
+/// Copies the NCHW image `x` into `image`, channels-last inside its zero border.
+#[inline(always)]
+fn pad_channels_last<L: Lanes>(x: &[f32], p: &Conv2dParams, g: &Geometry, image: &mut [f32]) {
+    let (h, w) = (p.h_in, p.w_in);
+    for iy in 0..h {
+        let at = ((iy + 1) * g.pitch + 1) * g.c_in;
+        transpose::<L, f32>(&x[iy * w..], (p.c_in, w, h * w), &mut image[at..], g.c_in);
+    }
+}
+
+/// `V` of the tiles `first..first + count` (raster order) of the padded `image` into rows
+/// `row..row + count` of a block `v`. One call per run of tiles, so that the offsets and
+/// bounds the loop needs are worked out once per run: called per tile (between the
+/// weight gradient's other work) they cost more than the transform itself.
+#[inline(always)]
+fn input_transforms<L: Lanes>(
+    g: &Geometry,
+    image: &[f32],
+    (first, count): (usize, usize),
+    v: &mut [f32],
+    row: usize,
+) {
+    let (c_in, pitch) = (g.c_in, g.pitch);
+    for r in 0..count {
+        let tile = first + r;
+        let (iy, ix) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
+        let at = (iy * pitch + ix) * c_in;
+        for c in (0..c_in).step_by(L::N) {
+            let (src, out) = (
+                (at + c, pitch * c_in),
+                ((row + r) * c_in + c, g.block * c_in),
+            );
+            // ResNet's channel counts as constants: the transform's offsets fold.
+            match c_in {
+                16 => transform::input::<L>(image, src, v, out, 16),
+                32 => transform::input::<L>(image, src, v, out, 32),
+                64 => transform::input::<L>(image, src, v, out, 64),
+                _ => transform::input::<L>(image, src, v, out, c_in),
+            }
+        }
+    }
+}
+
 /// One image: `x` (`[c_in][h][w]`) to `y` (`[c_out][h][w]`), every value stored, each
 /// through `then` (its bias padded to `g.c_out`).
 #[inline(always)]
@@ -126,32 +172,14 @@ fn forward_image<L: Lanes>(
     y: &mut [MaybeUninit<f32>],
 ) {
     let (h, w, n) = (p.h_in, p.w_in, L::N);
-    let ((ty, tx), pitch) = (g.tiles, g.pitch);
-    for iy in 0..h {
-        let at = ((iy + 1) * pitch + 1) * g.c_in;
-        let dims = (p.c_in, w, h * w);
-        transpose::<L, f32>(&x[iy * w..], dims, &mut bufs.image[at..], g.c_in);
-    }
+    let (ty, tx) = g.tiles;
+    pad_channels_last::<L>(x, p, g, &mut bufs.image);
     let tiles = ty * tx;
     let out_pitch = 2 * tx;
     let (c_in, c_out) = (g.c_in, g.c_out);
     for t0 in (0..tiles).step_by(g.block) {
         let count = (tiles - t0).min(g.block);
-        for r in 0..count {
-            let (iy, ix) = (2 * ((t0 + r) / tx), 2 * ((t0 + r) % tx));
-            let at = (iy * pitch + ix) * c_in;
-            for c in (0..c_in).step_by(n) {
-                let (src, out) = ((at + c, pitch * c_in), (r * c_in + c, g.block * c_in));
-                let v = &mut bufs.v;
-                // ResNet's channel counts as constants: the transform's offsets fold.
-                match c_in {
-                    16 => transform::input::<L>(&bufs.image, src, v, out, 16),
-                    32 => transform::input::<L>(&bufs.image, src, v, out, 32),
-                    64 => transform::input::<L>(&bufs.image, src, v, out, 64),
-                    _ => transform::input::<L>(&bufs.image, src, v, out, c_in),
-                }
-            }
-        }
+        input_transforms::<L>(g, &bufs.image, (t0, count), &mut bufs.v, 0);
         let rows = count.next_multiple_of(product::rows_per_tile::<L>(c_out));
         let dims = (rows, c_in, c_out);
         product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, dims, g.block);

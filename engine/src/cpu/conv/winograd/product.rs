@@ -11,6 +11,10 @@
 //! A register tile of `R x NV` vectors: `R` tiles' scalars broadcast, `NV` vectors of
 //! output channels loaded from `U[e]`, one multiply-add each per input channel. The tile
 //! shape fills the register file: AVX-512 has 32 vector registers, AVX2 and SSE/NEON 16.
+//!
+//! The weight gradient's product runs the other way, `dU[e] += V[e]^T dM[e]`: its
+//! register tile holds `R` input channels by `NV` vectors of output channels of `dU[e]`
+//! and streams the block's tiles through it (`elementwise_reductions`).
 use super::super::direct::Lanes;
 use super::transform::ELEMENTS;
 
@@ -117,6 +121,111 @@ pub fn elementwise_products<L: Lanes>(
             (12, 1) => product::<L, 12, 1>(v, u, m, dims),
             (6, 2) => product::<L, 6, 2>(v, u, m, dims),
             _ => product::<L, 8, 1>(v, u, m, dims),
+        }
+    }
+}
+
+/// One `R x NV` tile of the weight gradient's `du += v^T dm`, reduced over `tiles` rows
+/// of `v` (`ldv` apart) and `dm` (`ldm` apart): rows `r0..r0 + R` of `du` are input
+/// channels (`v`'s columns, broadcast), its `NV` vectors from `c0` output channels
+/// (`dm`'s, loaded). The accumulators are loaded and stored once per block of tiles.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn reduction_tile<L: Lanes, const R: usize, const NV: usize>(
+    (v, ldv): (&[f32], usize),
+    (dm, ldm): (&[f32], usize),
+    tiles: usize,
+    du: &mut [f32],
+    ldu: usize,
+    (r0, c0): (usize, usize),
+) {
+    let mut sum = [[L::zero(); NV]; R];
+    for (i, row) in sum.iter_mut().enumerate() {
+        for (j, s) in row.iter_mut().enumerate() {
+            *s = L::load(du, (r0 + i) * ldu + c0 + j * L::N);
+        }
+    }
+    for t in 0..tiles {
+        let (a, b) = (&v[t * ldv + r0..][..R], &dm[t * ldm + c0..][..NV * L::N]);
+        let mut bv = [L::zero(); NV];
+        for (j, bv) in bv.iter_mut().enumerate() {
+            *bv = L::load(b, j * L::N);
+        }
+        for (row, &a) in sum.iter_mut().zip(a) {
+            let a = L::splat(a);
+            for (acc, &b) in row.iter_mut().zip(&bv) {
+                *acc = L::mul_add(a, b, *acc);
+            }
+        }
+    }
+    for (i, row) in sum.iter().enumerate() {
+        for (j, &s) in row.iter().enumerate() {
+            L::store(du, (r0 + i) * ldu + c0 + j * L::N, s);
+        }
+    }
+}
+
+/// `du += v^T dm` for one element: `v` is `tiles x rows`, `dm` `tiles x cols`, `du`
+/// `rows x cols`.
+#[inline(always)]
+fn reduction<L: Lanes, const R: usize, const NV: usize>(
+    v: &[f32],
+    dm: &[f32],
+    du: &mut [f32],
+    (tiles, rows, cols): (usize, usize, usize),
+) {
+    for r0 in (0..rows).step_by(R) {
+        for c0 in (0..cols).step_by(NV * L::N) {
+            let at = (r0, c0);
+            // ResNet's channel counts as constants, as in `product`.
+            match (rows, cols) {
+                (16, 16) => reduction_tile::<L, R, NV>((v, 16), (dm, 16), tiles, du, 16, at),
+                (32, 32) => reduction_tile::<L, R, NV>((v, 32), (dm, 32), tiles, du, 32, at),
+                (64, 64) => reduction_tile::<L, R, NV>((v, 64), (dm, 64), tiles, du, 64, at),
+                _ => reduction_tile::<L, R, NV>((v, rows), (dm, cols), tiles, du, cols, at),
+            }
+        }
+    }
+}
+
+/// The weight gradient's tile shape for `cols` output channels: `R` must divide the
+/// input channels (a multiple of `n`), and `R x NV` accumulators plus `NV` loaded
+/// vectors (and on AVX2 and below a broadcast) fit the registers.
+const fn reduction_shape(n: usize, cols: usize) -> (usize, usize) {
+    let vectors = cols / n;
+    match (n, vectors % 4, vectors % 2) {
+        (16, 0, _) => (4, 4),
+        (16, _, 0) => (8, 2),
+        (16, _, _) => (16, 1),
+        (_, _, 0) => (4, 2),
+        _ => (4, 1),
+    }
+}
+
+/// `dU[e] += V[e]^T dM[e]` for every element `e`, over the first `tiles` tiles of blocks
+/// of `block`: `v` is `[element][block][rows]`, `dm` `[element][block][cols]` and `du`
+/// `[element][rows][cols]` (`rows` and `cols` multiples of `N`).
+#[inline(always)]
+pub fn elementwise_reductions<L: Lanes>(
+    v: &[f32],
+    dm: &[f32],
+    du: &mut [f32],
+    (tiles, rows, cols): (usize, usize, usize),
+    block: usize,
+) {
+    let dims = (tiles, rows, cols);
+    for e in 0..ELEMENTS {
+        let (v, dm) = (
+            &v[e * block * rows..(e * block + tiles) * rows],
+            &dm[e * block * cols..(e * block + tiles) * cols],
+        );
+        let du = &mut du[e * rows * cols..(e + 1) * rows * cols];
+        match reduction_shape(L::N, cols) {
+            (4, 4) => reduction::<L, 4, 4>(v, dm, du, dims),
+            (8, 2) => reduction::<L, 8, 2>(v, dm, du, dims),
+            (16, 1) => reduction::<L, 16, 1>(v, dm, du, dims),
+            (4, 2) => reduction::<L, 4, 2>(v, dm, du, dims),
+            _ => reduction::<L, 4, 1>(v, dm, du, dims),
         }
     }
 }

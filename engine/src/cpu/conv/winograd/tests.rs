@@ -16,7 +16,7 @@
 //!   `(c_in + 7) u 64 c_in wmax xmax`; `winograd_bound` rounds the 7 up to 9. The f32
 //!   im2col and direct results carry their own error, at most `gamma_(9 c_in)` times
 //!   `9 c_in wmax xmax`, so comparisons with them allow both.
-use super::super::{generic_conv2d, generic_input_grad};
+use super::super::{generic_conv2d, generic_input_grad, generic_weight_grad};
 use super::*;
 use crate::cpu::simd::Level;
 
@@ -33,8 +33,25 @@ fn direct_bound(channels: usize, wmax: f64, xmax: f64) -> f64 {
     k * U * k * wmax * xmax
 }
 
-/// The Winograd forward and input grad of `level`.
-fn kernels(level: Level) -> [super::super::F32Kernel; 2] {
+/// The weight gradient's bound (see `weight.rs`): `gamma_(T_g + groups + 6)` times
+/// `36 T gmax xmax`, `T` the batch's tiles and `T_g` a group's.
+fn weight_grad_bound(p: &Conv2dParams, gmax: f64, xmax: f64) -> f64 {
+    let per_image = (p.h_in.div_ceil(2) * p.w_in.div_ceil(2)) as f64;
+    let group = super::super::WEIGHT_GRAD_GROUP;
+    let (tiles, groups) = (p.batch as f64 * per_image, p.batch.div_ceil(group) as f64);
+    let roundings = p.batch.min(group) as f64 * per_image + groups + 6.0;
+    roundings * U * 36.0 * tiles * gmax * xmax
+}
+
+/// The f32 im2col and direct weight gradients' bound: `n = batch h w` terms of at most
+/// `gmax xmax` each, each through at most `n` additions.
+fn direct_weight_grad_bound(p: &Conv2dParams, gmax: f64, xmax: f64) -> f64 {
+    let n = (p.batch * p.h_in * p.w_in) as f64;
+    n * U * n * gmax * xmax
+}
+
+/// The Winograd forward, input grad and weight grad of `level`.
+fn kernels(level: Level) -> [super::super::F32Kernel; 3] {
     super::super::winograd_kernels(level)
 }
 
@@ -96,17 +113,19 @@ fn takes_only_stride_one_pad_one_3x3() {
     assert!(!takes(&p(3, (1, 1), (0, 0))));
     assert!(!takes(&p(5, (1, 1), (1, 1))));
     for level in Level::supported() {
-        let [forward, input_grad] = kernels(level);
+        let [forward, input_grad, weight_grad] = kernels(level);
         let q = p(3, (2, 2), (1, 1));
         let (x, w) = (vec![0.0; 16 * 64], vec![0.0; 16 * 16 * 9]);
         assert!(forward(&x, &w, &q).is_none() && input_grad(&x, &w, &q).is_none());
+        let dy = vec![0.0; 16 * 16];
+        assert!(weight_grad(&dy, &x, &q).is_none());
     }
 }
 
 #[test]
 fn exact_on_small_integers() {
     for level in Level::supported() {
-        let [forward, input_grad] = kernels(level);
+        let [forward, input_grad, weight_grad] = kernels(level);
         let mut below = generator(99);
         for _ in 0..60 {
             let p = random_geometry(&mut below);
@@ -127,6 +146,9 @@ fn exact_on_small_integers() {
             exact(y, generic_conv2d(&xd, &wd, &p), "y");
             let dx = input_grad(&g, &w, &p).expect("takes 3x3 stride 1 pad 1");
             exact(dx, generic_input_grad(&gd, &wd, &p), "dx");
+            // `G^T dU G` scales by halves and quarters: exact too, on integers.
+            let dw = weight_grad(&g, &x, &p).expect("takes 3x3 stride 1 pad 1");
+            exact(dw, generic_weight_grad(&gd, &xd, &p), "dW");
         }
     }
 }
@@ -146,8 +168,9 @@ fn within(fast: &[f32], slow: &[f64], tol: f64, what: &str) {
 #[test]
 fn within_its_rounding_bound_on_random_geometries() {
     for level in Level::supported() {
-        let [forward, input_grad] = kernels(level);
-        let [direct_forward, direct_input_grad, _] = super::super::direct_kernels(level);
+        let [forward, input_grad, weight_grad] = kernels(level);
+        let [direct_forward, direct_input_grad, direct_weight_grad] =
+            super::super::direct_kernels(level);
         let mut below = generator(2024);
         let mut direct_taken = 0;
         for _ in 0..150 {
@@ -175,6 +198,14 @@ fn within_its_rounding_bound_on_random_geometries() {
             let f32_dx = widen(&generic_input_grad(&g, &w, &p));
             within(&dx, &f32_dx, tol, &what("dx", "f32 im2col"));
 
+            let dw = weight_grad(&g, &x, &p).expect("takes 3x3 stride 1 pad 1");
+            let bound = weight_grad_bound(&p, gmax, xmax);
+            let f64_dw = generic_weight_grad(&widen(&g), &widen(&x), &p);
+            within(&dw, &f64_dw, bound, &what("dW", "f64 im2col"));
+            let tol = bound + direct_weight_grad_bound(&p, gmax, xmax);
+            let f32_dw = widen(&generic_weight_grad(&g, &x, &p));
+            within(&dw, &f32_dw, tol, &what("dW", "f32 im2col"));
+
             if let Some(direct_y) = direct_forward(&x, &w, &p) {
                 let tol = winograd_bound(p.c_in, wmax, xmax) + direct_bound(p.c_in, wmax, xmax);
                 within(&y, &widen(&direct_y), tol, &what("y", "direct"));
@@ -183,6 +214,11 @@ fn within_its_rounding_bound_on_random_geometries() {
             if let Some(direct_dx) = direct_input_grad(&g, &w, &p) {
                 let tol = winograd_bound(p.c_out, wmax, gmax) + direct_bound(p.c_out, wmax, gmax);
                 within(&dx, &widen(&direct_dx), tol, &what("dx", "direct"));
+            }
+            if let Some(direct_dw) = direct_weight_grad(&g, &x, &p) {
+                let tol =
+                    weight_grad_bound(&p, gmax, xmax) + direct_weight_grad_bound(&p, gmax, xmax);
+                within(&dw, &widen(&direct_dw), tol, &what("dW", "direct"));
             }
         }
         // The direct kernels need whole vectors of outputs, so only some geometries.
@@ -195,7 +231,7 @@ fn within_its_rounding_bound_on_random_geometries() {
 #[test]
 fn resnet_shapes_within_bound() {
     for level in Level::supported() {
-        let [forward, _] = kernels(level);
+        let [forward, _, _] = kernels(level);
         let [direct_forward, _, _] = super::super::direct_kernels(level);
         let mut below = generator(5);
         for (c, size) in [(16, 32), (32, 16), (64, 8)] {
@@ -238,7 +274,7 @@ fn resnet_shapes_within_bound() {
 #[test]
 fn bias_and_relu_in_the_output_transform() {
     for level in Level::supported() {
-        let [forward, _] = kernels(level);
+        let [forward, _, _] = kernels(level);
         let then = super::super::winograd_forward_then(level);
         let mut below = generator(77);
         for i in 0..40 {
@@ -262,6 +298,47 @@ fn bias_and_relu_in_the_output_transform() {
                 }
             }
             assert_eq!(fused, plain, "{level} relu {relu} {p:?}");
+        }
+    }
+}
+
+/// The weight gradient over several groups of images, with blocks of tiles that end
+/// inside an image and span two, against f64 im2col; and the same bits on one thread as
+/// on four (a fixed summation order).
+#[test]
+fn weight_grad_over_groups_and_blocks() {
+    for level in Level::supported() {
+        let [_, _, weight_grad] = kernels(level);
+        let mut below = generator(31);
+        for (batch, c_in, c_out, h, w) in
+            [(19, 17, 33, 7, 9), (11, 64, 64, 8, 8), (9, 3, 16, 33, 31)]
+        {
+            let p = Conv2dParams {
+                batch,
+                c_in,
+                h_in: h,
+                w_in: w,
+                c_out,
+                kh: 3,
+                kw: 3,
+                stride: (1, 1),
+                padding: (1, 1),
+            };
+            let mut values = |n: usize| random_values(&mut below, n);
+            let x = values(batch * c_in * h * w);
+            let g = values(batch * c_out * h * w);
+            let on = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| weight_grad(&g, &x, &p).expect("takes 3x3 stride 1 pad 1"))
+            };
+            let dw = on(4);
+            assert_eq!(dw, on(1), "{level} {p:?}: one thread vs four");
+            let bound = weight_grad_bound(&p, max_abs(&g), max_abs(&x));
+            let reference = generic_weight_grad(&widen(&g), &widen(&x), &p);
+            within(&dw, &reference, bound, &format!("{level} dW {p:?}"));
         }
     }
 }

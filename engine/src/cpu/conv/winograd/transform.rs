@@ -14,6 +14,10 @@
 //! and output maps act on vectors of `N` channels at once (every channel transforms
 //! alike), so they are adds and subtracts of whole vectors; the kernel map runs once per
 //! call, in f64, rounded once.
+//!
+//! The weight gradient runs two of them backwards (their adjoints, the transposed
+//! matrices): a 2x2 output-gradient tile `dy` becomes `dM = A dy A^T`, and the summed
+//! `dU = sum dM . V` becomes the 3x3 kernel gradient `G^T dU G`.
 use super::super::direct::Lanes;
 
 /// Tile elements: the 16 entries of a 4x4 transformed tile, one product per element.
@@ -49,6 +53,33 @@ pub fn kernel(g: &[f32]) -> [f32; ELEMENTS] {
         }
     }
     u
+}
+
+/// `G^T u` for one column (or row) `u` of a kernel's gradient `dU`.
+fn kernel_grad_1d(u: [f64; 4]) -> [f64; 3] {
+    [
+        u[0] + 0.5 * (u[1] + u[2]),
+        0.5 * (u[1] - u[2]),
+        0.5 * (u[1] + u[2]) + u[3],
+    ]
+}
+
+/// `G^T dU G` of a row-major 4x4 `dU`: the row-major 3x3 kernel gradient, in f64 and
+/// rounded once (it runs once per channel pair, not per tile).
+pub fn kernel_grad(du: &[f32; ELEMENTS]) -> [f32; 9] {
+    // `rows[ey]`: `dU G`, along each row `ey`.
+    let mut rows = [[0.0f64; 3]; 4];
+    for (ey, row) in rows.iter_mut().enumerate() {
+        *row = kernel_grad_1d(std::array::from_fn(|ex| f64::from(du[ey * 4 + ex])));
+    }
+    let mut g = [0.0f32; 9];
+    for kx in 0..3 {
+        let column = kernel_grad_1d([rows[0][kx], rows[1][kx], rows[2][kx], rows[3][kx]]);
+        for (ky, &v) in column.iter().enumerate() {
+            g[ky * 3 + kx] = v as f32;
+        }
+    }
+    g
 }
 
 /// `B^T d` for four vectors `d`.
@@ -144,6 +175,51 @@ pub fn output<L: Lanes>(
                 j * channels,
                 if relu { L::max(v, L::zero()) } else { v },
             );
+        }
+    }
+}
+
+/// `A d` for the two vectors of one column (or row) `d` of an output-gradient tile.
+#[inline(always)]
+fn output_grad_1d<L: Lanes>(d: [L::V; 2]) -> [L::V; 4] {
+    [
+        d[0],
+        L::add(d[0], d[1]),
+        sub::<L>(d[0], d[1]),
+        sub::<L>(L::zero(), d[1]),
+    ]
+}
+
+/// `dM = A dy A^T` for `N` channels of one 2x2 output-gradient tile, from a
+/// channels-last gradient with `channels` floats per pixel and `row` per row (the tile's
+/// first pixel at `at`), to `dst[out + e*stride]` for element `e`: the adjoint of
+/// [`output`].
+#[inline(always)]
+pub fn output_grad<L: Lanes>(
+    src: &[f32],
+    (at, row): (usize, usize),
+    dst: &mut [f32],
+    (out, stride): (usize, usize),
+    channels: usize,
+) {
+    let mut d = [[L::zero(); 2]; 2];
+    for (i, r) in d.iter_mut().enumerate() {
+        let pixels = &src[at + i * row..][..channels + L::N];
+        for (j, v) in r.iter_mut().enumerate() {
+            *v = L::load(pixels, j * channels);
+        }
+    }
+    // `half[ey][j]`: `A dy`, down each column `j`.
+    let mut half = [[L::zero(); 2]; 4];
+    for j in 0..2 {
+        for (ey, &v) in output_grad_1d::<L>([d[0][j], d[1][j]]).iter().enumerate() {
+            half[ey][j] = v;
+        }
+    }
+    let dst = &mut dst[out..out + (ELEMENTS - 1) * stride + L::N];
+    for (ey, &pair) in half.iter().enumerate() {
+        for (ex, &v) in output_grad_1d::<L>(pair).iter().enumerate() {
+            L::store(dst, (ey * 4 + ex) * stride, v);
         }
     }
 }

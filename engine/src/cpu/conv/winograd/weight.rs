@@ -1,0 +1,175 @@
+//! The weight gradient by Winograd F(2x2, 3x3). The forward computes each output tile as
+//! `y_t = A^T [sum_ci U[ci, co] . V_t[ci]] A` with `U = G g G^T`; running those linear
+//! maps backwards, the gradient of one kernel `g[ci, co]` is
+//!
+//! ```text
+//!     dg = G^T dU G,    dU[e] = sum_t V_t[e][ci] dM_t[e][co],    dM_t = A dy_t A^T,
+//! ```
+//!
+//! so per element `e` it is one `c_in x c_out` product reduced over every tile of the
+//! batch, 16 multiplies per tile and channel pair where the direct kernel spends 36.
+//!
+//! Per fixed group of images (one rayon task each, as in the direct weight grad):
+//! 1. each image is copied channels-last and padded as the forward does, and `dy` is
+//!    copied channels-last into `[2 * tiles.0][2 * tiles.1][c_out]`: on odd sizes the
+//!    missing row or column of the last tiles stays zero, so those outputs (which the
+//!    forward computes and drops) add nothing;
+//! 2. tile after tile, across the group's images, `V = B^T d B` and `dM = A dy A^T` fill
+//!    a block (`[element][tile][channel]`, the forward's layout); each full block is
+//!    added into the group's `dU` (`product::elementwise_reductions`);
+//! 3. the groups' `dU` are added in order, and `G^T dU G` (in f64, once per channel
+//!    pair) is the kernel gradient.
+//!
+//! Accuracy (the bound `tests.rs` checks): `V` takes 2 roundings, `dM` 2, the product 1,
+//! the sum over a group's tiles `T_g` and the sum of the groups `batch / 8`; the
+//! back-transform in f64 rounds once. So the error is at most `gamma_(T_g + groups + 6)`
+//! times `S`, the sum of the magnitudes added. Along one axis,
+//! `sum_e |G[e, k]| (|B^T| 1)_e (|A| 1)_e` is 6, 4 and 6 for the kernel taps `k` (1, 2, 2,
+//! 1 from `A`, 2 from every row of `B^T`), so each tile adds at most `36 max|dy| max|x|`
+//! per channel pair, and `S <= 36 T max|dy| max|x|` over the batch's `T` tiles (the
+//! direct sum's is `4 T max|dy| max|x|`: a tile is 4 outputs).
+use super::super::direct::Lanes;
+use super::super::{sum_in_order, WEIGHT_GRAD_GROUP};
+use super::layout::transpose;
+use super::transform::{self, ELEMENTS};
+use super::{input_transforms, pad_channels_last, product, takes, Buffers, Geometry};
+use crate::backend::Conv2dParams;
+use rayon::prelude::*;
+
+/// Floats of one element's `V` and `dM` rows in a block (`block * (c_in + c_out)`): 32 KB,
+/// so that the rows the register tiles re-read (once per tile of `dU`) stay in L1.
+const ELEMENT_BLOCK_FLOATS: usize = 8 * 1024;
+
+/// The forward's geometry with the weight gradient's block: tiles need not come in
+/// whole register tiles here (the reduction streams them one at a time), and an odd
+/// count keeps the 16 elements' rows of one tile (`block * c` floats apart) off a
+/// power-of-two stride: at 256 tiles of 16 channels they were 16 KB apart, all in one
+/// L1 set, and the transforms' stores took as long as the reduction.
+fn geometry<L: Lanes>(p: &Conv2dParams) -> Geometry {
+    let g = Geometry::new::<L>(p);
+    Geometry {
+        block: ((ELEMENT_BLOCK_FLOATS / (g.c_in + g.c_out)).max(2) - 1) | 1,
+        ..g
+    }
+}
+
+/// `dM` of the tiles `first..first + count` (raster order) of the channels-last `dy`
+/// into rows `row..row + count` of `dm` (one call per run, as `input_transforms`).
+#[inline(always)]
+fn output_grad_transforms<L: Lanes>(
+    g: &Geometry,
+    dy: &[f32],
+    (first, count): (usize, usize),
+    dm: &mut [f32],
+    row: usize,
+) {
+    let (c_out, pitch) = (g.c_out, 2 * g.tiles.1);
+    for r in 0..count {
+        let tile = first + r;
+        let (oy, ox) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
+        let at = (oy * pitch + ox) * c_out;
+        for c in (0..c_out).step_by(L::N) {
+            let (src, out) = (
+                (at + c, pitch * c_out),
+                ((row + r) * c_out + c, g.block * c_out),
+            );
+            // ResNet's channel counts as constants: the transform's offsets fold.
+            match c_out {
+                16 => transform::output_grad::<L>(dy, src, dm, out, 16),
+                32 => transform::output_grad::<L>(dy, src, dm, out, 32),
+                64 => transform::output_grad::<L>(dy, src, dm, out, 64),
+                _ => transform::output_grad::<L>(dy, src, dm, out, c_out),
+            }
+        }
+    }
+}
+
+/// Adds one group's `dU` (`[element][c_in][c_out]`, padded channels) into `du`: `x` and
+/// `dy` hold the group's images, NCHW.
+#[inline(always)]
+fn reduce_group<L: Lanes>(
+    g: &Geometry,
+    p: &Conv2dParams,
+    (x, dy): (&[f32], &[f32]),
+    bufs: &mut Buffers,
+    du: &mut [f32],
+) {
+    let (h, w) = (p.h_in, p.w_in);
+    let (image, out_image) = (p.c_in * h * w, p.c_out * h * w);
+    let (tiles, pitch) = (g.tiles.0 * g.tiles.1, 2 * g.tiles.1);
+    let dims = |filled| (filled, g.c_in, g.c_out);
+    let mut filled = 0;
+    for b in 0..x.len() / image {
+        pad_channels_last::<L>(&x[b * image..(b + 1) * image], p, g, &mut bufs.image);
+        let dy = &dy[b * out_image..(b + 1) * out_image];
+        for oy in 0..h {
+            let at = oy * pitch * g.c_out;
+            transpose::<L, f32>(
+                &dy[oy * w..],
+                (p.c_out, w, h * w),
+                &mut bufs.out[at..],
+                g.c_out,
+            );
+        }
+        // Runs of tiles up to the end of the image or of the block, whichever is first.
+        let mut t = 0;
+        while t < tiles {
+            let run = (t, (tiles - t).min(g.block - filled));
+            input_transforms::<L>(g, &bufs.image, run, &mut bufs.v, filled);
+            output_grad_transforms::<L>(g, &bufs.out, run, &mut bufs.m, filled);
+            (t, filled) = (t + run.1, filled + run.1);
+            if filled == g.block {
+                product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), g.block);
+                filled = 0;
+            }
+        }
+    }
+    if filled > 0 {
+        product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), g.block);
+    }
+}
+
+/// Weight gradient by Winograd F(2x2, 3x3): `dW[co, ci]` (`[c_out][c_in][3][3]`) from
+/// `dy` and `x`, one fixed group of images per rayon task and the groups added in order
+/// (the same bits however many threads run). `None` unless Winograd [`takes`] the
+/// geometry and the CPU has `L`'s level.
+pub fn conv2d_weight_grad<L: Lanes>(dy: &[f32], x: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    if !takes(p) || !L::LEVEL.is_supported() {
+        return None;
+    }
+    let g = geometry::<L>(p);
+    let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * p.h_in * p.w_in);
+    let len = ELEMENTS * g.c_in * g.c_out;
+    let groups: Vec<Vec<f32>> = (0..p.batch.div_ceil(WEIGHT_GRAD_GROUP))
+        .into_par_iter()
+        .map_init(
+            || Buffers::new(&g),
+            |bufs, group| {
+                let first = group * WEIGHT_GRAD_GROUP;
+                let last = (first + WEIGHT_GRAD_GROUP).min(p.batch);
+                let images = (
+                    &x[first * image..last * image],
+                    &dy[first * out_image..last * out_image],
+                );
+                let mut du = vec![0.0; len];
+                // SAFETY: the CPU has `L`'s level (checked above).
+                unsafe {
+                    L::run(
+                        #[inline(always)]
+                        || reduce_group::<L>(&g, p, images, bufs, &mut du),
+                    )
+                };
+                du
+            },
+        )
+        .collect();
+    let du = sum_in_order(groups, len);
+    let mut dw = vec![0.0; p.c_out * p.c_in * 9];
+    for co in 0..p.c_out {
+        for ci in 0..p.c_in {
+            let of_pair = std::array::from_fn(|e| du[(e * g.c_in + ci) * g.c_out + co]);
+            dw[(co * p.c_in + ci) * 9..][..9].copy_from_slice(&transform::kernel_grad(&of_pair));
+        }
+    }
+    Some(dw)
+}
