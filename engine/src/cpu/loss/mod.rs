@@ -83,8 +83,8 @@ impl<T: Float> Shift<T> {
             (lo, hi) = (0.0, 0.0);
         }
         let span = 2.0 * (p.scale * bound).abs() + (hi - lo);
-        // `lo > hi`: every class dropped (no finite offset).
-        if lo > hi || !(span <= MAX_SPAN) {
+        // `lo > hi`: every class dropped (no finite offset). `span` is finite here.
+        if lo > hi || span > MAX_SPAN {
             return None;
         }
         let mid = (lo + hi) / 2.0;

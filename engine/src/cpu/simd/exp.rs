@@ -99,8 +99,6 @@ impl SimdFloat for f64 {
     }
 }
 
-/// `ln(2^-126)`: below it `e^x` is subnormal.
-const LOWEST: f32 = -87.336_54;
 /// Where [`exp_f32`] clamps from below: `n = -127` there, whose `2^n` field is all zeros,
 /// so the result is exactly 0 (as it is, rounded, for every `x` below about -103.3).
 const FLUSH: f32 = -88.0;
@@ -172,6 +170,9 @@ pub fn exp_f32_unclamped<M: MulAdd>(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `ln(2^-126)`: below it `e^x` is subnormal.
+    const LOWEST: f32 = -87.336_54;
 
     /// `exp_f32::<M>(x)` against f64's `exp` of the same `x`: the error in units of the
     /// f32 spacing at the exact value, or what the range rules above promise.
