@@ -46,11 +46,60 @@ struct Consts<'a, T> {
     scale: T,
     lo: T,
     hi: T,
+    /// `plain.rs` only: the shift that a clamp makes safe for every row (see [`Shift`]).
+    shift: Option<Shift<T>>,
     p: &'a FusedLossParams<'a>,
 }
 
+/// Widest range of `u` for which [`Shift`] applies: `|u - mid| <= 64`, so every
+/// `exp(u - mid)` lies in `[e^-64, e^64]`, normal f32 numbers with their full precision
+/// (as `exp(u - max u)` has), and a row's sum stays below `C e^64`, finite for any `C`
+/// below 10^10.
+const MAX_SPAN: f64 = 128.0;
+
+/// With a clamp every `u_j = scale * clamp(z_j) + o_j` of every row lies in a range known
+/// before any row is read, `mid +- (|scale| bound + (max o - min o) / 2)`. Within
+/// [`MAX_SPAN`], `exp(u - mid)` cannot overflow or lose precision, so a row's shift can be
+/// `mid` instead of its maximum: sweeps 1 and 2 become one pass, with no maximum to find
+/// first (`plain.rs`). Dropped classes (`-inf` offsets) still give 0.
+struct Shift<T> {
+    mid: f64,
+    /// `o_j - mid` (`-inf` for a dropped class).
+    offsets: Vec<T>,
+}
+
+impl<T: Float> Shift<T> {
+    fn new(p: &FusedLossParams) -> Option<Self> {
+        let bound = p.clamp?;
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &o in p.offsets.iter().filter(|&&o| o != f64::NEG_INFINITY) {
+            if !o.is_finite() {
+                return None; // NaN or `+inf`: no range to speak of
+            }
+            lo = lo.min(o);
+            hi = hi.max(o);
+        }
+        if p.offsets.is_empty() {
+            (lo, hi) = (0.0, 0.0);
+        }
+        let span = 2.0 * (p.scale * bound).abs() + (hi - lo);
+        // `lo > hi`: every class dropped (no finite offset). `span` is finite here.
+        if lo > hi || span > MAX_SPAN {
+            return None;
+        }
+        let mid = (lo + hi) / 2.0;
+        let offsets = if p.offsets.is_empty() {
+            vec![T::from_f64(-mid); p.cols]
+        } else {
+            p.offsets.iter().map(|&o| T::from_f64(o - mid)).collect()
+        };
+        Some(Shift { mid, offsets })
+    }
+}
+
 impl<'a, T: SimdFloat> Consts<'a, T> {
-    fn new(p: &'a FusedLossParams<'a>) -> Self {
+    /// The constants for `kernel` (only `plain.rs` reads a [`Shift`]).
+    fn new(p: &'a FusedLossParams<'a>, kernel: Kernel) -> Self {
         let offsets: Vec<T> = if p.offsets.is_empty() {
             vec![T::ZERO; p.cols]
         } else {
@@ -71,6 +120,10 @@ impl<'a, T: SimdFloat> Consts<'a, T> {
             scale: T::from_f64(p.scale),
             lo: T::from_f64(-bound),
             hi: T::from_f64(bound),
+            shift: match kernel {
+                Kernel::Plain => Shift::new(p),
+                Kernel::Tiles | Kernel::Rows => None,
+            },
             p,
         }
     }
@@ -239,7 +292,6 @@ pub fn fused_loss<T: SimdFloat>(
 ) -> Result<(Vec<T>, Vec<T>)> {
     p.validate(z.len(), dense.map(|d| d.len()))?;
     let (rows, cols) = (p.rows, p.cols);
-    let consts = Consts::new(p);
     let mut loss = vec![T::ZERO; rows];
     // Left uninitialised: sweep 1 writes every entry, so zeroing would only add a pass.
     let mut grad: Vec<T> = Vec::with_capacity(rows * cols);
@@ -253,6 +305,7 @@ pub fn fused_loss<T: SimdFloat>(
     } else {
         Kernel::Rows
     };
+    let consts = Consts::new(p, kernel);
     // Each rayon task runs its rows under `with_simd_fma` (the level is a property of the
     // compiled code, not of the thread); `Task::run` and everything below it are inlined.
     let task = |r0: usize, g: &mut [MaybeUninit<T>], l: &mut [T]| {

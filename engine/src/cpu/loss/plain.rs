@@ -15,8 +15,14 @@
 //! sweep 1 was the only one reading memory, a third of the time at 8142 classes with the
 //! arithmetic idle; block by block, a block's logits stream in while the previous block's
 //! `exp`s are computed, and its `u` is still in L1 for its own.
+//!
+//! With a clamp (ARB-Loss's `[-30, 30]`) every row's `u` lies in a range known up front,
+//! and the shift is that range's midpoint (`super::Shift`): sweeps 1 and 2 are then one
+//! pass (`sweeps::sweep_shifted`) that also applies the clamp's mask, every block has the
+//! same shift, and sweep 3 is one multiply per entry.
 use super::simd::{MulAdd, SimdFloat};
-use super::{assume_init, sweep_exp, sweep_logits, Ahead, Consts, MaybeUninit};
+use super::sweeps::sweep_shifted;
+use super::{assume_init, sweep_exp, sweep_logits, Ahead, Consts, MaybeUninit, Shift};
 
 /// Rows per group: a vector of `ln`s, and (at 1000 classes) 64 KiB of gradient rows that
 /// stay in L2 between the sweeps.
@@ -71,6 +77,43 @@ fn sweep_blocks<T: SimdFloat, M: MulAdd>(
     Ok((m, s))
 }
 
+/// [`sweep_blocks`] where a clamp bounds `u`: one pass per block against the shift
+/// `mid`, which is every block's; returns `S = sum_j exp(u_j - mid)` in f64.
+#[inline(always)]
+fn sweep_shifted_blocks<T: SimdFloat, M: MulAdd>(
+    z: &[T],
+    g: &mut [MaybeUninit<T>],
+    k: &Consts<T>,
+    shift: &Shift<T>,
+    more: bool,
+) -> Result<f64, usize> {
+    let mut s = 0.0f64;
+    let blocks = z
+        .chunks(BLOCK)
+        .zip(g.chunks_mut(BLOCK))
+        .zip(shift.offsets.chunks(BLOCK));
+    let last = z.len().div_ceil(BLOCK) - 1;
+    for (b, ((z_b, g_b), o_b)) in blocks.enumerate() {
+        let ahead = Ahead::after_or_within(z_b, g_b, more || b < last);
+        let s_b = sweep_shifted::<T, M>(z_b, g_b, o_b, k.logits(), ahead);
+        s += s_b.map_err(|c| b * BLOCK + c)?.to_f64();
+    }
+    Ok(s)
+}
+
+/// `ln s` for a row sum against a [`Shift`], which can lie anywhere in `[e^-64, C e^64]`:
+/// split off the power of two exactly (`s = f 2^k`, `f` in `[1, 2)`), so that only
+/// `ln f` is computed at `T`'s precision. `ln s` whole in f32 would round to its ulp near
+/// 64, eight times that of a row-maximum sum's `ln` (which lies in `[0, ln C]`).
+#[inline(always)]
+pub(super) fn ln_split<T: SimdFloat>(s: f64) -> f64 {
+    const MANTISSA: u64 = (1 << 52) - 1;
+    let bits = s.to_bits();
+    let k = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let f = f64::from_bits((bits & MANTISSA) | (1023 << 52));
+    T::from_f64(f).fast_ln().to_f64() + k as f64 * std::f64::consts::LN_2
+}
+
 /// Rows `r0..` into `g` and `l`; returns the first (row, column) holding a non-finite
 /// logit, if any.
 #[inline(always)]
@@ -97,14 +140,29 @@ pub fn run_plain_rows<T: SimdFloat, M: MulAdd>(
             rows_in.zip(shifts.chunks_mut(n_blocks)).enumerate()
         {
             let more = first + i + 1 < r0 + rows;
-            match sweep_blocks::<T, M>(z_row, g_row, k, row_shifts, more) {
+            let row = match &k.shift {
+                Some(shift) => sweep_shifted_blocks::<T, M>(z_row, g_row, k, shift, more)
+                    .map(|s| (T::from_f64(shift.mid), s)),
+                None => sweep_blocks::<T, M>(z_row, g_row, k, row_shifts, more),
+            };
+            match row {
                 Ok(row) => (m[i], s[i]) = row,
                 Err(c) => return Some((first + i, c)),
             }
         }
-        let mut ln_s = [T::ZERO; GROUP];
-        for i in 0..GROUP {
-            ln_s[i] = T::from_f64(s[i]).fast_ln();
+        let mut ln_s = [0.0f64; GROUP];
+        if k.shift.is_some() {
+            for i in 0..l.len() {
+                ln_s[i] = ln_split::<T>(s[i]);
+            }
+        } else {
+            let mut ln_t = [T::ZERO; GROUP];
+            for i in 0..GROUP {
+                ln_t[i] = T::from_f64(s[i]).fast_ln();
+            }
+            for i in 0..GROUP {
+                ln_s[i] = ln_t[i].to_f64();
+            }
         }
         // Sweep 3: `g_j = a_b e_j` with `a_b = gs c exp(m_b - m) / S`, zero where the clamp
         // stops the gradient, and the target's `gs c (p_y - 1)` in f64 (in f32 it loses
@@ -114,13 +172,17 @@ pub fn run_plain_rows<T: SimdFloat, M: MulAdd>(
             // SAFETY: sweep 1 wrote every entry of this row above.
             let g_row = unsafe { assume_init(g_row) };
             let (y, coef) = (k.p.labels[first + i], k.p.coefs[first + i]);
-            let (m_row, s_row) = (m[i].to_f64(), s[i]);
-            l[i] = T::from_f64(coef * (m_row + ln_s[i].to_f64() - k.logit_f64(z_row[y], y)));
+            let m_row = match &k.shift {
+                Some(shift) => shift.mid,
+                None => m[i].to_f64(),
+            };
+            let s_row = s[i];
+            l[i] = T::from_f64(coef * (m_row + ln_s[i] - k.logit_f64(z_row[y], y)));
             let gc = gs * coef;
             // `exp(m_b - m)`: exactly 1 for the blocks from the maximum's on, so a one-block
             // row (up to 1024 classes) calls no libm `exp` per row.
             let unshift = |b: usize| {
-                if row_shifts[b] == m[i] {
+                if k.shift.is_some() || row_shifts[b] == m[i] {
                     1.0
                 } else {
                     (row_shifts[b].to_f64() - m_row).exp()
@@ -130,7 +192,8 @@ pub fn run_plain_rows<T: SimdFloat, M: MulAdd>(
             let blocks = g_row.chunks_mut(BLOCK).zip(z_row.chunks(BLOCK));
             for (b, (g_b, z_b)) in blocks.enumerate() {
                 let a = T::from_f64(gc * unshift(b) / s_row);
-                if k.clamps() {
+                // With a shift, sweep 1 applied the clamp's mask already.
+                if k.clamps() && k.shift.is_none() {
                     for (gv, &zv) in g_b.iter_mut().zip(z_b) {
                         let v = *gv * a;
                         *gv = if u.passes(zv) { v } else { T::ZERO };

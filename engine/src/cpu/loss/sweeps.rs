@@ -1,7 +1,7 @@
 //! Sweeps 1 and 2 of a row, shared by the row kernels: the logits `u_j` and their
 //! maximum, then the exponentials in place and their sum (see the module docs of
 //! `loss/mod.rs` for the three sweeps), with the prefetch of the next row that overlaps
-//! them with memory.
+//! them with memory; and the two as one pass where a clamp bounds `u` ([`sweep_shifted`]).
 use super::assume_init;
 use crate::cpu::simd::{self, MulAdd, SimdFloat};
 use std::mem::MaybeUninit;
@@ -28,6 +28,15 @@ impl<T: SimdFloat> Logits<T> {
     #[inline(always)]
     pub(super) fn of_lanes(self, z: T, o: T) -> T {
         self.scale * z.maxnum(self.lo).minnum(self.hi) + o
+    }
+
+    /// [`Logits::of`] and whether the clamp lets the gradient through: `clamp(z) == z`, one
+    /// compare on the value the clamp computed anyway (false for NaN, as in
+    /// [`Logits::passes`]).
+    #[inline(always)]
+    pub(super) fn of_passing<M: MulAdd>(self, z: T, o: T) -> (T, bool) {
+        let c = z.max(self.lo).min(self.hi);
+        (self.scale.mul_add_at::<M>(c, o), c == z)
     }
 
     /// Whether the clamp lets a gradient through `z` (PyTorch's clamp backward). The clamp
@@ -91,7 +100,7 @@ impl Ahead {
     };
 
     /// The row after `z_row`/`g_row` when `more` (it exists in the same buffers).
-    pub(super) fn after<T>(z_row: &[T], g_row: &[T], more: bool) -> Ahead {
+    pub(super) fn after<T, G>(z_row: &[T], g_row: &[G], more: bool) -> Ahead {
         if !more {
             return Ahead::NONE;
         }
@@ -101,13 +110,35 @@ impl Ahead {
         }
     }
 
+    /// The block after `z_b`/`g_b` when `more`, else `z_b`/`g_b` themselves (already in
+    /// cache): never [`Ahead::NONE`], so a loop can call [`Ahead::fetch_lines`] with no
+    /// test per iteration.
+    pub(super) fn after_or_within<T, G>(z_b: &[T], g_b: &[G], more: bool) -> Ahead {
+        if more {
+            Ahead::after(z_b, g_b, true)
+        } else {
+            Ahead {
+                z: z_b.as_ptr().cast(),
+                g: g_b.as_ptr().cast(),
+            }
+        }
+    }
+
     /// Prefetches the bytes `[at, at + len)` of the next row's logits and gradient. `len`
     /// is a constant at the call, so the loop unrolls: as a `step_by` iterator it did not,
     /// and its bookkeeping was an eighth of the kernel's time.
     #[inline(always)]
     pub(super) fn fetch(self, at: usize, len: usize) {
-        #[cfg(target_arch = "x86_64")]
         if !self.z.is_null() {
+            self.fetch_lines(at, len);
+        }
+    }
+
+    /// [`Ahead::fetch`] for an `Ahead` that is not [`Ahead::NONE`].
+    #[inline(always)]
+    pub(super) fn fetch_lines(self, at: usize, len: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
             const LINE: usize = 64;
             for line in 0..len.div_ceil(LINE) {
@@ -157,19 +188,82 @@ fn sweep_exp_in<T: SimdFloat, M: MulAdd, const ROW_LANES: usize>(
     for (i, c) in body.chunks_exact_mut(ROW_LANES).enumerate() {
         ahead.fetch(i * chunk_bytes, chunk_bytes);
         for l in 0..ROW_LANES {
-            let e = (c[l] - m).exp_nonpositive_at::<M>();
+            let e = (c[l] - m).exp_below_88_at::<M>();
             c[l] = e;
             acc[l] += e;
         }
     }
     // The tail as a plain map, which LLVM vectorises with its own epilogue.
     for gv in tail.iter_mut() {
-        *gv = (*gv - m).exp_nonpositive_at::<M>();
+        *gv = (*gv - m).exp_below_88_at::<M>();
     }
     let s = simd::sum(tail) + simd::fold_sum(acc);
     if s.to_f64().is_nan() {
         // A NaN can also come from huge finite logits (inf - inf); then there is nothing to
         // name and the row's result is what it is.
+        if let Some(c) = z.iter().position(|v| !v.is_finite()) {
+            return Err(c);
+        }
+    }
+    Ok(s)
+}
+
+/// Sweeps 1 and 2 in one pass, for a row whose `u` a clamp bounds (`super::Shift`):
+/// `g_j = exp(u_j - mid)` where the clamp passes the gradient and 0 where it stops it, with
+/// `offsets` already `o_j - mid`; returns the sum of every `exp(u_j - mid)` (the stopped
+/// ones too: they are in the softmax), or the column of the first non-finite logit. No
+/// maximum, so no second read of `u`, and sweep 3 is one multiply per entry.
+/// `z * 0` keeps a non-finite logit NaN, as in [`sweep_logits`]. `ahead` must not be
+/// [`Ahead::NONE`] ([`Ahead::after_or_within`]).
+///
+/// One cache line of `z` per iteration (16 f32: one AVX-512 register, two AVX2 ones) and
+/// as many partial sums: the `exp` of a vector is long enough (some 20 operations) that
+/// the sum's chain of adds does not limit the loop, while more registers of partial sums
+/// spilled at AVX2 (16 registers, and the `exp` needs a dozen constants).
+#[inline(always)]
+pub(super) fn sweep_shifted<T: SimdFloat, M: MulAdd>(
+    z: &[T],
+    g: &mut [MaybeUninit<T>],
+    offsets: &[T],
+    u: Logits<T>,
+    ahead: Ahead,
+) -> std::result::Result<T, usize> {
+    const LINE: usize = 64;
+    const LANES: usize = LINE / 4;
+    let entry = |zv: T, o: T| {
+        let (uv, passes) = u.of_passing::<M>(zv, o);
+        let e = zv.mul_add_at::<M>(T::ZERO, uv).exp_below_88_at::<M>();
+        (e, if passes { e } else { T::ZERO })
+    };
+    // Whole lines as arrays, so that the lane loop has a constant trip count for LLVM.
+    let (z_lines, z_tail) = z.as_chunks::<LANES>();
+    let (g_lines, g_tail) = g[..z.len()].as_chunks_mut::<LANES>();
+    let (o_lines, o_tail) = offsets[..z.len()].as_chunks::<LANES>();
+    let mut acc = [T::ZERO; LANES];
+    let chunk_bytes = LANES * std::mem::size_of::<T>();
+    let lines = z_lines.iter().zip(g_lines.iter_mut()).zip(o_lines);
+    for (i, ((zc, gc), oc)) in lines.enumerate() {
+        ahead.fetch_lines(i * chunk_bytes, chunk_bytes);
+        // The line by value in and out: writing `g` in the lane loop, LLVM could not rule
+        // out that it overlaps `z`, checked at run time, line by line, with a scalar
+        // fallback loop, which kept `acc` in memory (a store-to-load chain per line).
+        let (zl, ol) = (*zc, *oc);
+        let mut kept = [T::ZERO; LANES];
+        for l in 0..LANES {
+            let e;
+            (e, kept[l]) = entry(zl[l], ol[l]);
+            acc[l] += e;
+        }
+        *gc = kept.map(MaybeUninit::new);
+    }
+    let mut tail = T::ZERO;
+    for ((gv, &zv), &o) in g_tail.iter_mut().zip(z_tail).zip(o_tail) {
+        let (e, kept) = entry(zv, o);
+        gv.write(kept);
+        tail += e;
+    }
+    let s = tail + simd::fold_sum(acc);
+    if s.to_f64().is_nan() {
         if let Some(c) = z.iter().position(|v| !v.is_finite()) {
             return Err(c);
         }

@@ -2,7 +2,7 @@
 //! the fused-vs-composed tests check against the engine's primitives, at every SIMD level
 //! this CPU supports; and each level's row kernel against the portable one's.
 use super::tile::MAX_COLS;
-use super::{Consts, Kernel, MaybeUninit, Task};
+use super::{Consts, Kernel, MaybeUninit, Shift, Task};
 use crate::backend::FusedLossParams;
 use crate::cpu::simd::{with_level_fma, Level, SimdFloat};
 use crate::gradcheck::SplitMix;
@@ -15,7 +15,7 @@ fn run<T: SimdFloat>(
     z: &[T],
     p: &FusedLossParams,
 ) -> Result<(Vec<T>, Vec<T>), (usize, usize)> {
-    let k = Consts::new(p);
+    let k = Consts::new(p, kernel);
     let mut g = vec![MaybeUninit::uninit(); p.rows * p.cols];
     let mut l = vec![T::ZERO; p.rows];
     let task = Task {
@@ -78,12 +78,28 @@ fn params<'a>(
 /// against the portable one: partial last tiles and groups, one and two classes, logits
 /// beyond the clamp, a dropped class (`-inf` offset), weighted rows and a mean's scale.
 fn agree<T: SimdFloat>(kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
+    agree_with::<T>(kernel, shapes, rel, |_| ());
+}
+
+/// [`agree`] with the parameters changed by `adjust` (the clamp, the scale).
+fn agree_with<T: SimdFloat>(
+    kernel: Kernel,
+    shapes: &[(usize, usize)],
+    rel: f64,
+    adjust: fn(&mut FusedLossParams),
+) {
     for level in Level::supported() {
-        agree_at::<T>(level, kernel, shapes, rel);
+        agree_at::<T>(level, kernel, shapes, rel, adjust);
     }
 }
 
-fn agree_at<T: SimdFloat>(level: Level, kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
+fn agree_at<T: SimdFloat>(
+    level: Level,
+    kernel: Kernel,
+    shapes: &[(usize, usize)],
+    rel: f64,
+    adjust: fn(&mut FusedLossParams),
+) {
     let mut rng = SplitMix::new(11);
     for &(rows, cols) in shapes {
         let z: Vec<T> = rng
@@ -97,7 +113,8 @@ fn agree_at<T: SimdFloat>(level: Level, kernel: Kernel, shapes: &[(usize, usize)
         if let Some(free) = (0..cols).find(|c| !labels.contains(c)) {
             offsets[free] = f64::NEG_INFINITY;
         }
-        let p = params(rows, cols, &labels, &coefs, &offsets);
+        let mut p = params(rows, cols, &labels, &coefs, &offsets);
+        adjust(&mut p);
         assert!(p.is_plain_hard());
         let (lk, gk) = run(level, kernel, &z, &p).unwrap();
         let (lr, gr) = run(level, Kernel::Rows, &z, &p).unwrap();
@@ -128,10 +145,60 @@ fn tiles_agree_with_the_row_kernel() {
     agree::<f32>(Kernel::Tiles, &TILE_SHAPES, 1e-6);
 }
 
+fn keep(_: &mut FusedLossParams) {}
+fn no_clamp(p: &mut FusedLossParams) {
+    p.clamp = None;
+}
+/// `2 * 3 * 30 + 5 = 185`: wider than `MAX_SPAN`.
+fn too_wide(p: &mut FusedLossParams) {
+    p.scale = 3.0;
+}
+
+/// With `params`' clamp (30, scale 1, offsets in `[-2, 3]`) the plain rows run against
+/// the clamp's midpoint (`Shift`); without a clamp or with too wide a range, against each
+/// row's maximum.
 #[test]
 fn plain_rows_agree_with_the_row_kernel() {
-    agree::<f64>(Kernel::Plain, &PLAIN_SHAPES, 1e-13);
-    agree::<f32>(Kernel::Plain, &PLAIN_SHAPES, 1e-6);
+    let offsets = [-2.0, 0.0, 3.0];
+    for (adjust, shifted) in [
+        (keep as fn(&mut FusedLossParams), true),
+        (no_clamp, false),
+        (too_wide, false),
+    ] {
+        let mut p = params(1, 3, &[0], &[1.0], &offsets);
+        adjust(&mut p);
+        assert_eq!(Shift::<f32>::new(&p).is_some(), shifted);
+        agree_with::<f64>(Kernel::Plain, &PLAIN_SHAPES, 1e-13, adjust);
+        agree_with::<f32>(Kernel::Plain, &PLAIN_SHAPES, 1e-6, adjust);
+    }
+}
+
+/// When the clamp's range is the shift and when it is not: only finite offsets count, and
+/// every class dropped or a NaN or `+inf` offset leaves the row maximum.
+#[test]
+fn the_shift_is_the_midpoint_of_the_clamped_range() {
+    let at = |offsets: &[f64]| Shift::<f64>::new(&params(1, 3, &[0], &[1.0], offsets));
+    let s = at(&[-2.0, f64::NEG_INFINITY, 4.0]).unwrap();
+    assert_eq!(s.mid, 1.0);
+    assert_eq!(s.offsets, vec![-3.0, f64::NEG_INFINITY, 3.0]);
+    let none = at(&[]).unwrap();
+    assert_eq!((none.mid, none.offsets), (0.0, vec![0.0; 3]));
+    // 60 + 68 = 128 is the widest span taken.
+    assert!(at(&[0.0, 68.0, 1.0]).is_some() && at(&[0.0, 68.5, 1.0]).is_none());
+    assert!(at(&[f64::NEG_INFINITY; 3]).is_none());
+    assert!(at(&[0.0, f64::NAN, 1.0]).is_none() && at(&[0.0, f64::INFINITY, 1.0]).is_none());
+}
+
+/// `ln_split` against f64's `ln` from the smallest to the largest sum a shift allows.
+#[test]
+fn split_ln_keeps_f32_digits_across_the_whole_range() {
+    let mut worst: f64 = 0.0;
+    for i in -1000..=1000 {
+        let s = (i as f64 * 0.0731).exp();
+        worst = worst.max((super::plain::ln_split::<f32>(s) - s.ln()).abs());
+    }
+    // The error of `ln f` for `f` in `[1, 2)`: about an f32 ulp of ln 2.
+    assert!(worst < 1.2e-7, "{worst:e}");
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn sweep_exp_lanes<T: SimdFloat, M: MulAdd>(
     let mut sum = [T::ZERO; TILE];
     for ej in et.iter_mut() {
         for r in 0..TILE {
-            ej[r] = (ej[r] - m[r]).exp_nonpositive_at::<M>();
+            ej[r] = (ej[r] - m[r]).exp_below_88_at::<M>();
             sum[r] += ej[r];
         }
     }

@@ -61,9 +61,10 @@ pub trait SimdFloat: Float {
     /// `self * b + c`: f32 through `M`; f64 as a multiply and an add (the f64 kernels are
     /// the exact reference the f32 ones are checked against, not a fast path).
     fn mul_add_at<M: MulAdd>(self, b: Self, c: Self) -> Self;
-    /// `e^self` for `self <= 0` or NaN (a softmax's `u - max u`): f32 by
-    /// `exp_f32_unclamped` (this file); f64 by libm, every digit, for the gradient checks.
-    fn exp_nonpositive_at<M: MulAdd>(self) -> Self;
+    /// `e^self` for `self <= 88` or NaN (a softmax's `u - max u`, or `u` less the midpoint
+    /// of a clamp's range): f32 by `exp_f32_unclamped` (this file); f64 by libm, every
+    /// digit, for the gradient checks.
+    fn exp_below_88_at<M: MulAdd>(self) -> Self;
     /// `|self|` (clearing the sign bit: one `and`).
     fn abs(self) -> Self;
 }
@@ -74,7 +75,7 @@ impl SimdFloat for f32 {
         M::mul_add(self, b, c)
     }
     #[inline(always)]
-    fn exp_nonpositive_at<M: MulAdd>(self) -> f32 {
+    fn exp_below_88_at<M: MulAdd>(self) -> f32 {
         exp_f32_unclamped::<M>(self)
     }
     #[inline(always)]
@@ -89,7 +90,7 @@ impl SimdFloat for f64 {
         self * b + c
     }
     #[inline(always)]
-    fn exp_nonpositive_at<M: MulAdd>(self) -> f64 {
+    fn exp_below_88_at<M: MulAdd>(self) -> f64 {
         self.exp()
     }
     #[inline(always)]
@@ -98,12 +99,13 @@ impl SimdFloat for f64 {
     }
 }
 
-/// `ln(2^-126)`: below it `e^x` is subnormal, and [`exp_f32`] flushes it to 0.
-const LOWEST: f32 = -87.336_54;
+/// Where [`exp_f32`] clamps from below: `n = -127` there, whose `2^n` field is all zeros,
+/// so the result is exactly 0 (as it is, rounded, for every `x` below about -103.3).
+const FLUSH: f32 = -88.0;
 /// `ln(f32::MAX)`: clamping here makes `n` at most 128 (and `2^128` is `+inf`).
 const HIGHEST: f32 = 88.722_83;
 
-/// `e^x` for f32 in about 14 vector operations, with `M`'s multiply-adds.
+/// `e^x` for f32 in about 13 vector operations, with `M`'s multiply-adds.
 ///
 /// `x = n ln2 + r` with `n` the integer nearest `x log2(e)` and `|r| <= ln2 / 2`, then
 /// `e^x = 2^n e^r`:
@@ -119,11 +121,13 @@ const HIGHEST: f32 = 88.722_83;
 ///   result's error is f32 rounding. The Taylor polynomial of the same degree is 40 times
 ///   worse (1.2e-7, an ulp); `dtype::exp_f32` pays a seventh multiply-add for that.
 ///
-/// Range: `x < -87.3365` (`e^x` below f32's smallest normal) gives 0, as softmax expects,
-/// and so does `-inf`; `x` from 88.38 (where `n` reaches 128) and `+inf` give `+inf`,
-/// slightly before f32's true overflow at 88.72; NaN stays NaN (so a kernel's sum turns NaN).
-/// No clamp at the bottom: the operations below `-87.3365` compute garbage (or NaN, for
-/// `-inf`) that the final select replaces; the top clamp is a `min` that keeps NaN.
+/// Range: from `x = -87.68` down (where `n` reaches -127), and at `-inf`, the result is 0,
+/// as softmax expects; between there and `-87.3365` it is `2^-126 e^r` rounded to a
+/// subnormal, within a subnormal's spacing of `e^x`; `x` from 88.38 (where `n` reaches 128)
+/// and `+inf` give `+inf`, slightly before f32's true overflow at 88.72; NaN stays NaN (so
+/// a kernel's sum turns NaN). Both clamps are one `max` or `min` that keeps NaN: at the
+/// bottom this replaced a compare and a select after the polynomial that zeroed every
+/// result below `-87.3365` (one operation more per entry at AVX2).
 #[inline(always)]
 pub fn exp_f32<M: MulAdd>(x: f32) -> f32 {
     // `x > HIGHEST ? HIGHEST : x` is x86's `minps(HIGHEST, x)`, which returns `x` if NaN.
@@ -150,6 +154,8 @@ pub fn exp_f32_unclamped<M: MulAdd>(x: f32) -> f32 {
         0.008_368_745,
         0.001_381_454,
     ];
+    // `x < FLUSH ? FLUSH : x` is x86's `maxps(FLUSH, x)`, which returns `x` if NaN.
+    let x = if x < FLUSH { FLUSH } else { x };
     let biased = M::mul_add(x, LOG2E, ROUND_BIAS);
     let n = biased - ROUND_BIAS;
     let r = M::mul_add(n, -LN2_LO, M::mul_add(n, -LN2_HI, x));
@@ -158,17 +164,15 @@ pub fn exp_f32_unclamped<M: MulAdd>(x: f32) -> f32 {
         p = M::mul_add(p, r, c);
     }
     let two_n = f32::from_bits(biased.to_bits() << 23);
-    let y = p * two_n;
-    if x < LOWEST {
-        0.0
-    } else {
-        y
-    }
+    p * two_n
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `ln(2^-126)`: below it `e^x` is subnormal.
+    const LOWEST: f32 = -87.336_54;
 
     /// `exp_f32::<M>(x)` against f64's `exp` of the same `x`: the error in units of the
     /// f32 spacing at the exact value, or what the range rules above promise.
@@ -179,6 +183,8 @@ mod tests {
         let grid = (-110 * 1024..89 * 1024).map(|i| i as f32 / 1024.0);
         let edges = [
             LOWEST,
+            FLUSH,
+            -87.68,
             HIGHEST,
             88.376,
             0.0,
@@ -192,18 +198,23 @@ mod tests {
         });
         for x in grid.chain(near) {
             let (got, exact) = (exp_f32::<M>(x) as f64, (x as f64).exp());
+            let subnormal = f32::from_bits(1) as f64;
             if x < LOWEST {
-                assert!(
-                    got == 0.0 && exact < f32::MIN_POSITIVE as f64,
-                    "exp({x}) = {got}"
-                );
+                // 0 from about -87.68 down (`n = -127` from -87.6828), else a subnormal
+                // within one subnormal spacing.
+                let ok = if got == 0.0 {
+                    x <= -87.68
+                } else {
+                    x > -87.69 && (got - exact).abs() <= subnormal
+                };
+                assert!(ok, "exp({x}) = {got:e}, exact {exact:e}");
             } else if got.is_infinite() {
                 // Overflow, at most 0.35 early (n = 128).
                 assert!(got > 0.0 && x >= 88.37, "exp({x}) = {got}, exact {exact:e}");
             } else {
                 let ulp = (f32::EPSILON as f64) * 2f64.powi(exact.log2().floor() as i32);
                 // Results just below the smallest normal are subnormal: absolute spacing.
-                let ulp = ulp.max(f32::from_bits(1) as f64);
+                let ulp = ulp.max(subnormal);
                 worst = worst.max((got - exact).abs() / ulp);
             }
         }
@@ -226,7 +237,7 @@ mod tests {
     /// over: checked bit for bit on the same grid and edges, and at `-inf` and NaN.
     fn check_unclamped_matches<M: MulAdd>() {
         let grid = (-110 * 1024..88 * 1024).map(|i| i as f32 / 1024.0);
-        let edges = [LOWEST, 88.37, 0.0, -0.0, -1e-30, f32::NEG_INFINITY];
+        let edges = [LOWEST, FLUSH, 88.37, 0.0, -0.0, -1e-30, f32::NEG_INFINITY];
         let near = edges.iter().flat_map(|&e| {
             (-4i32..=0).map(move |k| f32::from_bits((e.to_bits() as i32 + k) as u32))
         });
@@ -250,8 +261,8 @@ mod tests {
     #[test]
     fn f64_keeps_libm_exp() {
         for x in [-745.5, -20.25, 0.0, 1.0, 709.0] {
-            assert_eq!(x.exp_nonpositive_at::<Fused>(), f64::exp(x));
-            assert_eq!(x.exp_nonpositive_at::<Separate>(), f64::exp(x));
+            assert_eq!(x.exp_below_88_at::<Fused>(), f64::exp(x));
+            assert_eq!(x.exp_below_88_at::<Separate>(), f64::exp(x));
         }
     }
 }
