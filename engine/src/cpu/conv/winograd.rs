@@ -125,34 +125,43 @@ fn pad_channels_last<L: Lanes>(x: &[f32], p: &Conv2dParams, g: &Geometry, image:
     }
 }
 
-/// `V` of the tiles `first..first + count` (raster order) of the padded `image` into rows
-/// `row..row + count` of a block `v`. One call per run of tiles, so that the offsets and
-/// bounds the loop needs are worked out once per run: called per tile (between the
-/// weight gradient's other work) they cost more than the transform itself.
+/// One of `transform.rs`'s per-tile maps (`input`, `output_grad`): `(src, (at, row), dst,
+/// (out, stride), channels)`.
+trait TileMap: Fn(&[f32], (usize, usize), &mut [f32], (usize, usize), usize) {}
+impl<F: Fn(&[f32], (usize, usize), &mut [f32], (usize, usize), usize)> TileMap for F {}
+
+/// `map` of the tiles `first..first + count` (raster order, the tile at pixel `(2 ty,
+/// 2 tx)`) of a channels-last `src` (`channels` floats per pixel, `pitch` pixels per
+/// row) into rows `row..row + count` of a block `dst`: the forward's `V` of the padded
+/// image, the weight grad's `dM` of `dy`. One call per run of tiles, so that the offsets
+/// and bounds the loop needs are worked out once per run: called per tile (between the
+/// weight gradient's other work) they cost more than the transform itself. `map` is a
+/// function item (`transform::input::<L>`), not a closure: a closure is compiled without
+/// the level's features.
 #[inline(always)]
-fn input_transforms<L: Lanes>(
+fn tile_transforms<L: Lanes>(
     g: &Geometry,
-    image: &[f32],
+    map: impl TileMap,
+    (src, channels, pitch): (&[f32], usize, usize),
     (first, count): (usize, usize),
-    v: &mut [f32],
+    dst: &mut [f32],
     row: usize,
 ) {
-    let (c_in, pitch) = (g.c_in, g.pitch);
     for r in 0..count {
         let tile = first + r;
-        let (iy, ix) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
-        let at = (iy * pitch + ix) * c_in;
-        for c in (0..c_in).step_by(L::N) {
-            let (src, out) = (
-                (at + c, pitch * c_in),
-                ((row + r) * c_in + c, g.block * c_in),
+        let (y, x) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
+        let at = (y * pitch + x) * channels;
+        for c in (0..channels).step_by(L::N) {
+            let (from, out) = (
+                (at + c, pitch * channels),
+                ((row + r) * channels + c, g.block * channels),
             );
             // ResNet's channel counts as constants: the transform's offsets fold.
-            match c_in {
-                16 => transform::input::<L>(image, src, v, out, 16),
-                32 => transform::input::<L>(image, src, v, out, 32),
-                64 => transform::input::<L>(image, src, v, out, 64),
-                _ => transform::input::<L>(image, src, v, out, c_in),
+            match channels {
+                16 => map(src, from, dst, out, 16),
+                32 => map(src, from, dst, out, 32),
+                64 => map(src, from, dst, out, 64),
+                _ => map(src, from, dst, out, channels),
             }
         }
     }
@@ -179,7 +188,8 @@ fn forward_image<L: Lanes>(
     let (c_in, c_out) = (g.c_in, g.c_out);
     for t0 in (0..tiles).step_by(g.block) {
         let count = (tiles - t0).min(g.block);
-        input_transforms::<L>(g, &bufs.image, (t0, count), &mut bufs.v, 0);
+        let image = (&bufs.image[..], c_in, g.pitch);
+        tile_transforms::<L>(g, transform::input::<L>, image, (t0, count), &mut bufs.v, 0);
         let rows = count.next_multiple_of(product::rows_per_tile::<L>(c_out));
         let dims = (rows, c_in, c_out);
         product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, dims, g.block);

@@ -32,7 +32,7 @@ use super::super::direct::Lanes;
 use super::super::{sum_in_order, WEIGHT_GRAD_GROUP};
 use super::layout::transpose;
 use super::transform::{self, ELEMENTS};
-use super::{input_transforms, pad_channels_last, product, takes, Buffers, Geometry};
+use super::{pad_channels_last, product, takes, tile_transforms, Buffers, Geometry};
 use crate::backend::Conv2dParams;
 use rayon::prelude::*;
 
@@ -50,37 +50,6 @@ fn geometry<L: Lanes>(p: &Conv2dParams) -> Geometry {
     Geometry {
         block: ((ELEMENT_BLOCK_FLOATS / (g.c_in + g.c_out)).max(2) - 1) | 1,
         ..g
-    }
-}
-
-/// `dM` of the tiles `first..first + count` (raster order) of the channels-last `dy`
-/// into rows `row..row + count` of `dm` (one call per run, as `input_transforms`).
-#[inline(always)]
-fn output_grad_transforms<L: Lanes>(
-    g: &Geometry,
-    dy: &[f32],
-    (first, count): (usize, usize),
-    dm: &mut [f32],
-    row: usize,
-) {
-    let (c_out, pitch) = (g.c_out, 2 * g.tiles.1);
-    for r in 0..count {
-        let tile = first + r;
-        let (oy, ox) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
-        let at = (oy * pitch + ox) * c_out;
-        for c in (0..c_out).step_by(L::N) {
-            let (src, out) = (
-                (at + c, pitch * c_out),
-                ((row + r) * c_out + c, g.block * c_out),
-            );
-            // ResNet's channel counts as constants: the transform's offsets fold.
-            match c_out {
-                16 => transform::output_grad::<L>(dy, src, dm, out, 16),
-                32 => transform::output_grad::<L>(dy, src, dm, out, 32),
-                64 => transform::output_grad::<L>(dy, src, dm, out, 64),
-                _ => transform::output_grad::<L>(dy, src, dm, out, c_out),
-            }
-        }
     }
 }
 
@@ -115,8 +84,11 @@ fn reduce_group<L: Lanes>(
         let mut t = 0;
         while t < tiles {
             let run = (t, (tiles - t).min(g.block - filled));
-            input_transforms::<L>(g, &bufs.image, run, &mut bufs.v, filled);
-            output_grad_transforms::<L>(g, &bufs.out, run, &mut bufs.m, filled);
+            let image = (&bufs.image[..], g.c_in, g.pitch);
+            tile_transforms::<L>(g, transform::input::<L>, image, run, &mut bufs.v, filled);
+            let dy = (&bufs.out[..], g.c_out, pitch);
+            let dm = &mut bufs.m;
+            tile_transforms::<L>(g, transform::output_grad::<L>, dy, run, dm, filled);
             (t, filled) = (t + run.1, filled + run.1);
             if filled == g.block {
                 product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), g.block);
