@@ -126,22 +126,41 @@ fn pad_channels_last<L: Lanes>(x: &[f32], p: &Conv2dParams, g: &Geometry, image:
 }
 
 /// One of `transform.rs`'s per-tile maps (`input`, `output_grad`): `(src, (at, row), dst,
-/// (out, stride), channels)`.
-trait TileMap: Fn(&[f32], (usize, usize), &mut [f32], (usize, usize), usize) {}
-impl<F: Fn(&[f32], (usize, usize), &mut [f32], (usize, usize), usize)> TileMap for F {}
+/// (out, stride), channels)`. A trait with an associated function, not an `Fn` bound:
+/// a function item called through `Fn` goes through a shim compiled without the level's
+/// features, where the transform's intrinsics became calls (the AVX2 forward took 3.4x
+/// as long at 16@32²).
+pub(super) trait TileMap<L: Lanes> {
+    fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize);
+}
 
-/// `map` of the tiles `first..first + count` (raster order, the tile at pixel `(2 ty,
+/// The forward's `V = Bᵀ d B` of an input tile.
+pub(super) struct InputTransform;
+impl<L: Lanes> TileMap<L> for InputTransform {
+    #[inline(always)]
+    fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize) {
+        transform::input::<L>(src, from, dst, out, c)
+    }
+}
+
+/// The weight grad's `dM = A dy Aᵀ` of an output-grad tile.
+pub(super) struct OutputGradTransform;
+impl<L: Lanes> TileMap<L> for OutputGradTransform {
+    #[inline(always)]
+    fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize) {
+        transform::output_grad::<L>(src, from, dst, out, c)
+    }
+}
+
+/// `M::map` of the tiles `first..first + count` (raster order, the tile at pixel `(2 ty,
 /// 2 tx)`) of a channels-last `src` (`channels` floats per pixel, `pitch` pixels per
 /// row) into rows `row..row + count` of a block `dst`: the forward's `V` of the padded
 /// image, the weight grad's `dM` of `dy`. One call per run of tiles, so that the offsets
 /// and bounds the loop needs are worked out once per run: called per tile (between the
-/// weight gradient's other work) they cost more than the transform itself. `map` is a
-/// function item (`transform::input::<L>`), not a closure: a closure is compiled without
-/// the level's features.
+/// weight gradient's other work) they cost more than the transform itself.
 #[inline(always)]
-fn tile_transforms<L: Lanes>(
+fn tile_transforms<L: Lanes, M: TileMap<L>>(
     g: &Geometry,
-    map: impl TileMap,
     (src, channels, pitch): (&[f32], usize, usize),
     (first, count): (usize, usize),
     dst: &mut [f32],
@@ -158,10 +177,10 @@ fn tile_transforms<L: Lanes>(
             );
             // ResNet's channel counts as constants: the transform's offsets fold.
             match channels {
-                16 => map(src, from, dst, out, 16),
-                32 => map(src, from, dst, out, 32),
-                64 => map(src, from, dst, out, 64),
-                _ => map(src, from, dst, out, channels),
+                16 => M::map(src, from, dst, out, 16),
+                32 => M::map(src, from, dst, out, 32),
+                64 => M::map(src, from, dst, out, 64),
+                _ => M::map(src, from, dst, out, channels),
             }
         }
     }
@@ -189,7 +208,7 @@ fn forward_image<L: Lanes>(
     for t0 in (0..tiles).step_by(g.block) {
         let count = (tiles - t0).min(g.block);
         let image = (&bufs.image[..], c_in, g.pitch);
-        tile_transforms::<L>(g, transform::input::<L>, image, (t0, count), &mut bufs.v, 0);
+        tile_transforms::<L, InputTransform>(g, image, (t0, count), &mut bufs.v, 0);
         let rows = count.next_multiple_of(product::rows_per_tile::<L>(c_out));
         let dims = (rows, c_in, c_out);
         product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, dims, g.block);

@@ -33,6 +33,7 @@ use super::super::{sum_in_order, WEIGHT_GRAD_GROUP};
 use super::layout::transpose;
 use super::transform::{self, ELEMENTS};
 use super::{pad_channels_last, product, takes, tile_transforms, Buffers, Geometry};
+use super::{InputTransform, OutputGradTransform};
 use crate::backend::Conv2dParams;
 use rayon::prelude::*;
 
@@ -85,10 +86,10 @@ fn reduce_group<L: Lanes>(
         while t < tiles {
             let run = (t, (tiles - t).min(g.block - filled));
             let image = (&bufs.image[..], g.c_in, g.pitch);
-            tile_transforms::<L>(g, transform::input::<L>, image, run, &mut bufs.v, filled);
+            tile_transforms::<L, InputTransform>(g, image, run, &mut bufs.v, filled);
             let dy = (&bufs.out[..], g.c_out, pitch);
             let dm = &mut bufs.m;
-            tile_transforms::<L>(g, transform::output_grad::<L>, dy, run, dm, filled);
+            tile_transforms::<L, OutputGradTransform>(g, dy, run, dm, filled);
             (t, filled) = (t + run.1, filled + run.1);
             if filled == g.block {
                 product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), g.block);
