@@ -64,12 +64,20 @@ fn held_gradients_are_not_written_in_place() {
     let before = dy.to_vec::<f64>().unwrap();
     let y = a.add_relu(&b).unwrap();
     y.backward_with(&dy).unwrap();
-    assert_eq!(dy.to_vec::<f64>().unwrap(), before, "upstream gradient overwritten");
+    assert_eq!(
+        dy.to_vec::<f64>().unwrap(),
+        before,
+        "upstream gradient overwritten"
+    );
     // `a`'s gradient is held here; a second backward adds a new tensor, not into it.
     let held = a.grad().unwrap();
     let held_values = held.to_vec::<f64>().unwrap();
     a.add_relu(&b).unwrap().backward_with(&dy).unwrap();
-    assert_eq!(held.to_vec::<f64>().unwrap(), held_values, "held gradient overwritten");
+    assert_eq!(
+        held.to_vec::<f64>().unwrap(),
+        held_values,
+        "held gradient overwritten"
+    );
     let doubled: Vec<f64> = held_values.iter().map(|g| 2.0 * g).collect();
     assert_eq!(a.grad().unwrap().to_vec::<f64>().unwrap(), doubled);
 }
