@@ -6,7 +6,7 @@
 //! cycles: `backward` (or [`clear`]) drops them all. Backward rules run with recording
 //! off, using ordinary tensor ops, so they work on every device.
 use crate::error::{Error, Result};
-use crate::tensor::{Tensor, TensorId};
+use crate::tensor::{sum_grads, Tensor, TensorId};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -163,7 +163,7 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<()> {
                 if input.is_leaf() {
                     input.accumulate_grad(ig)?;
                 } else if let Some(prev) = grads.remove(&input.id()) {
-                    grads.insert(input.id(), prev.add(&ig)?);
+                    grads.insert(input.id(), sum_grads(prev, ig)?);
                 } else {
                     grads.insert(input.id(), ig);
                 }

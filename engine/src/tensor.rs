@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod values;
+pub(crate) use values::GradUpdate;
 
 /// Unique identity of a tensor (views made by `reshape`/`detach` get their own).
 pub type TensorId = u64;
@@ -314,7 +315,7 @@ impl Tensor {
         let mut slot = self.0.grad.lock().expect("grad lock poisoned");
         *slot = Some(match slot.take() {
             None => g,
-            Some(prev) => prev.add(&g)?,
+            Some(prev) => sum_grads(prev, g)?,
         });
         Ok(())
     }
@@ -345,4 +346,17 @@ impl Tensor {
         }
         tape::backward(self, grad.detach())
     }
+}
+
+/// `a + b` for two gradients of one tensor, written over whichever of them nothing else
+/// holds (float addition commutes exactly, so the bits do not depend on which), else into
+/// a new tensor.
+pub(crate) fn sum_grads(a: Tensor, b: Tensor) -> Result<Tensor> {
+    if b.update_if_unshared(&a, GradUpdate::Add) {
+        return Ok(b);
+    }
+    if a.update_if_unshared(&b, GradUpdate::Add) {
+        return Ok(a);
+    }
+    a.add(&b)
 }

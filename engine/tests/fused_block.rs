@@ -35,6 +35,53 @@ fn batch_norm2d_relu_gradients() {
     }
 }
 
+/// Two residual joins in a row, each input used twice: the tape sums the two gradients of
+/// `h` and of `y` over one of them, and each join masks its gradient in place (the
+/// gradients are fresh, unshared). Finite differences check the result.
+#[test]
+fn residual_chain_gradients_with_in_place_sums() {
+    let mut r = SplitMix::new(21);
+    let x = param(&mut r, &[2, 3, 4, 5], -1.0, 1.0);
+    let w = param(&mut r, &[2, 3, 4, 5], -1.0, 1.0);
+    let v = param(&mut r, &[2, 3, 4, 5], -1.0, 1.0);
+    check(&[x, w, v], |p| {
+        let h = p[0].scale(0.5)?;
+        let y = h.add_relu(&h.mul(&p[1])?)?;
+        y.add_relu(&y.mul(&p[2])?)
+    })
+    .unwrap();
+}
+
+/// An upstream gradient the caller still holds is shared, so no backward rule may write
+/// over it (nor over a gradient read back with `grad()`).
+#[test]
+fn held_gradients_are_not_written_in_place() {
+    let mut r = SplitMix::new(22);
+    let shape = [2, 3, 4, 5];
+    let a = leaf(&mut r, &shape, -1.0, 1.0, DType::F64);
+    let b = leaf(&mut r, &shape, -1.0, 1.0, DType::F64);
+    let dy = leaf(&mut r, &shape, -1.0, 1.0, DType::F64).detach();
+    let before = dy.to_vec::<f64>().unwrap();
+    let y = a.add_relu(&b).unwrap();
+    y.backward_with(&dy).unwrap();
+    assert_eq!(
+        dy.to_vec::<f64>().unwrap(),
+        before,
+        "upstream gradient overwritten"
+    );
+    // `a`'s gradient is held here; a second backward adds a new tensor, not into it.
+    let held = a.grad().unwrap();
+    let held_values = held.to_vec::<f64>().unwrap();
+    a.add_relu(&b).unwrap().backward_with(&dy).unwrap();
+    assert_eq!(
+        held.to_vec::<f64>().unwrap(),
+        held_values,
+        "held gradient overwritten"
+    );
+    let doubled: Vec<f64> = held_values.iter().map(|g| 2.0 * g).collect();
+    assert_eq!(a.grad().unwrap().to_vec::<f64>().unwrap(), doubled);
+}
+
 /// Leaf parameters of `dtype` with values in `[lo, hi)`.
 fn leaf(r: &mut SplitMix, shape: &[usize], lo: f64, hi: f64, dtype: DType) -> Tensor {
     let n = shape.iter().product();

@@ -2,8 +2,8 @@
 //! `x[b, c, ..]` of `hw` contiguous values. One rayon task per channel reads its runs
 //! (to reduce) and then writes them (to normalise) while they are still in cache.
 //!
-//! Reductions use `ACC` partial sums within a run and add each run's total into an f64,
-//! so no f32 sum ever grows longer than `hw / ACC` terms.
+//! Reductions use `ACC` f32 partial sums within a run and add them, lane by lane, into
+//! `ACC` f64 sums for the channel, so no f32 sum ever grows longer than `hw / ACC` terms.
 use super::simd::{with_simd, LANES};
 use crate::backend::{BatchNormDims, BatchNormStats};
 use crate::Float;
@@ -50,28 +50,63 @@ fn per_channel_output<T: Float, R: Send>(
 /// flight at once (with one register, each waits for the previous one: 4 cycles).
 const ACC: usize = 4 * LANES;
 
-/// `(sum(g), sum(g * (x - center)))` of two runs with `ACC` partial sums.
+/// A channel's running sums: each run's `ACC` f32 partial sums are added lane by lane into
+/// these f64 lanes, and the lanes are summed once per channel. Summing each run's lanes on
+/// the spot was a chain of 31 dependent additions per run and sum (~125 cycles), more than
+/// the loads of a 64-value run at 8x8 (the train step's AVX-512 profile put 0.8% of it in
+/// `Iterator::sum` alone).
+type Lanes64 = [f64; ACC];
+
 #[inline(always)]
-fn sum_and_centered_dot<T: Float>(g: &[T], x: &[T], center: T) -> (T, T) {
+fn add_lanes<T: Float>(acc: &mut Lanes64, run: &[T; ACC]) {
+    for l in 0..ACC {
+        acc[l] += run[l].to_f64();
+    }
+}
+
+/// `g` where the fused ReLU let it through: where `scale (x - center) + offset > 0`, the
+/// pre-activation recomputed exactly as [`normalize_runs`] computed it. Without `RELU`, `g`.
+#[inline(always)]
+fn relu_masked<T: Float, const RELU: bool>(g: T, x: T, (center, scale, offset): (T, T, T)) -> T {
+    if !RELU || scale * (x - center) + offset > T::ZERO {
+        g
+    } else {
+        T::ZERO
+    }
+}
+
+/// Adds `sum(g')` and `sum(g' (x - center))` of two runs into `(s, p)`, `g'` being `g`
+/// masked by [`relu_masked`] (inline: no masked copy of the run is stored).
+#[inline(always)]
+fn sum_and_centered_dot<T: Float, const RELU: bool>(
+    g: &[T],
+    x: &[T],
+    affine: (T, T, T),
+    (s64, p64): (&mut Lanes64, &mut Lanes64),
+) {
+    let center = affine.0;
     let (mut s, mut p) = ([T::ZERO; ACC], [T::ZERO; ACC]);
     let (gc, xc) = (g.chunks_exact(ACC), x.chunks_exact(ACC));
     let (g_tail, x_tail) = (gc.remainder(), xc.remainder());
     for (gc, xc) in gc.zip(xc) {
         for l in 0..ACC {
-            s[l] += gc[l];
-            p[l] += gc[l] * (xc[l] - center);
+            let g = relu_masked::<T, RELU>(gc[l], xc[l], affine);
+            s[l] += g;
+            p[l] += g * (xc[l] - center);
         }
     }
     for (l, (&g, &x)) in g_tail.iter().zip(x_tail).enumerate() {
+        let g = relu_masked::<T, RELU>(g, x, affine);
         s[l] += g;
         p[l] += g * (x - center);
     }
-    (s.into_iter().sum(), p.into_iter().sum())
+    add_lanes(s64, &s);
+    add_lanes(p64, &p);
 }
 
-/// `(sum(v - shift), sum((v - shift)^2))` of a run with `ACC` partial sums.
+/// Adds `sum(v - shift)` and `sum((v - shift)^2)` of a run into `(s, q)`.
 #[inline(always)]
-fn shifted_moments<T: Float>(x: &[T], shift: T) -> (T, T) {
+fn shifted_moments<T: Float>(x: &[T], shift: T, (s64, q64): (&mut Lanes64, &mut Lanes64)) {
     let (mut s, mut q) = ([T::ZERO; ACC], [T::ZERO; ACC]);
     let chunks = x.chunks_exact(ACC);
     let tail = chunks.remainder();
@@ -87,7 +122,8 @@ fn shifted_moments<T: Float>(x: &[T], shift: T) -> (T, T) {
         s[l] += v;
         q[l] += v * v;
     }
-    (s.into_iter().sum(), q.into_iter().sum())
+    add_lanes(s64, &s);
+    add_lanes(q64, &q);
 }
 
 /// `y = scale (x - center) + offset` over every run of one channel, then `max(y, 0)` with
@@ -153,12 +189,11 @@ pub fn forward_train_act<T: Float>(
                 // then does not cancel catastrophically when |mean| >> std.
                 let shift = runs(x, *d, c).next().and_then(|r| r.first().copied());
                 let shift = shift.unwrap_or(T::ZERO);
-                let (mut s1, mut s2) = (0.0, 0.0);
+                let (mut s1, mut s2) = ([0.0; ACC], [0.0; ACC]);
                 for r in runs(x, *d, c) {
-                    let (a, b) = shifted_moments(r, shift);
-                    s1 += a.to_f64();
-                    s2 += b.to_f64();
+                    shifted_moments(r, shift, (&mut s1, &mut s2));
                 }
+                let (s1, s2): (f64, f64) = (s1.iter().sum(), s2.iter().sum());
                 let m = s1 / count;
                 let var = (s2 / count - m * m).max(0.0);
                 let mean = shift.to_f64() + m;
@@ -228,48 +263,20 @@ pub fn backward_act<T: Float>(
     relu: Option<(&[T], &[T])>,
     d: &BatchNormDims,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
-    let count = (d.n * d.hw).max(1) as f64;
     let (dx, sums) = per_channel_output(d, |c, out| {
+        let channel = BackwardChannel {
+            dy,
+            x,
+            d,
+            gamma: gamma[c],
+            mean: mean[c],
+            inv_std: inv_std[c],
+        };
         with_simd(
             #[inline(always)]
-            || {
-                let (mut sum_dy, mut sum_dy_xc) = (0.0, 0.0);
-                // With the ReLU, `dz` of each run is masked into `masked` (one run, in L1).
-                let mask = relu.map(|(scale, beta)| (mean[c], scale[c], beta[c]));
-                let mut masked = vec![T::ZERO; if mask.is_some() { d.hw } else { 0 }];
-                for (g, xr) in runs(dy, *d, c).zip(runs(x, *d, c)) {
-                    let g = match mask {
-                        None => g,
-                        Some(affine) => {
-                            relu_mask(g, xr, affine, &mut masked);
-                            &masked
-                        }
-                    };
-                    let (a, b) = sum_and_centered_dot(g, xr, mean[c]);
-                    sum_dy += a.to_f64();
-                    sum_dy_xc += b.to_f64();
-                }
-                let (istd, gam) = (inv_std[c].to_f64(), gamma[c].to_f64());
-                let dbeta = sum_dy;
-                let dgamma = sum_dy_xc * istd;
-                // dx = a dy + b (x - mean) + k, expanding xhat = (x - mean) istd.
-                let a = gam * istd;
-                let b = -a * istd * dgamma / count;
-                let k = -a * dbeta / count;
-                let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[c]);
-                for ((o, g), xr) in out.into_iter().zip(runs(dy, *d, c)).zip(runs(x, *d, c)) {
-                    let g = match mask {
-                        None => g,
-                        Some(affine) => {
-                            relu_mask(g, xr, affine, &mut masked);
-                            &masked
-                        }
-                    };
-                    for ((o, &g), &v) in o.iter_mut().zip(g).zip(xr) {
-                        o.write(a * g + b * (v - mu) + k);
-                    }
-                }
-                (T::from_f64(dgamma), T::from_f64(dbeta))
+            || match relu {
+                None => channel.run::<false>(c, out, (mean[c], T::ZERO, T::ZERO)),
+                Some((scale, beta)) => channel.run::<true>(c, out, (mean[c], scale[c], beta[c])),
             },
         )
     });
@@ -278,12 +285,46 @@ pub fn backward_act<T: Float>(
     (dx, dgamma, dbeta)
 }
 
-/// `out = dy` where `scale (x - center) + offset > 0`, else 0: the ReLU's backward, with
-/// the mask recomputed exactly as [`normalize_runs`] computed `y`.
-#[inline(always)]
-fn relu_mask<T: Float>(dy: &[T], x: &[T], (center, scale, offset): (T, T, T), out: &mut [T]) {
-    for ((o, &g), &v) in out.iter_mut().zip(dy).zip(x) {
-        let y = scale * (v - center) + offset;
-        *o = if y > T::ZERO { g } else { T::ZERO };
+/// One channel's backward: its inputs and statistics.
+struct BackwardChannel<'a, T> {
+    dy: &'a [T],
+    x: &'a [T],
+    d: &'a BatchNormDims,
+    gamma: T,
+    mean: T,
+    inv_std: T,
+}
+
+impl<T: Float> BackwardChannel<'_, T> {
+    /// Writes channel `c`'s `dx` into `out` and returns `(dgamma, dbeta)`; with `RELU`,
+    /// of `dz = dy [scale (x - mean) + beta > 0]` (`affine = (mean, scale, beta)`).
+    #[inline(always)]
+    fn run<const RELU: bool>(&self, c: usize, out: OutRuns<'_, T>, affine: (T, T, T)) -> (T, T) {
+        let d = *self.d;
+        let count = (d.n * d.hw).max(1) as f64;
+        let (mut s, mut p) = ([0.0; ACC], [0.0; ACC]);
+        for (g, xr) in runs(self.dy, d, c).zip(runs(self.x, d, c)) {
+            sum_and_centered_dot::<T, RELU>(g, xr, affine, (&mut s, &mut p));
+        }
+        let (sum_dy, sum_dy_xc): (f64, f64) = (s.iter().sum(), p.iter().sum());
+        let (istd, gam) = (self.inv_std.to_f64(), self.gamma.to_f64());
+        let dbeta = sum_dy;
+        let dgamma = sum_dy_xc * istd;
+        // dx = a dy + b (x - mean) + k, expanding xhat = (x - mean) istd.
+        let a = gam * istd;
+        let b = -a * istd * dgamma / count;
+        let k = -a * dbeta / count;
+        let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), self.mean);
+        for ((o, g), xr) in out
+            .into_iter()
+            .zip(runs(self.dy, d, c))
+            .zip(runs(self.x, d, c))
+        {
+            for ((o, &g), &v) in o.iter_mut().zip(g).zip(xr) {
+                let g = relu_masked::<T, RELU>(g, v, affine);
+                o.write(a * g + b * (v - mu) + k);
+            }
+        }
+        (T::from_f64(dgamma), T::from_f64(dbeta))
     }
 }

@@ -260,6 +260,41 @@ fn broadcast_zip<T: Float, F: Fn(T, T) -> T + Sync + Send + Copy>(
     out
 }
 
+/// `dst[i] = f(dst[i], src[i])` in place, in parallel chunks for large inputs: for a
+/// gradient nothing else holds, the result goes over it instead of into a new buffer.
+#[inline(always)]
+fn zip_assign<T: Float>(dst: &mut [T], src: &[T], f: impl Fn(T, T) -> T + Sync + Send) {
+    assert_eq!(dst.len(), src.len(), "in-place op of unequal lengths");
+    let run = |d: &mut [T], s: &[T]| {
+        with_simd(
+            #[inline(always)]
+            || {
+                for (d, &s) in d.iter_mut().zip(s) {
+                    *d = f(*d, s);
+                }
+            },
+        )
+    };
+    if dst.len() >= PAR_MIN {
+        dst.par_chunks_mut(CHUNK)
+            .zip(src.par_chunks(CHUNK))
+            .for_each(|(d, s)| run(d, s));
+    } else {
+        run(dst, src);
+    }
+}
+
+/// `dst += src`, elementwise: [`binary`]'s `Add` over its first operand.
+pub fn add_assign<T: Float>(dst: &mut [T], src: &[T]) {
+    zip_assign(dst, src, |d, s| d + s)
+}
+
+/// `grad = grad [out > 0]`: [`binary`]'s `ReluGrad` of `(out, grad)` over `grad`.
+pub fn relu_grad_assign<T: Float>(grad: &mut [T], out: &[T]) {
+    let z = T::ZERO;
+    zip_assign(grad, out, move |g, y| if y > z { g } else { z })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ use crate::backend::{BatchNormDims, BatchNormReluStats, BinaryOp};
 use crate::error::Result;
 use crate::storage::Storage;
 use crate::tape::{self, Backward};
+use crate::tensor::GradUpdate;
 use crate::Tensor;
 
 #[derive(Debug)]
@@ -28,7 +29,12 @@ struct AddReluBackward {
 
 impl Backward for AddReluBackward {
     fn backward(&self, g: &Tensor, _inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
-        let masked = self.out.binary_op(g, BinaryOp::ReluGrad)?;
+        // Over `g` itself when the tape holds it alone (one buffer fewer per block).
+        let masked = if g.update_if_unshared(&self.out, GradUpdate::ReluMask) {
+            g.clone()
+        } else {
+            self.out.binary_op(g, BinaryOp::ReluGrad)?
+        };
         Ok(vec![Some(masked.clone()), Some(masked)])
     }
     fn needs_input_values(&self) -> bool {

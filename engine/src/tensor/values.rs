@@ -1,9 +1,21 @@
 //! A tensor's values in and out: copies to another device or dtype, in-place assignment,
 //! and reads back to the host. None of these is recorded on the tape.
 use super::Tensor;
+use crate::cpu::{elementwise, CpuStorage};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::{DType, Device, Float};
+use std::sync::Arc;
+
+/// An in-place update of a gradient by another tensor of its shape (see
+/// [`Tensor::update_if_unshared`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum GradUpdate {
+    /// `self += other`.
+    Add,
+    /// `self = self [other > 0]`: relu's backward, `other` being relu's output.
+    ReluMask,
+}
 
 impl Tensor {
     /// Copies to a device: `Device::Cuda(i)` uploads (opening GPU `i` on first use),
@@ -84,5 +96,37 @@ impl Tensor {
             });
         }
         Ok(self.to_vec_f64()?[0])
+    }
+
+    /// Applies `op` to `self` in place when nothing else can see its values (this handle
+    /// and its buffer are unshared, as a gradient fresh from a backward rule is) and both
+    /// are CPU tensors of one shape and dtype; returns whether it did. The tape sums a
+    /// residual block's two input gradients this way, and the block's ReLU masks its
+    /// gradient, without a new buffer each (a fresh write stream per op and block).
+    pub(crate) fn update_if_unshared(&self, other: &Tensor, op: GradUpdate) -> bool {
+        let unshared = Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1;
+        if !unshared || self.shape() != other.shape() || self.dtype() != other.dtype() {
+            return false;
+        }
+        // `self`'s buffer is unshared, so `other` cannot be behind the same lock.
+        let mut dst = self.storage_mut();
+        let src = other.storage();
+        match (&mut *dst, &*src) {
+            (Storage::Cpu(CpuStorage::F32(d)), Storage::Cpu(CpuStorage::F32(s))) => {
+                update(d, s, op)
+            }
+            (Storage::Cpu(CpuStorage::F64(d)), Storage::Cpu(CpuStorage::F64(s))) => {
+                update(d, s, op)
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
+fn update<T: Float>(dst: &mut [T], src: &[T], op: GradUpdate) {
+    match op {
+        GradUpdate::Add => elementwise::add_assign(dst, src),
+        GradUpdate::ReluMask => elementwise::relu_grad_assign(dst, src),
     }
 }
