@@ -12,7 +12,16 @@
 //! 6 x 2): 8 accumulators are just the 2 FMA ports x 4 cycles of latency, with no slack;
 //! 6 x 2 (`objdump`: no spill in the loop) measured 1.14x and 1.5x on the stride-2
 //! forwards (best sample of 3 interleaved runs each; 6 rows leave 2 of 18 rows idle on
-//! 16 channels). The portable level keeps 4 x 3: nothing here measures it.
+//! 16 channels). A 4 x 3 AVX2 tile that fits by reading its `B` vectors as the
+//! multiply-adds' memory operands (volatile loads, so LLVM neither merges them into
+//! registers nor spills; `objdump`: 4 broadcasts + 12 `vfmadd231ps mem` per step, no
+//! idle rows at 16 or 32 channels) measured slower: 17 of 21 interleaved old/new pairs
+//! lost on the loaded host; best sample, ms, 4 x 3 vs 6 x 2: 16→32 s2 fwd 4.72 vs 6.92
+//! (its one win), dx 5.70 vs 4.93; 32→64 s2 fwd 5.38 vs 3.87, dx 6.32 vs 4.24; 16@32²
+//! fwd 11.59 vs 6.75, dx 8.88 vs 7.36 (`conv_kernels`, `winograd_vs_direct`). Likely
+//! the load ports: 16 loads a step, many split across cache lines, on 3 ports, against
+//! 12 FMAs on 2.
+//! The portable level keeps 4 x 3: nothing here measures it.
 //!
 //! The products are compiled out of line, each with its level's features (inlined into
 //! the loops around them, LLVM spilled the accumulators).
