@@ -17,6 +17,8 @@
 //! costs above, not the entries, were the kernel's time.
 mod hard;
 mod plain;
+#[cfg(target_arch = "x86_64")]
+mod shifted_avx2;
 mod sweeps;
 #[cfg(test)]
 mod tests;
@@ -66,6 +68,8 @@ struct Shift<T> {
     mid: f64,
     /// `o_j - mid` (`-inf` for a dropped class).
     offsets: Vec<T>,
+    /// Whether any class is dropped: only then does the `exp` need its clamp at the bottom.
+    drops: bool,
 }
 
 impl<T: Float> Shift<T> {
@@ -88,12 +92,17 @@ impl<T: Float> Shift<T> {
             return None;
         }
         let mid = (lo + hi) / 2.0;
+        let drops = p.offsets.contains(&f64::NEG_INFINITY);
         let offsets = if p.offsets.is_empty() {
             vec![T::from_f64(-mid); p.cols]
         } else {
             p.offsets.iter().map(|&o| T::from_f64(o - mid)).collect()
         };
-        Some(Shift { mid, offsets })
+        Some(Shift {
+            mid,
+            offsets,
+            drops,
+        })
     }
 }
 

@@ -95,7 +95,7 @@ fn sweep_shifted_blocks<T: SimdFloat, M: MulAdd>(
     let last = z.len().div_ceil(BLOCK) - 1;
     for (b, ((z_b, g_b), o_b)) in blocks.enumerate() {
         let ahead = Ahead::after_or_within(z_b, g_b, more || b < last);
-        let s_b = sweep_shifted::<T, M>(z_b, g_b, o_b, k.logits(), ahead);
+        let s_b = sweep_shifted::<T, M>(z_b, g_b, o_b, k.logits(), ahead, shift.drops);
         s += s_b.map_err(|c| b * BLOCK + c)?.to_f64();
     }
     Ok(s)

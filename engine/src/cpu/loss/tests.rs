@@ -76,7 +76,8 @@ fn params<'a>(
 
 /// `kernel` against the row kernel at each shape and level, and each level's row kernel
 /// against the portable one: partial last tiles and groups, one and two classes, logits
-/// beyond the clamp, a dropped class (`-inf` offset), weighted rows and a mean's scale.
+/// beyond the clamp, weighted rows and a mean's scale; each with a dropped class (`-inf`
+/// offset) and with none (the shifted sweep's two loops).
 fn agree<T: SimdFloat>(kernel: Kernel, shapes: &[(usize, usize)], rel: f64) {
     agree_with::<T>(kernel, shapes, rel, |_| ());
 }
@@ -101,7 +102,7 @@ fn agree_at<T: SimdFloat>(
     adjust: fn(&mut FusedLossParams),
 ) {
     let mut rng = SplitMix::new(11);
-    for &(rows, cols) in shapes {
+    for (&(rows, cols), drop) in shapes.iter().flat_map(|s| [(s, true), (s, false)]) {
         let z: Vec<T> = rng
             .vec(rows * cols, -40.0, 40.0)
             .into_iter()
@@ -110,7 +111,7 @@ fn agree_at<T: SimdFloat>(
         let labels: Vec<usize> = (0..rows).map(|i| (i * 7 + 3) % cols).collect();
         let coefs = rng.vec(rows, 0.5, 2.0);
         let mut offsets = rng.vec(cols, -2.0, 3.0);
-        if let Some(free) = (0..cols).find(|c| !labels.contains(c)) {
+        if let Some(free) = (0..cols).find(|c| drop && !labels.contains(c)) {
             offsets[free] = f64::NEG_INFINITY;
         }
         let mut p = params(rows, cols, &labels, &coefs, &offsets);
@@ -120,7 +121,7 @@ fn agree_at<T: SimdFloat>(
         let (lr, gr) = run(level, Kernel::Rows, &z, &p).unwrap();
         let (lp, gp) = run(Level::Portable, Kernel::Rows, &z, &p).unwrap();
         let f = |v: Vec<T>| v.into_iter().map(T::to_f64).collect::<Vec<_>>();
-        eprintln!("level {level}, {rows} x {cols}");
+        eprintln!("level {level}, {rows} x {cols}, drop {drop}");
         close("loss", &f(lk), &f(lr.clone()), rel, 1.0);
         close("grad", &f(gk), &f(gr.clone()), rel, 1e-30);
         close("row-kernel loss vs portable", &f(lr), &f(lp), rel, 1.0);
@@ -238,5 +239,75 @@ fn long_rows_name_a_bad_logit_in_a_later_block_and_drop_a_leading_block() {
         let f = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
         close("loss", &f(l), &f(lr), 1e-6, 1.0);
         close("grad", &f(g), &f(gr), 1e-6, 1e-30);
+    }
+}
+
+/// The shifted sweep's two loops on rows without a dropped class: the same bits (the
+/// bounded `exp` is the clamped one's arithmetic there, and `+ z * 0` is exact), with
+/// logits beyond the clamp in every line; and a non-finite logit named from either.
+#[test]
+fn the_shifted_sweep_loops_agree_bit_for_bit() {
+    use super::simd::{MulAdd, MulAddKernel};
+    use super::sweeps::{sweep_shifted, Ahead};
+    struct Sweep<'a> {
+        z: &'a [f32],
+        k: &'a Consts<'a, f32>,
+        drops: bool,
+    }
+    impl MulAddKernel for Sweep<'_> {
+        type Output = (Result<f32, usize>, Vec<u32>);
+        #[inline(always)]
+        fn run<M: MulAdd>(self) -> Self::Output {
+            let shift = self.k.shift.as_ref().unwrap();
+            let mut g = vec![MaybeUninit::uninit(); self.z.len()];
+            let ahead = Ahead::after_or_within(self.z, &g, false);
+            let s = sweep_shifted::<f32, M>(
+                self.z,
+                &mut g,
+                &shift.offsets,
+                self.k.logits(),
+                ahead,
+                self.drops,
+            );
+            // SAFETY: the sweep writes every entry.
+            (
+                s,
+                g.iter()
+                    .map(|v| unsafe { v.assume_init() }.to_bits())
+                    .collect(),
+            )
+        }
+    }
+    let mut rng = SplitMix::new(5);
+    let cols = 1000;
+    let mut z: Vec<f32> = rng
+        .vec(cols, -40.0, 40.0)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let offsets = rng.vec(cols, -2.0, 3.0);
+    let p = params(1, cols, &[0], &[1.0], &offsets);
+    let k = Consts::new(&p, Kernel::Plain);
+    assert!(!k.shift.as_ref().unwrap().drops);
+    for level in Level::supported() {
+        let run = |z: &[f32], drops| with_level_fma(level, Sweep { z, k: &k, drops });
+        let (bounded, clamped) = (run(&z, false), run(&z, true));
+        assert!(bounded.0.is_ok() && z.iter().any(|v| v.abs() > 30.0));
+        assert_eq!(
+            bounded.0.map(f32::to_bits),
+            clamped.0.map(f32::to_bits),
+            "{level}"
+        );
+        assert_eq!(bounded.1, clamped.1, "{level}");
+        for (at, bad) in [
+            (3, f32::INFINITY),
+            (997, f32::NEG_INFINITY),
+            (500, f32::NAN),
+        ] {
+            let keep = std::mem::replace(&mut z[at], bad);
+            assert_eq!(run(&z, false).0, Err(at), "{level} {bad}");
+            assert_eq!(run(&z, true).0, Err(at), "{level} {bad}");
+            z[at] = keep;
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! [`MulAdd`], chosen by the caller's level (one FMA, or a multiply and an add), and the
 //! polynomial is a minimax fit one degree lower with fewer operations around it.
 use crate::Float;
+use std::ops::{BitOr, BitXor};
 
 /// How a kernel's `a * b + c` compiles at its level. A type, not a flag: the choice is
 /// made once per kernel (by [`super::with_simd_fma`]), never per call.
@@ -65,8 +66,17 @@ pub trait SimdFloat: Float {
     /// of a clamp's range): f32 by `exp_f32_unclamped` (this file); f64 by libm, every
     /// digit, for the gradient checks.
     fn exp_below_88_at<M: MulAdd>(self) -> Self;
+    /// `e^self` for `-86.5 <= self <= 88.3` (a value shifted by a clamp range's midpoint):
+    /// f32 by `exp_f32_bounded` (this file), bit for bit `exp_below_88_at` there, with two
+    /// operations fewer; outside that range (NaN and infinities included) the result is
+    /// unspecified, so the caller must detect such inputs itself. f64 by libm.
+    fn exp_bounded_at<M: MulAdd>(self) -> Self;
     /// `|self|` (clearing the sign bit: one `and`).
     fn abs(self) -> Self;
+    /// The value's bits, so that a loop can tell two values apart with an `xor` and collect
+    /// the differences with an `or` (two integer operations, off the float ports).
+    type Bits: Copy + Default + PartialEq + BitOr<Output = Self::Bits> + BitXor<Output = Self::Bits>;
+    fn lane_bits(self) -> Self::Bits;
 }
 
 impl SimdFloat for f32 {
@@ -82,6 +92,15 @@ impl SimdFloat for f32 {
     fn abs(self) -> f32 {
         f32::abs(self)
     }
+    #[inline(always)]
+    fn exp_bounded_at<M: MulAdd>(self) -> f32 {
+        exp_f32_bounded::<M>(self)
+    }
+    type Bits = u32;
+    #[inline(always)]
+    fn lane_bits(self) -> u32 {
+        self.to_bits()
+    }
 }
 
 impl SimdFloat for f64 {
@@ -96,6 +115,15 @@ impl SimdFloat for f64 {
     #[inline(always)]
     fn abs(self) -> f64 {
         f64::abs(self)
+    }
+    #[inline(always)]
+    fn exp_bounded_at<M: MulAdd>(self) -> f64 {
+        self.exp()
+    }
+    type Bits = u64;
+    #[inline(always)]
+    fn lane_bits(self) -> u64 {
+        self.to_bits()
     }
 }
 
@@ -139,11 +167,43 @@ pub fn exp_f32<M: MulAdd>(x: f32) -> f32 {
 /// 88.38 the exponent field wraps and the result is garbage.
 #[inline(always)]
 pub fn exp_f32_unclamped<M: MulAdd>(x: f32) -> f32 {
+    /// `1.5 * 2^23 + 127`: see [`exp_f32`].
+    const ROUND_BIAS: f32 = 12_583_039.0;
+    // `x < FLUSH ? FLUSH : x` is x86's `maxps(FLUSH, x)`, which returns `x` if NaN.
+    let x = if x < FLUSH { FLUSH } else { x };
+    let (biased, p) = reduce_and_fit::<M>(x, ROUND_BIAS);
+    let two_n = f32::from_bits(biased.to_bits() << 23);
+    p * two_n
+}
+
+/// [`exp_f32_unclamped`] for `-86.5 <= x <= 88.3` only, bit for bit the same there, in two
+/// vector operations fewer (a quarter of the AVX2 one-pass loss sweep's float work was
+/// the `exp`'s clamp and scale): no clamp at the bottom, and `2^n` applied by adding `n`
+/// to `e^r`'s exponent field (an integer add, which runs beside the float ports) instead
+/// of building `2^n` and multiplying. Both give `e^r 2^n` exactly while the result is a
+/// normal number: `e^r` lies in `[0.707, 1.415]` (exponent field 126 or 127) and
+/// `n = round(x log2 e)` in `[-125, 127]` here. Rounding `x log2 e` against `1.5 * 2^23`
+/// instead of `1.5 * 2^23 + 127` gives the same `n`: the two differ only on an exact tie,
+/// and `x log2 e` (both factors with an odd 24-bit significand) is a half-integer only for
+/// `|x| >= 2^22`. Outside the range (NaN and infinities too) the exponent field wraps: the
+/// result is garbage, and callers must catch such inputs themselves.
+#[inline(always)]
+pub fn exp_f32_bounded<M: MulAdd>(x: f32) -> f32 {
+    /// `1.5 * 2^23`: the sum's low mantissa bits hold `n` itself (two's complement).
+    const ROUND_BIAS: f32 = 12_582_912.0;
+    let (biased, p) = reduce_and_fit::<M>(x, ROUND_BIAS);
+    // The low 9 bits of `biased` are `n` mod 512: shifted to the exponent field they are
+    // `n << 23` mod 2^32, and the wrapping add moves `e^r`'s exponent by `n`.
+    f32::from_bits(p.to_bits().wrapping_add(biased.to_bits() << 23))
+}
+
+/// [`exp_f32`]'s range reduction and polynomial: `x log2 e + round_bias` rounded to an integer
+/// (as `biased`, whose low mantissa bits the callers turn into `2^n`), and `e^r`.
+#[inline(always)]
+fn reduce_and_fit<M: MulAdd>(x: f32, round_bias: f32) -> (f32, f32) {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
-    /// `1.5 * 2^23 + 127`: see above.
-    const ROUND_BIAS: f32 = 12_583_039.0;
     /// `q(r)`'s coefficients, the constant term first: Lawson's iteratively reweighted
     /// least squares (which converges to the minimax fit) in f64 on 20001 points, with
     /// `1 + r` held fixed so that `e^r` is exact to first order at 0.
@@ -154,22 +214,20 @@ pub fn exp_f32_unclamped<M: MulAdd>(x: f32) -> f32 {
         0.008_368_745,
         0.001_381_454,
     ];
-    // `x < FLUSH ? FLUSH : x` is x86's `maxps(FLUSH, x)`, which returns `x` if NaN.
-    let x = if x < FLUSH { FLUSH } else { x };
-    let biased = M::mul_add(x, LOG2E, ROUND_BIAS);
-    let n = biased - ROUND_BIAS;
+    let biased = M::mul_add(x, LOG2E, round_bias);
+    let n = biased - round_bias;
     let r = M::mul_add(n, -LN2_LO, M::mul_add(n, -LN2_HI, x));
     let mut p = Q[4];
     for c in [Q[3], Q[2], Q[1], Q[0], 1.0, 1.0] {
         p = M::mul_add(p, r, c);
     }
-    let two_n = f32::from_bits(biased.to_bits() << 23);
-    p * two_n
+    (biased, p)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f32::consts::LN_2;
 
     /// `ln(2^-126)`: below it `e^x` is subnormal.
     const LOWEST: f32 = -87.336_54;
@@ -258,11 +316,43 @@ mod tests {
         check_unclamped_matches::<Separate>();
     }
 
+    /// Over its range the bounded `exp` is the unclamped one's arithmetic with `2^n` applied
+    /// as an integer add, so the bits must match: every 2^-12 from -86.5 to 88.3 and the
+    /// neighbours of the ends, of 0, of each `n`'s rounding boundary near them.
+    fn check_bounded_matches<M: MulAdd>() {
+        let grid = (-865 * 4096 / 10..=883 * 4096 / 10).map(|i| i as f32 / 4096.0);
+        let edges = [
+            -86.5,
+            88.3,
+            0.0,
+            -0.0,
+            1e-30,
+            -1e-30,
+            0.5 * LN_2,
+            -0.5 * LN_2,
+        ];
+        let near = edges.iter().flat_map(|&e: &f32| {
+            (-8i32..=8).map(move |k| f32::from_bits((e.to_bits() as i32 + k) as u32))
+        });
+        for x in grid.chain(near).filter(|x| (-86.5..=88.3).contains(x)) {
+            let (a, b) = (exp_f32_bounded::<M>(x), exp_f32_unclamped::<M>(x));
+            assert_eq!(a.to_bits(), b.to_bits(), "exp({x}): {a} bounded, {b}");
+        }
+    }
+
+    #[test]
+    fn bounded_exp_is_the_unclamped_exp_over_its_range() {
+        check_bounded_matches::<Fused>();
+        check_bounded_matches::<FusedWide>();
+        check_bounded_matches::<Separate>();
+    }
+
     #[test]
     fn f64_keeps_libm_exp() {
         for x in [-745.5, -20.25, 0.0, 1.0, 709.0] {
             assert_eq!(x.exp_below_88_at::<Fused>(), f64::exp(x));
             assert_eq!(x.exp_below_88_at::<Separate>(), f64::exp(x));
+            assert_eq!(x.exp_bounded_at::<Fused>(), f64::exp(x));
         }
     }
 }
