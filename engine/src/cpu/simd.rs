@@ -7,6 +7,7 @@
 //! LLVM will not do for IEEE floats. Accumulating into `LANES` independent partial sums is an
 //! explicit reassociation that LLVM maps onto one vector register.
 mod exp;
+pub(crate) use exp::coefficients as exp_coefficients;
 mod level;
 
 use crate::Float;

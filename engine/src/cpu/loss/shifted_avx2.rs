@@ -14,18 +14,10 @@ use std::arch::x86_64::*;
 use std::hint::black_box;
 use std::mem::MaybeUninit;
 
-/// The `exp`'s constants, as in `simd::exp` (`exp_f32_bounded` and `reduce_and_fit`).
-const LOG2E: f32 = std::f32::consts::LOG2_E;
-const ROUND_BIAS: f32 = 12_582_912.0;
-const LN2_HI: f32 = 0.693_145_75;
-const LN2_LO: f32 = 1.428_606_8e-6;
-const Q: [f32; 5] = [
-    0.499_999_94,
-    0.166_665_21,
-    0.041_668_39,
-    0.008_368_745,
-    0.001_381_454,
-];
+// The `exp`'s constants: `simd::exp`'s own (`exp_f32_bounded` and `reduce_and_fit`).
+use crate::cpu::simd::exp_coefficients::{
+    BOUNDED_ROUND_BIAS as ROUND_BIAS, LN2_HI, LN2_LO, LOG2E, Q,
+};
 
 /// Entries per line (64 bytes of f32): two AVX2 vectors, one prefetch of each stream.
 pub(super) const LINE: usize = 16;
@@ -79,11 +71,14 @@ unsafe fn entry(k: &Consts, z: __m256, o: __m256) -> (__m256, __m256, __m256) {
 /// summing entry `l` of every line (`shifted_pass`'s `acc`), and whether any entry was
 /// stopped. `offsets` are `o_j - mid`, none `-inf`.
 ///
+/// A function of its own compiled with AVX2 and FMA (one call per row's whole lines),
+/// not one inlined into the caller's: inlined, whether its intrinsics became instructions
+/// or calls depended on every caller being compiled with the features, and in some
+/// monomorphisations they were calls (`engine/tests/intrinsics_inlined.rs` found them).
+///
 /// # Safety
-/// The CPU must have AVX2 and FMA, and this must be inlined into a function compiled with
-/// them (`simd::call_avx2`): every function between it and the intrinsics is
-/// `#[inline(always)]`, and none is a closure.
-#[inline(always)]
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn lines(
     z: &[f32],
     g: &mut [MaybeUninit<f32>],

@@ -189,31 +189,38 @@ pub fn exp_f32_unclamped<M: MulAdd>(x: f32) -> f32 {
 /// result is garbage, and callers must catch such inputs themselves.
 #[inline(always)]
 pub fn exp_f32_bounded<M: MulAdd>(x: f32) -> f32 {
-    /// `1.5 * 2^23`: the sum's low mantissa bits hold `n` itself (two's complement).
-    const ROUND_BIAS: f32 = 12_582_912.0;
-    let (biased, p) = reduce_and_fit::<M>(x, ROUND_BIAS);
+    let (biased, p) = reduce_and_fit::<M>(x, coefficients::BOUNDED_ROUND_BIAS);
     // The low 9 bits of `biased` are `n` mod 512: shifted to the exponent field they are
     // `n << 23` mod 2^32, and the wrapping add moves `e^r`'s exponent by `n`.
     f32::from_bits(p.to_bits().wrapping_add(biased.to_bits() << 23))
 }
 
-/// [`exp_f32`]'s range reduction and polynomial: `x log2 e + round_bias` rounded to an integer
-/// (as `biased`, whose low mantissa bits the callers turn into `2^n`), and `e^r`.
-#[inline(always)]
-fn reduce_and_fit<M: MulAdd>(x: f32, round_bias: f32) -> (f32, f32) {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
+/// The range reduction's and the polynomial's constants: one copy, shared with the AVX2
+/// loss loop written by hand (`cpu/loss/shifted_avx2.rs`), which must give the same bits.
+pub(crate) mod coefficients {
+    pub(crate) const LOG2E: f32 = std::f32::consts::LOG2_E;
+    pub(crate) const LN2_HI: f32 = 0.693_145_75;
+    pub(crate) const LN2_LO: f32 = 1.428_606_8e-6;
     /// `q(r)`'s coefficients, the constant term first: Lawson's iteratively reweighted
     /// least squares (which converges to the minimax fit) in f64 on 20001 points, with
     /// `1 + r` held fixed so that `e^r` is exact to first order at 0.
-    const Q: [f32; 5] = [
+    pub(crate) const Q: [f32; 5] = [
         0.499_999_94,
         0.166_665_21,
         0.041_668_39,
         0.008_368_745,
         0.001_381_454,
     ];
+    /// `exp_f32_bounded`'s rounding constant, `1.5 * 2^23`: the sum's low mantissa bits
+    /// hold `n` itself (two's complement).
+    pub(crate) const BOUNDED_ROUND_BIAS: f32 = 12_582_912.0;
+}
+
+/// [`exp_f32`]'s range reduction and polynomial: `x log2 e + round_bias` rounded to an integer
+/// (as `biased`, whose low mantissa bits the callers turn into `2^n`), and `e^r`.
+#[inline(always)]
+fn reduce_and_fit<M: MulAdd>(x: f32, round_bias: f32) -> (f32, f32) {
+    use coefficients::{LN2_HI, LN2_LO, LOG2E, Q};
     let biased = M::mul_add(x, LOG2E, round_bias);
     let n = biased - round_bias;
     let r = M::mul_add(n, -LN2_LO, M::mul_add(n, -LN2_HI, x));
