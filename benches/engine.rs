@@ -190,12 +190,14 @@ fn conv_kernels(c: &mut Criterion) {
     g.finish();
 }
 
-/// Winograd F(2x2, 3x3) beside the direct kernels and im2col on ResNet-32's stride-1
+/// Winograd F(2x2, 3x3) and F(4x4, 3x3) beside the direct kernels and im2col on ResNet-32's stride-1
 /// convs, forward, input grad and weight grad, with both kernels of every SIMD level this
 /// CPU has in one run: `winograd_vs_direct/<shape>/<pass>-<kernel>-<level>`. Throughput
 /// counts the direct convolution's FLOPs for all of them, so the rates compare times.
 fn winograd_vs_direct(c: &mut Criterion) {
-    use arbor::engine::cpu::conv::{direct_kernels, im2col_kernels, winograd_kernels};
+    use arbor::engine::cpu::conv::{
+        direct_kernels, im2col_kernels, winograd4_kernels, winograd_kernels,
+    };
     use arbor::engine::cpu::simd::Level;
     let mut g = c.benchmark_group("winograd_vs_direct");
     let mut r = arbor::engine::gradcheck::SplitMix::new(8);
@@ -216,12 +218,17 @@ fn winograd_vs_direct(c: &mut Criterion) {
                 variants.push((format!("direct-{l}"), direct_kernels(l)));
             }
             variants.push((format!("winograd-{l}"), winograd_kernels(l)));
+            variants.push((format!("winograd4-{l}"), winograd4_kernels(l)));
         }
         for (variant, kernels) in &variants {
             let passes: [(&str, &[f32], &[f32]); 3] =
                 [("fwd", &x, &w), ("dx", &dy, &w), ("dw", &dy, &x)];
             for (kernel, (pass, a, b)) in kernels.iter().zip(passes) {
                 if variant.ends_with("portable") && pass != "dw" {
+                    continue;
+                }
+                // F(4x4, 3x3) has no weight grad of its own (it runs F(2x2, 3x3)'s).
+                if variant.starts_with("winograd4") && pass == "dw" {
                     continue;
                 }
                 g.bench_function(

@@ -27,8 +27,8 @@ use crate::backend::Conv2dParams;
 use crate::Float;
 use dispatch::{as_f32, direct_forward_then, from_f32, try_fast, winograd_forward_then};
 pub use dispatch::{
-    direct_kernels, im2col_kernels, uses_direct, uses_winograd, uses_winograd_weight_grad,
-    winograd_kernels, F32Kernel,
+    direct_kernels, im2col_kernels, uses_direct, uses_winograd, uses_winograd4,
+    uses_winograd_weight_grad, winograd4_kernels, winograd_kernels, F32Kernel,
 };
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -58,7 +58,7 @@ pub fn conv2d_bias_act<T: Float>(
         // Winograd where it takes the forward (it beat the direct forward there, see
         // `uses_winograd`), else the direct kernel, each adding the bias as it stores.
         let forward = if uses_winograd(level, p) {
-            Some(winograd_forward_then(level))
+            Some(winograd_forward_then(level, uses_winograd4(level, p)))
         } else {
             uses_direct(level, 0, p).then(|| direct_forward_then(level))
         };

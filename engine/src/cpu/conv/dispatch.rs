@@ -40,32 +40,57 @@ pub(super) fn direct_forward_then(level: Level) -> F32ForwardThen {
     }
 }
 
-/// The Winograd forward for `level` with an epilogue in its output transform.
-pub(super) fn winograd_forward_then(level: Level) -> F32ForwardThen {
+/// The Winograd forward for `level` with an epilogue in its output transform, by
+/// F(4x4, 3x3) when `four`, else F(2x2, 3x3).
+pub(super) fn winograd_forward_then(level: Level, four: bool) -> F32ForwardThen {
+    use direct::*;
+    use winograd::{conv2d_then, F2, F4};
+    fn of<L: Lanes>(four: bool) -> F32ForwardThen {
+        if four {
+            conv2d_then::<L, F4>
+        } else {
+            conv2d_then::<L, F2>
+        }
+    }
     match level {
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => winograd::conv2d_then::<direct::Avx512>,
+        Level::Avx512 => of::<Avx512>(four),
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => winograd::conv2d_then::<direct::Avx2>,
-        _ => winograd::conv2d_then::<direct::Portable>,
+        Level::Avx2 => of::<Avx2>(four),
+        _ => of::<Portable>(four),
     }
 }
 
-/// Winograd F(2x2, 3x3) for `level`: `[forward, input grad, weight grad]` (`None` off
-/// stride-1 pad-1 3x3 geometries).
-pub fn winograd_kernels(level: Level) -> [F32Kernel; 3] {
+/// Winograd for `level`: `[forward, input grad, weight grad]` (`None` off stride-1 pad-1
+/// 3x3 geometries), the forward and input grad by F(2x2, 3x3) (`winograd_kernels`) or
+/// F(4x4, 3x3) (`winograd4_kernels`); the weight grad is F(2x2, 3x3)'s in both.
+fn winograd_tiled<F: winograd::Tiling>(level: Level) -> [F32Kernel; 3] {
     use direct::*;
-    fn of<L: Lanes>() -> [F32Kernel; 3] {
+    fn of<L: Lanes, F: winograd::Tiling>() -> [F32Kernel; 3] {
         use winograd::*;
-        [conv2d::<L>, conv2d_input_grad::<L>, conv2d_weight_grad::<L>]
+        [
+            conv2d::<L, F>,
+            conv2d_input_grad::<L, F>,
+            conv2d_weight_grad::<L>,
+        ]
     }
     match level {
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => of::<Avx512>(),
+        Level::Avx512 => of::<Avx512, F>(),
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => of::<Avx2>(),
-        _ => of::<Portable>(),
+        Level::Avx2 => of::<Avx2, F>(),
+        _ => of::<Portable, F>(),
     }
+}
+
+/// Winograd F(2x2, 3x3) for `level` (see [`winograd_tiled`]).
+pub fn winograd_kernels(level: Level) -> [F32Kernel; 3] {
+    winograd_tiled::<winograd::F2>(level)
+}
+
+/// Winograd F(4x4, 3x3) for `level`'s forward and input grad (see [`winograd_tiled`]).
+pub fn winograd4_kernels(level: Level) -> [F32Kernel; 3] {
+    winograd_tiled::<winograd::F4>(level)
 }
 
 /// The im2col + GEMM path in the same form as [`direct_kernels`] (always `Some`): what
@@ -78,13 +103,15 @@ pub fn im2col_kernels() -> [F32Kernel; 3] {
     ]
 }
 
-/// The f32 path `ARBOR_CONV` forces (`direct`, `im2col` or `winograd`; read once), if any.
+/// The f32 path `ARBOR_CONV` forces (`direct`, `im2col`, `winograd` or `winograd4`;
+/// read once), if any.
 fn forced_path() -> Option<&'static str> {
     static CHOICE: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
     *CHOICE.get_or_init(|| match std::env::var("ARBOR_CONV").as_deref() {
         Ok("direct") => Some("direct"),
         Ok("im2col") => Some("im2col"),
         Ok("winograd") => Some("winograd"),
+        Ok("winograd4") => Some("winograd4"),
         _ => None,
     })
 }
@@ -167,13 +194,25 @@ pub fn uses_winograd(level: Level, p: &Conv2dParams) -> bool {
     let channels = p.c_in.min(p.c_out);
     winograd::takes(p)
         && match forced_path() {
-            Some("winograd") => true,
+            Some("winograd" | "winograd4") => true,
             Some(_) => false,
             None => match level {
                 Level::Avx512 => channels >= 32,
                 Level::Avx2 => channels >= 16,
                 Level::Portable => false,
             },
+        }
+}
+
+/// Whether the f32 forward and input grad that [`uses_winograd`] sends to Winograd take
+/// F(4x4, 3x3) rather than F(2x2, 3x3): always under `ARBOR_CONV=winograd4`, never
+/// under the other forced paths, else where it measured faster.
+pub fn uses_winograd4(level: Level, p: &Conv2dParams) -> bool {
+    uses_winograd(level, p)
+        && match forced_path() {
+            Some("winograd4") => true,
+            Some(_) => false,
+            None => level != Level::Portable && p.c_in.min(p.c_out) < 64,
         }
 }
 
@@ -218,7 +257,12 @@ pub(super) fn try_fast<T: Float>(
         _ => uses_winograd(level, p),
     };
     if winograd {
-        if let Some(out) = winograd_kernels(level)[pass](a, b, p) {
+        let kernels = if pass < 2 && uses_winograd4(level, p) {
+            winograd4_kernels(level)
+        } else {
+            winograd_kernels(level)
+        };
+        if let Some(out) = kernels[pass](a, b, p) {
             return from_f32(out);
         }
     }

@@ -24,15 +24,105 @@
 mod layout;
 mod product;
 mod transform;
+mod transform4;
 mod weight;
 
 use super::direct::{Epilogue, Lanes};
 use super::per_image;
 use crate::backend::Conv2dParams;
 use layout::transpose;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use transform::ELEMENTS;
 pub use weight::conv2d_weight_grad;
+
+/// One of Winograd's tilings of a 3x3 convolution: its tile size and its three maps.
+/// [`F2`] is F(2x2, 3x3) (`transform.rs`), [`F4`] F(4x4, 3x3) (`transform4.rs`); the
+/// forward and input gradient take either (see `dispatch.rs` for which runs where), the
+/// weight gradient F(2x2, 3x3) only.
+pub trait Tiling {
+    /// Output pixels along each side of a tile; its input patch is `OUT + 2` across.
+    const OUT: usize;
+    /// Elements of a transformed tile, `(OUT + 2)^2`: one product `V[e] U[e]` each.
+    const ELEMENTS: usize;
+    /// `U = G g G^T` of a row-major 3x3 kernel into `u` (`ELEMENTS` values).
+    fn kernel(g: &[f32], u: &mut [f32]);
+    /// `V = B^T d B` of one tile's `N` channels (see `transform::input`).
+    fn input<L: Lanes>(
+        src: &[f32],
+        from: (usize, usize),
+        dst: &mut [f32],
+        out: (usize, usize),
+        c: usize,
+    );
+    /// `A^T M A` of one tile's `N` channels, with the epilogue (see `transform::output`).
+    fn output<L: Lanes>(
+        src: (&[f32], usize, usize),
+        dst: &mut [f32],
+        out: (usize, usize),
+        channels: usize,
+        then: (L::V, bool),
+    );
+}
+
+/// F(2x2, 3x3): 16 multiplies per 4 outputs and channel pair.
+pub struct F2;
+impl Tiling for F2 {
+    const OUT: usize = 2;
+    const ELEMENTS: usize = transform::ELEMENTS;
+    fn kernel(g: &[f32], u: &mut [f32]) {
+        u.copy_from_slice(&transform::kernel(g));
+    }
+    #[inline(always)]
+    fn input<L: Lanes>(
+        src: &[f32],
+        from: (usize, usize),
+        dst: &mut [f32],
+        out: (usize, usize),
+        c: usize,
+    ) {
+        transform::input::<L>(src, from, dst, out, c)
+    }
+    #[inline(always)]
+    fn output<L: Lanes>(
+        src: (&[f32], usize, usize),
+        dst: &mut [f32],
+        out: (usize, usize),
+        channels: usize,
+        then: (L::V, bool),
+    ) {
+        transform::output::<L>(src, dst, out, channels, then)
+    }
+}
+
+/// F(4x4, 3x3): 36 multiplies per 16 outputs and channel pair.
+pub struct F4;
+impl Tiling for F4 {
+    const OUT: usize = 4;
+    const ELEMENTS: usize = transform4::ELEMENTS;
+    fn kernel(g: &[f32], u: &mut [f32]) {
+        u.copy_from_slice(&transform4::kernel(g));
+    }
+    #[inline(always)]
+    fn input<L: Lanes>(
+        src: &[f32],
+        from: (usize, usize),
+        dst: &mut [f32],
+        out: (usize, usize),
+        c: usize,
+    ) {
+        transform4::input::<L>(src, from, dst, out, c)
+    }
+    #[inline(always)]
+    fn output<L: Lanes>(
+        src: (&[f32], usize, usize),
+        dst: &mut [f32],
+        out: (usize, usize),
+        channels: usize,
+        then: (L::V, bool),
+    ) {
+        transform4::output::<L>(src, dst, out, channels, then)
+    }
+}
 
 /// Floats of one block's transformed input `V` (16 elements x tiles x channels): 64 KB,
 /// so that `V`, the `M` it becomes and one `U[e]` stay in L1/L2 between the passes.
@@ -43,30 +133,44 @@ pub fn takes(p: &Conv2dParams) -> bool {
     p.kh == 3 && p.kw == 3 && p.stride == (1, 1) && p.padding == (1, 1)
 }
 
-/// Sizes of one image's buffers.
+/// Sizes of one image's buffers, for a tiling of `out x out` output pixels per tile.
 struct Geometry {
-    /// Tiles down and across: `ceil(h / 2)`, `ceil(w / 2)`.
+    /// Tiles down and across: `ceil(h / out)`, `ceil(w / out)`.
     tiles: (usize, usize),
-    /// Pixels across the padded copy (`2 * tiles.1 + 2`).
+    /// Output pixels along a tile's side ([`Tiling::OUT`]) and its elements.
+    out: usize,
+    elements: usize,
+    /// Pixels across the padded copy (`out * tiles.1 + 2`).
     pitch: usize,
     /// Input and output channels rounded up to whole vectors.
     c_in: usize,
     c_out: usize,
-    /// Tiles per block: a multiple of the product's tile rows.
+    /// Tiles per block: a multiple of `rows`, the product's register tile rows.
     block: usize,
+    rows: usize,
 }
 
 impl Geometry {
+    /// F(2x2, 3x3)'s geometry (the weight gradient's).
     fn new<L: Lanes>(p: &Conv2dParams) -> Self {
+        Self::of::<L, F2>(p)
+    }
+
+    fn of<L: Lanes, F: Tiling>(p: &Conv2dParams) -> Self {
         let (c_in, c_out) = (
             p.c_in.next_multiple_of(L::N),
             p.c_out.next_multiple_of(L::N),
         );
-        let rows = product::rows_per_tile::<L>(c_out);
-        let block = (BLOCK_FLOATS / (ELEMENTS * c_in * rows)).max(1) * rows;
+        let out = F::OUT;
+        let tiles = (p.h_in.div_ceil(out), p.w_in.div_ceil(out));
+        let rows = product::rows_per_tile::<L>(c_out, tiles.0 * tiles.1);
+        let block = (BLOCK_FLOATS / (F::ELEMENTS * c_in * rows)).max(1) * rows;
         Geometry {
-            tiles: (p.h_in.div_ceil(2), p.w_in.div_ceil(2)),
-            pitch: 2 * p.w_in.div_ceil(2) + 2,
+            tiles,
+            rows,
+            out,
+            elements: F::ELEMENTS,
+            pitch: out * p.w_in.div_ceil(out) + 2,
             c_in,
             c_out,
             block,
@@ -81,7 +185,7 @@ struct Buffers {
     /// One block's `V` and `M`: `[element][tile][channel]`.
     v: Vec<f32>,
     m: Vec<f32>,
-    /// The output channels-last, `[2 * tiles.0][2 * tiles.1][c_out]`.
+    /// The output channels-last, `[out * tiles.0][out * tiles.1][c_out]`.
     out: Vec<f32>,
 }
 
@@ -89,25 +193,27 @@ impl Buffers {
     fn new(g: &Geometry) -> Self {
         let (ty, tx) = g.tiles;
         Buffers {
-            image: vec![0.0; (2 * ty + 2) * g.pitch * g.c_in],
-            v: vec![0.0; ELEMENTS * g.block * g.c_in],
-            m: vec![0.0; ELEMENTS * g.block * g.c_out],
-            out: vec![0.0; 4 * ty * tx * g.c_out],
+            image: vec![0.0; (g.out * ty + 2) * g.pitch * g.c_in],
+            v: vec![0.0; g.elements * g.block * g.c_in],
+            m: vec![0.0; g.elements * g.block * g.c_out],
+            out: vec![0.0; g.out * g.out * ty * tx * g.c_out],
         }
     }
 }
 
-/// `U[e][ci][co]`: element `e` of the transform of `kernel(ci, co)` (a row-major 3x3
+/// `U[e][ci][co]`: element `e` of `F`'s transform of `kernel(ci, co)` (a row-major 3x3
 /// kernel), padding channels zero.
-fn transformed_kernels(
+fn transformed_kernels<F: Tiling>(
     (c_in, c_out): (usize, usize),
     g: &Geometry,
     kernel: impl Fn(usize, usize) -> [f32; 9],
 ) -> Vec<f32> {
-    let mut u = vec![0.0; ELEMENTS * g.c_in * g.c_out];
+    let mut u = vec![0.0; F::ELEMENTS * g.c_in * g.c_out];
+    let mut one = vec![0.0; F::ELEMENTS];
     for ci in 0..c_in {
         for co in 0..c_out {
-            for (e, &v) in transform::kernel(&kernel(ci, co)).iter().enumerate() {
+            F::kernel(&kernel(ci, co), &mut one);
+            for (e, &v) in one.iter().enumerate() {
                 u[(e * g.c_in + ci) * g.c_out + co] = v;
             }
         }
@@ -131,29 +237,36 @@ fn pad_channels_last<L: Lanes>(x: &[f32], p: &Conv2dParams, g: &Geometry, image:
 /// features, where the transform's intrinsics became calls (the AVX2 forward took 3.4x
 /// as long at 16@32²).
 pub(super) trait TileMap<L: Lanes> {
+    /// Pixels between one tile's first pixel and the next one's.
+    const STEP: usize;
     fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize);
 }
 
-/// The forward's `V = Bᵀ d B` of an input tile.
-pub(super) struct InputTransform;
-impl<L: Lanes> TileMap<L> for InputTransform {
+/// The forward's `V = Bᵀ d B` of an input tile, by tiling `F`.
+pub(super) struct InputOf<F>(PhantomData<F>);
+impl<L: Lanes, F: Tiling> TileMap<L> for InputOf<F> {
+    const STEP: usize = F::OUT;
     #[inline(always)]
     fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize) {
-        transform::input::<L>(src, from, dst, out, c)
+        F::input::<L>(src, from, dst, out, c)
     }
 }
+
+/// The F(2x2, 3x3) input transform (the weight gradient's).
+pub(super) type InputTransform = InputOf<F2>;
 
 /// The weight grad's `dM = A dy Aᵀ` of an output-grad tile.
 pub(super) struct OutputGradTransform;
 impl<L: Lanes> TileMap<L> for OutputGradTransform {
+    const STEP: usize = 2;
     #[inline(always)]
     fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize) {
         transform::output_grad::<L>(src, from, dst, out, c)
     }
 }
 
-/// `M::map` of the tiles `first..first + count` (raster order, the tile at pixel `(2 ty,
-/// 2 tx)`) of a channels-last `src` (`channels` floats per pixel, `pitch` pixels per
+/// `M::map` of the tiles `first..first + count` (raster order, the tile at pixel
+/// `(STEP ty, STEP tx)`) of a channels-last `src` (`channels` floats per pixel, `pitch` pixels per
 /// row) into rows `row..row + count` of a block `dst`: the forward's `V` of the padded
 /// image, the weight grad's `dM` of `dy`. One call per run of tiles, so that the offsets
 /// and bounds the loop needs are worked out once per run: called per tile (between the
@@ -168,7 +281,7 @@ fn tile_transforms<L: Lanes, M: TileMap<L>>(
 ) {
     for r in 0..count {
         let tile = first + r;
-        let (y, x) = (2 * (tile / g.tiles.1), 2 * (tile % g.tiles.1));
+        let (y, x) = (M::STEP * (tile / g.tiles.1), M::STEP * (tile % g.tiles.1));
         let at = (y * pitch + x) * channels;
         for c in (0..channels).step_by(L::N) {
             let (from, out) = (
@@ -186,11 +299,11 @@ fn tile_transforms<L: Lanes, M: TileMap<L>>(
     }
 }
 
-/// One image: `x` (`[c_in][h][w]`) to `y` (`[c_out][h][w]`), every value stored, each
-/// through `then` (its bias padded to `g.c_out`).
+/// One image by tiling `F`: `x` (`[c_in][h][w]`) to `y` (`[c_out][h][w]`), every value
+/// stored, each through `then` (its bias padded to `g.c_out`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn forward_image<L: Lanes>(
+fn forward_image<L: Lanes, F: Tiling>(
     u: &[f32],
     g: &Geometry,
     p: &Conv2dParams,
@@ -203,17 +316,18 @@ fn forward_image<L: Lanes>(
     let (ty, tx) = g.tiles;
     pad_channels_last::<L>(x, p, g, &mut bufs.image);
     let tiles = ty * tx;
-    let out_pitch = 2 * tx;
+    let out_pitch = F::OUT * tx;
     let (c_in, c_out) = (g.c_in, g.c_out);
     for t0 in (0..tiles).step_by(g.block) {
         let count = (tiles - t0).min(g.block);
         let image = (&bufs.image[..], c_in, g.pitch);
-        tile_transforms::<L, InputTransform>(g, image, (t0, count), &mut bufs.v, 0);
-        let rows = count.next_multiple_of(product::rows_per_tile::<L>(c_out));
+        tile_transforms::<L, InputOf<F>>(g, image, (t0, count), &mut bufs.v, 0);
+        let rows = count.next_multiple_of(g.rows);
         let dims = (rows, c_in, c_out);
-        product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, dims, g.block);
+        let blocks = (g.block, F::ELEMENTS, g.rows);
+        product::elementwise_products::<L>(&bufs.v, u, &mut bufs.m, dims, blocks);
         for r in 0..count {
-            let (oy, ox) = (2 * ((t0 + r) / tx), 2 * ((t0 + r) % tx));
+            let (oy, ox) = (F::OUT * ((t0 + r) / tx), F::OUT * ((t0 + r) % tx));
             let at = (oy * out_pitch + ox) * c_out;
             for c in (0..c_out).step_by(n) {
                 let src = (&bufs.m[..], r * c_out + c, g.block * c_out);
@@ -225,10 +339,10 @@ fn forward_image<L: Lanes>(
                 };
                 let then = (bias, then.relu);
                 match c_out {
-                    16 => transform::output::<L>(src, out, dst, 16, then),
-                    32 => transform::output::<L>(src, out, dst, 32, then),
-                    64 => transform::output::<L>(src, out, dst, 64, then),
-                    _ => transform::output::<L>(src, out, dst, c_out, then),
+                    16 => F::output::<L>(src, out, dst, 16, then),
+                    32 => F::output::<L>(src, out, dst, 32, then),
+                    64 => F::output::<L>(src, out, dst, 64, then),
+                    _ => F::output::<L>(src, out, dst, c_out, then),
                 }
             }
         }
@@ -239,16 +353,16 @@ fn forward_image<L: Lanes>(
     }
 }
 
-/// `y[b] = then(conv(x[b], kernel))` for a geometry Winograd [`takes`], with
-/// `kernel(ci, co)` the 3x3 kernel from input channel `ci` to output channel `co`.
-fn convolve<L: Lanes>(
+/// `y[b] = then(conv(x[b], kernel))` by tiling `F` for a geometry Winograd [`takes`],
+/// with `kernel(ci, co)` the 3x3 kernel from input channel `ci` to output channel `co`.
+fn convolve<L: Lanes, F: Tiling>(
     x: &[f32],
     p: &Conv2dParams,
     kernel: impl Fn(usize, usize) -> [f32; 9],
     then: Epilogue,
 ) -> Vec<f32> {
-    let g = Geometry::new::<L>(p);
-    let u = transformed_kernels((p.c_in, p.c_out), &g, kernel);
+    let g = Geometry::of::<L, F>(p);
+    let u = transformed_kernels::<F>((p.c_in, p.c_out), &g, kernel);
     // The bias padded to whole vectors, so that the output transform loads it as one.
     let padded = then.bias.map(|b| {
         let mut padded = vec![0.0; g.c_out];
@@ -266,7 +380,7 @@ fn convolve<L: Lanes>(
         unsafe {
             L::run(
                 #[inline(always)]
-                || forward_image::<L>(&u, &g, p, &then, xb, bufs, yb),
+                || forward_image::<L, F>(&u, &g, p, &then, xb, bufs, yb),
             )
         }
     };
@@ -281,15 +395,15 @@ fn convolve<L: Lanes>(
     }
 }
 
-/// Forward by Winograd F(2x2, 3x3). `None` unless Winograd [`takes`] the geometry and
-/// the CPU has `L`'s level.
-pub fn conv2d<L: Lanes>(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
-    conv2d_then::<L>(x, w, p, Epilogue::NONE)
+/// Forward by Winograd with tiling `F`. `None` unless Winograd [`takes`] the geometry
+/// and the CPU has `L`'s level.
+pub fn conv2d<L: Lanes, F: Tiling>(x: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+    conv2d_then::<L, F>(x, w, p, Epilogue::NONE)
 }
 
 /// [`conv2d`] with the bias added and the ReLU applied in the output transform's store
 /// (the eval fold of batch norm).
-pub fn conv2d_then<L: Lanes>(
+pub fn conv2d_then<L: Lanes, F: Tiling>(
     x: &[f32],
     w: &[f32],
     p: &Conv2dParams,
@@ -302,12 +416,16 @@ pub fn conv2d_then<L: Lanes>(
         let at = (co * p.c_in + ci) * 9;
         w[at..at + 9].try_into().expect("a 3x3 kernel")
     };
-    Some(convolve::<L>(x, p, kernel, then))
+    Some(convolve::<L, F>(x, p, kernel, then))
 }
 
-/// Input gradient by Winograd: the forward of `dy` with channels swapped and every
-/// kernel rotated by 180 degrees (`W'[ci, co, ky, kx] = W[co, ci, 2 - ky, 2 - kx]`).
-pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+/// Input gradient by Winograd with tiling `F`: the forward of `dy` with channels swapped
+/// and every kernel rotated by 180 degrees (`W'[ci, co, ky, kx] = W[co, ci, 2 - ky, 2 - kx]`).
+pub fn conv2d_input_grad<L: Lanes, F: Tiling>(
+    g: &[f32],
+    w: &[f32],
+    p: &Conv2dParams,
+) -> Option<Vec<f32>> {
     if !takes(p) || !L::LEVEL.is_supported() {
         return None;
     }
@@ -323,7 +441,7 @@ pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Op
         rotated.reverse();
         rotated
     };
-    Some(convolve::<L>(g, &swapped, kernel, Epilogue::NONE))
+    Some(convolve::<L, F>(g, &swapped, kernel, Epilogue::NONE))
 }
 
 #[cfg(test)]

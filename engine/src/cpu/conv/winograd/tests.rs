@@ -273,9 +273,16 @@ fn resnet_shapes_within_bound() {
 /// so equal bit for bit (padding channels included, on random geometries).
 #[test]
 fn bias_and_relu_in_the_output_transform() {
-    for level in Level::supported() {
-        let [forward, _, _] = kernels(level);
-        let then = super::super::winograd_forward_then(level);
+    for (level, four) in Level::supported()
+        .into_iter()
+        .flat_map(|l| [(l, false), (l, true)])
+    {
+        let [forward, _, _] = if four {
+            super::super::winograd4_kernels(level)
+        } else {
+            kernels(level)
+        };
+        let then = super::super::winograd_forward_then(level, four);
         let mut below = generator(77);
         for i in 0..40 {
             let p = random_geometry(&mut below);
@@ -297,7 +304,7 @@ fn bias_and_relu_in_the_output_transform() {
                     *v = v.max(0.0);
                 }
             }
-            assert_eq!(fused, plain, "{level} relu {relu} {p:?}");
+            assert_eq!(fused, plain, "{level} F4 {four} relu {relu} {p:?}");
         }
     }
 }
@@ -339,6 +346,163 @@ fn weight_grad_over_groups_and_blocks() {
             let bound = weight_grad_bound(&p, max_abs(&g), max_abs(&x));
             let reference = generic_weight_grad(&widen(&g), &widen(&x), &p);
             within(&dw, &reference, bound, &format!("{level} dW {p:?}"));
+        }
+    }
+}
+
+// F(4x4, 3x3) (`transform4.rs`).
+//
+// Its maps are checked one at a time against the matrices themselves (below, in f64):
+// an entry or sign wrong in `transform4.rs` shows there as an error of order one, where
+// the whole convolution's bound is loose. The matrices are checked by the 1-D identity
+// they must satisfy (`A^T [(G g) . (B^T d)]` is the correlation of `d` with `g`), and
+// the whole forward and input grad against f64 im2col within F(4x4, 3x3)'s bound:
+// as for F(2x2, 3x3), with 4 roundings per `V`, 1 per `U`, `c_in` in the channel sum and
+// 6 in the output transform (7 with the bias), and a 1-D sum
+// `sum_e |A^T[o, e]| (|G| 1)_e (|B^T| 1)_e` of at most 48 (at `o = 3`: the weights
+// `1/4 1/2 1/2 7/24 7/24 1` of `G` against `10 10 10 6 6 10` of `B^T`), so
+// `S <= 48^2 c_in wmax xmax` and the error is at most `(c_in + 14) u 2304 c_in wmax xmax`.
+
+const B4T: [[f64; 6]; 6] = [
+    [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+    [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+    [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+    [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+    [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+    [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+];
+const G4: [[f64; 3]; 6] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+const A4T: [[f64; 6]; 4] = [
+    [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+    [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+    [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+    [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+];
+
+/// `X d X^T` for an `r x c` matrix `X` and a `c x c` `d` (row-major).
+fn sandwich<const R: usize, const C: usize>(x: &[[f64; C]; R], d: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; R * R];
+    for i in 0..R {
+        for j in 0..R {
+            for k in 0..C {
+                for l in 0..C {
+                    out[i * R + j] += x[i][k] * d[k * C + l] * x[j][l];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn bound4(channels: usize, wmax: f64, xmax: f64) -> f64 {
+    let c = channels as f64;
+    (c + 14.0) * U * 2304.0 * c * wmax * xmax
+}
+
+#[test]
+fn f4_matrices_give_the_correlation() {
+    let mut below = generator(41);
+    for _ in 0..100 {
+        let mut values = |n: usize| widen(&random_values(&mut below, n));
+        let (d, g) = (values(6), values(3));
+        for (o, a) in A4T.iter().enumerate() {
+            let mut y = 0.0;
+            for e in 0..6 {
+                let u: f64 = (0..3).map(|k| G4[e][k] * g[k]).sum();
+                let v: f64 = (0..6).map(|k| B4T[e][k] * d[k]).sum();
+                y += a[e] * u * v;
+            }
+            let direct: f64 = (0..3).map(|k| g[k] * d[o + k]).sum();
+            assert!((y - direct).abs() < 1e-12, "output {o}: {y} vs {direct}");
+        }
+    }
+}
+
+#[test]
+fn f4_maps_match_their_matrices() {
+    use super::super::direct::Portable;
+    use super::transform4;
+    let mut below = generator(43);
+    for _ in 0..50 {
+        let mut values = |n: usize| random_values(&mut below, n);
+        // U = G g G^T.
+        let g = values(9);
+        let want = sandwich(&G4, &widen(&g));
+        for (e, (&u, &w)) in transform4::kernel(&g).iter().zip(&want).enumerate() {
+            assert!((f64::from(u) - w).abs() <= 1e-6, "U[{e}]: {u} vs {w}");
+        }
+        // V = B^T d B, 4 channels (one portable vector) of a 6x6 patch, channels-last
+        // with 2 spare pixels per row; elements `stride` apart.
+        let (channels, row, stride) = (4, 8 * 4, 5);
+        let image = values(6 * row);
+        let mut dst = vec![0.0f32; 35 * stride + 4];
+        transform4::input::<Portable>(&image, (0, row), &mut dst, (0, stride), channels);
+        for c in 0..4 {
+            let d: Vec<f64> = (0..36)
+                .map(|k| f64::from(image[(k / 6) * row + (k % 6) * channels + c]))
+                .collect();
+            let want = sandwich(&B4T, &d);
+            for e in 0..36 {
+                let got = f64::from(dst[e * stride + c]);
+                assert!(
+                    (got - want[e]).abs() <= 1e-4,
+                    "V[{e}][{c}]: {got} vs {}",
+                    want[e]
+                );
+            }
+        }
+        // Y = A^T M A plus a bias, then the ReLU.
+        let m = values(35 * stride + 4);
+        let bias = [0.5f32, -0.25, 0.0, 1.0];
+        for relu in [false, true] {
+            let mut out = vec![0.0f32; 3 * row + 3 * channels + 4];
+            transform4::output::<Portable>(
+                (&m, 0, stride),
+                &mut out,
+                (0, row),
+                channels,
+                (bias, relu),
+            );
+            for c in 0..4 {
+                let mm: Vec<f64> = (0..36).map(|e| f64::from(m[e * stride + c])).collect();
+                let want = sandwich(&A4T, &mm);
+                for (k, &w) in want.iter().enumerate() {
+                    let w = w + f64::from(bias[c]);
+                    let w = if relu { w.max(0.0) } else { w };
+                    let got = f64::from(out[(k / 4) * row + (k % 4) * channels + c]);
+                    assert!((got - w).abs() <= 1e-4, "Y[{k}][{c}]: {got} vs {w}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f4_within_its_rounding_bound_on_random_geometries() {
+    for level in Level::supported() {
+        let [forward, input_grad, _] = super::super::winograd4_kernels(level);
+        let mut below = generator(2025);
+        for _ in 0..150 {
+            let p = random_geometry(&mut below);
+            let mut values = |n: usize| random_values(&mut below, n);
+            let x = values(p.batch * p.c_in * p.h_in * p.w_in);
+            let w = values(p.c_out * p.c_in * 9);
+            let g = values(p.batch * p.c_out * p.h_in * p.w_in);
+            let (xmax, wmax, gmax) = (max_abs(&x), max_abs(&w), max_abs(&g));
+            let what = |pass: &str| format!("{level} F4 {pass} {p:?}");
+            let y = forward(&x, &w, &p).expect("takes 3x3 stride 1 pad 1");
+            let f64_y = generic_conv2d(&widen(&x), &widen(&w), &p);
+            within(&y, &f64_y, bound4(p.c_in, wmax, xmax), &what("y"));
+            let dx = input_grad(&g, &w, &p).expect("takes 3x3 stride 1 pad 1");
+            let f64_dx = generic_input_grad(&widen(&g), &widen(&w), &p);
+            within(&dx, &f64_dx, bound4(p.c_out, wmax, gmax), &what("dx"));
         }
     }
 }

@@ -227,14 +227,25 @@ impl Lanes for Avx2 {
         let lanes = &mut d[at..at + 8];
         unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().cast(), v) }
     }
+    /// Whole vectors by a plain load: AVX2's masked moves cost more than a load (two
+    /// micro-ops and the mask's compare on Intel; microcoded, many cycles each, on AMD
+    /// Zen 1 and 2), and the transposes between layouts call this with whole vectors
+    /// for all but the edges of odd sizes.
     #[inline(always)]
     fn load_first(s: &[f32], at: usize, count: usize) -> __m256 {
-        let lanes = &s[at..at + count.min(8)];
+        if count >= 8 {
+            return Self::load(s, at);
+        }
+        let lanes = &s[at..at + count];
         unsafe { _mm256_maskload_ps(lanes.as_ptr(), first8(lanes.len())) }
     }
+    /// Whole vectors by a plain store, as in [`Lanes::load_first`].
     #[inline(always)]
     fn store_first<S: Slot>(d: &mut [S], at: usize, count: usize, v: __m256) {
-        let lanes = &mut d[at..at + count.min(8)];
+        if count >= 8 {
+            return Self::store(d, at, v);
+        }
+        let lanes = &mut d[at..at + count];
         let mask = first8(lanes.len());
         unsafe { _mm256_maskstore_ps(lanes.as_mut_ptr().cast(), mask, v) }
     }
