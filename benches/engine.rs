@@ -227,10 +227,6 @@ fn winograd_vs_direct(c: &mut Criterion) {
                 if variant.ends_with("portable") && pass != "dw" {
                     continue;
                 }
-                // F(4x4, 3x3) has no weight grad of its own (it runs F(2x2, 3x3)'s).
-                if variant.starts_with("winograd4") && pass == "dw" {
-                    continue;
-                }
                 g.bench_function(
                     BenchmarkId::new(&name, format!("{pass}-{variant}")),
                     |bch| bch.iter(|| black_box(kernel(a, b, &p).expect("takes the shape"))),

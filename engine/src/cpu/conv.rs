@@ -28,7 +28,8 @@ use crate::Float;
 use dispatch::{as_f32, direct_forward_then, from_f32, try_fast, winograd_forward_then};
 pub use dispatch::{
     direct_kernels, im2col_kernels, uses_direct, uses_winograd, uses_winograd4,
-    uses_winograd_weight_grad, winograd4_kernels, winograd_kernels, F32Kernel,
+    uses_winograd4_weight_grad, uses_winograd_weight_grad, winograd4_kernels, winograd_kernels,
+    F32Kernel,
 };
 use rayon::prelude::*;
 use std::mem::MaybeUninit;

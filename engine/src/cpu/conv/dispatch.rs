@@ -62,8 +62,8 @@ pub(super) fn winograd_forward_then(level: Level, four: bool) -> F32ForwardThen 
 }
 
 /// Winograd for `level`: `[forward, input grad, weight grad]` (`None` off stride-1 pad-1
-/// 3x3 geometries), the forward and input grad by F(2x2, 3x3) (`winograd_kernels`) or
-/// F(4x4, 3x3) (`winograd4_kernels`); the weight grad is F(2x2, 3x3)'s in both.
+/// 3x3 geometries), by F(2x2, 3x3) (`winograd_kernels`) or F(4x4, 3x3)
+/// (`winograd4_kernels`).
 fn winograd_tiled<F: winograd::Tiling>(level: Level) -> [F32Kernel; 3] {
     use direct::*;
     fn of<L: Lanes, F: winograd::Tiling>() -> [F32Kernel; 3] {
@@ -71,7 +71,7 @@ fn winograd_tiled<F: winograd::Tiling>(level: Level) -> [F32Kernel; 3] {
         [
             conv2d::<L, F>,
             conv2d_input_grad::<L, F>,
-            conv2d_weight_grad::<L>,
+            conv2d_weight_grad::<L, F>,
         ]
     }
     match level {
@@ -88,7 +88,7 @@ pub fn winograd_kernels(level: Level) -> [F32Kernel; 3] {
     winograd_tiled::<winograd::F2>(level)
 }
 
-/// Winograd F(4x4, 3x3) for `level`'s forward and input grad (see [`winograd_tiled`]).
+/// Winograd F(4x4, 3x3) for `level` (see [`winograd_tiled`]).
 pub fn winograd4_kernels(level: Level) -> [F32Kernel; 3] {
     winograd_tiled::<winograd::F4>(level)
 }
@@ -206,7 +206,20 @@ pub fn uses_winograd(level: Level, p: &Conv2dParams) -> bool {
 
 /// Whether the f32 forward and input grad that [`uses_winograd`] sends to Winograd take
 /// F(4x4, 3x3) rather than F(2x2, 3x3): always under `ARBOR_CONV=winograd4`, never
-/// under the other forced paths, else where it measured faster.
+/// under the other forced paths, else below 64 channels, where it measured faster.
+///
+/// Measured (`winograd_vs_direct`, batch 128, 2 threads, the loaded 2-core AVX-512 VM;
+/// median of 3 to 5 interleaved runs, ms, F(4x4) vs F(2x2), forward / input grad):
+/// - AVX2: 16 @ 32x32 4.98 vs 6.58 / 4.79 vs 6.01; 32 @ 16x16 3.36 vs 3.79 / 3.67 vs
+///   3.97; 64 @ 8x8 3.99 vs 4.13 / 4.01 vs 4.05 (a tie once the register tiles fit the
+///   image's 4 tiles, see `product::rows_per_tile`; 4.63 / 4.38 before).
+/// - AVX-512: 32 @ 16x16 2.32 vs 3.59 / 2.73 vs 3.76; 64 @ 8x8 3.26 vs 2.71 / 3.00 vs
+///   2.57 (slower: 4 tiles an image leave the product short rows); 16 @ 32x32 3.83 vs
+///   the direct kernel's 3.56, which keeps it ([`uses_winograd`]).
+///
+/// The whole step (`train_step`, interleaved with the binary before F(4x4), 3 runs):
+/// AVX2 612 → 551 ms training and 157 → 136 ms evaluating (medians); AVX-512 409 → 404
+/// and 93 → 92.
 pub fn uses_winograd4(level: Level, p: &Conv2dParams) -> bool {
     uses_winograd(level, p)
         && match forced_path() {
@@ -230,12 +243,35 @@ pub fn uses_winograd4(level: Level, p: &Conv2dParams) -> bool {
 ///   10.40, 8.74 (no clear win, so not taken); 32 @ 16x16 6.75, 6.60 vs direct 7.58,
 ///   9.13 (1.1x to 1.4x); 64 @ 8x8 6.51, 6.23 vs im2col 8.13, 9.39 (1.25x to 1.5x).
 /// - portable vs im2col: 24.7, 21.1, 15.9 ms vs 14.2, 12.8, 9.4 (1.7x slower). So: never.
+///
+/// F(4x4, 3x3) (`winograd4_kernels`, same bench, median of 3 interleaved runs, ms):
+/// - AVX2 16 @ 32x32: 6.68 vs the direct kernel's 7.61 (minima 6.22 vs 7.09): taken
+///   ([`uses_winograd4_weight_grad`]). 32 @ 16x16 5.02 vs F(2x2)'s 4.80 and 64 @ 8x8
+///   5.46 vs 6.12 (minima 5.22 vs 5.03): no clear win, so F(2x2) stays.
+/// - AVX-512: 16 @ 32x32 4.79 vs direct 4.33; 32 @ 16x16 3.52 vs 3.35; 64 @ 8x8 3.96
+///   vs 3.28: never.
 pub fn uses_winograd_weight_grad(level: Level, p: &Conv2dParams) -> bool {
     winograd::takes(p)
         && match forced_path() {
-            Some("winograd") => true,
+            Some("winograd" | "winograd4") => true,
             Some(_) => false,
-            None => level != Level::Portable && p.c_in.min(p.c_out) >= 32,
+            None => {
+                level != Level::Portable && p.c_in.min(p.c_out) >= 32
+                    || uses_winograd4_weight_grad(level, p)
+            }
+        }
+}
+
+/// Whether the f32 weight grad that [`uses_winograd_weight_grad`] sends to Winograd
+/// takes F(4x4, 3x3): always under `ARBOR_CONV=winograd4`, never under the other forced
+/// paths, else at AVX2 from 16 to 31 channels (see [`uses_winograd_weight_grad`]).
+pub fn uses_winograd4_weight_grad(level: Level, p: &Conv2dParams) -> bool {
+    let channels = p.c_in.min(p.c_out);
+    winograd::takes(p)
+        && match forced_path() {
+            Some("winograd4") => true,
+            Some(_) => false,
+            None => level == Level::Avx2 && (16..32).contains(&channels),
         }
 }
 
@@ -257,7 +293,11 @@ pub(super) fn try_fast<T: Float>(
         _ => uses_winograd(level, p),
     };
     if winograd {
-        let kernels = if pass < 2 && uses_winograd4(level, p) {
+        let four = match pass {
+            2 => uses_winograd4_weight_grad(level, p),
+            _ => uses_winograd4(level, p),
+        };
+        let kernels = if four {
             winograd4_kernels(level)
         } else {
             winograd_kernels(level)

@@ -21,6 +21,11 @@
 //! rounding error is bounded by about `(c_in + 9) u` times the sum of the magnitudes it
 //! adds, which is at most `64 c_in max|w| max|x|` (the direct sum's is `9 c_in max|w|
 //! max|x|`); `tests.rs` checks against that bound.
+//!
+//! F(4x4, 3x3) (`transform4.rs`) runs the same steps on 6x6 input patches and 4x4 output
+//! tiles: 36 multiplies per 16 outputs instead of 64, for transforms that cost about as
+//! much per output, and constants up to 8, so a rounding bound 36 times F(2x2, 3x3)'s.
+//! Both share this driver through [`Tiling`]; `dispatch.rs` says which runs where.
 mod layout;
 mod product;
 mod transform;
@@ -37,8 +42,8 @@ pub use weight::conv2d_weight_grad;
 
 /// One of Winograd's tilings of a 3x3 convolution: its tile size and its three maps.
 /// [`F2`] is F(2x2, 3x3) (`transform.rs`), [`F4`] F(4x4, 3x3) (`transform4.rs`); the
-/// forward and input gradient take either (see `dispatch.rs` for which runs where), the
-/// weight gradient F(2x2, 3x3) only.
+/// forward, input gradient and weight gradient take either (see `dispatch.rs` for which
+/// runs where).
 pub trait Tiling {
     /// Output pixels along each side of a tile; its input patch is `OUT + 2` across.
     const OUT: usize;
@@ -62,6 +67,17 @@ pub trait Tiling {
         channels: usize,
         then: (L::V, bool),
     );
+    /// `dM = A dy A^T` of one output-gradient tile's `N` channels (the weight gradient's;
+    /// see `transform::output_grad`).
+    fn output_grad<L: Lanes>(
+        src: &[f32],
+        from: (usize, usize),
+        dst: &mut [f32],
+        out: (usize, usize),
+        c: usize,
+    );
+    /// `G^T dU G` of one channel pair's `dU` (`ELEMENTS` values): its 3x3 kernel gradient.
+    fn kernel_grad(du: &[f32]) -> [f32; 9];
 }
 
 /// F(2x2, 3x3): 16 multiplies per 4 outputs and channel pair.
@@ -91,6 +107,19 @@ impl Tiling for F2 {
         then: (L::V, bool),
     ) {
         transform::output::<L>(src, dst, out, channels, then)
+    }
+    #[inline(always)]
+    fn output_grad<L: Lanes>(
+        src: &[f32],
+        from: (usize, usize),
+        dst: &mut [f32],
+        out: (usize, usize),
+        c: usize,
+    ) {
+        transform::output_grad::<L>(src, from, dst, out, c)
+    }
+    fn kernel_grad(du: &[f32]) -> [f32; 9] {
+        transform::kernel_grad(du.try_into().expect("16 elements"))
     }
 }
 
@@ -122,6 +151,19 @@ impl Tiling for F4 {
     ) {
         transform4::output::<L>(src, dst, out, channels, then)
     }
+    #[inline(always)]
+    fn output_grad<L: Lanes>(
+        src: &[f32],
+        from: (usize, usize),
+        dst: &mut [f32],
+        out: (usize, usize),
+        c: usize,
+    ) {
+        transform4::output_grad::<L>(src, from, dst, out, c)
+    }
+    fn kernel_grad(du: &[f32]) -> [f32; 9] {
+        transform4::kernel_grad(du)
+    }
 }
 
 /// Floats of one block's transformed input `V` (16 elements x tiles x channels): 64 KB,
@@ -151,11 +193,6 @@ struct Geometry {
 }
 
 impl Geometry {
-    /// F(2x2, 3x3)'s geometry (the weight gradient's).
-    fn new<L: Lanes>(p: &Conv2dParams) -> Self {
-        Self::of::<L, F2>(p)
-    }
-
     fn of<L: Lanes, F: Tiling>(p: &Conv2dParams) -> Self {
         let (c_in, c_out) = (
             p.c_in.next_multiple_of(L::N),
@@ -252,16 +289,13 @@ impl<L: Lanes, F: Tiling> TileMap<L> for InputOf<F> {
     }
 }
 
-/// The F(2x2, 3x3) input transform (the weight gradient's).
-pub(super) type InputTransform = InputOf<F2>;
-
-/// The weight grad's `dM = A dy Aᵀ` of an output-grad tile.
-pub(super) struct OutputGradTransform;
-impl<L: Lanes> TileMap<L> for OutputGradTransform {
-    const STEP: usize = 2;
+/// The weight grad's `dM = A dy Aᵀ` of an output-grad tile, by tiling `F`.
+pub(super) struct OutputGradOf<F>(PhantomData<F>);
+impl<L: Lanes, F: Tiling> TileMap<L> for OutputGradOf<F> {
+    const STEP: usize = F::OUT;
     #[inline(always)]
     fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize) {
-        transform::output_grad::<L>(src, from, dst, out, c)
+        F::output_grad::<L>(src, from, dst, out, c)
     }
 }
 

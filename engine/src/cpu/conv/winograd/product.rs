@@ -16,7 +16,6 @@
 //! register tile holds `R` input channels by `NV` vectors of output channels of `dU[e]`
 //! and streams the block's tiles through it (`elementwise_reductions`).
 use super::super::direct::Lanes;
-use super::transform::ELEMENTS;
 
 /// One `R x NV` tile of `m = v u`: rows `r0..r0 + R` of `v` (`depth` scalars each, `ldv`
 /// apart), output-channel vectors from `c0` of `u` (`ldu` per row), stored into `m`
@@ -235,10 +234,10 @@ pub fn elementwise_reductions<L: Lanes>(
     dm: &[f32],
     du: &mut [f32],
     (tiles, rows, cols): (usize, usize, usize),
-    block: usize,
+    (block, elements): (usize, usize),
 ) {
     let dims = (tiles, rows, cols);
-    for e in 0..ELEMENTS {
+    for e in 0..elements {
         let (v, dm) = (
             &v[e * block * rows..(e * block + tiles) * rows],
             &dm[e * block * cols..(e * block + tiles) * cols],

@@ -362,6 +362,10 @@ fn weight_grad_over_groups_and_blocks() {
 // `sum_e |A^T[o, e]| (|G| 1)_e (|B^T| 1)_e` of at most 48 (at `o = 3`: the weights
 // `1/4 1/2 1/2 7/24 7/24 1` of `G` against `10 10 10 6 6 10` of `B^T`), so
 // `S <= 48^2 c_in wmax xmax` and the error is at most `(c_in + 14) u 2304 c_in wmax xmax`.
+// The weight gradient's bound is `weight_grad_bound`'s with 6 roundings per `dM` (and 4
+// per `V`), and the 1-D sum `sum_e |G[e, k]| (|B^T| 1)_e (|A| 1)_e` at most 160/3 (at
+// `k = 2`; `|A| 1` is `1 4 4 15 15 1`), so each F(4x4, 3x3) tile adds at most
+// `(160/3)^2 max|dy| max|x|` per channel pair.
 
 const B4T: [[f64; 6]; 6] = [
     [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
@@ -399,6 +403,20 @@ fn sandwich<const R: usize, const C: usize>(x: &[[f64; C]; R], d: &[f64]) -> Vec
         }
     }
     out
+}
+
+/// `X^T` of an `R x C` matrix.
+fn transposed<const R: usize, const C: usize>(x: &[[f64; C]; R]) -> [[f64; R]; C] {
+    std::array::from_fn(|i| std::array::from_fn(|j| x[j][i]))
+}
+
+fn weight_grad_bound4(p: &Conv2dParams, gmax: f64, xmax: f64) -> f64 {
+    let per_image = (p.h_in.div_ceil(4) * p.w_in.div_ceil(4)) as f64;
+    let group = super::super::WEIGHT_GRAD_GROUP;
+    let (tiles, groups) = (p.batch as f64 * per_image, p.batch.div_ceil(group) as f64);
+    let roundings = p.batch.min(group) as f64 * per_image + groups + 12.0;
+    let per_tile = (160.0f64 / 3.0).powi(2);
+    roundings * U * per_tile * tiles * gmax * xmax
 }
 
 fn bound4(channels: usize, wmax: f64, xmax: f64) -> f64 {
@@ -458,6 +476,29 @@ fn f4_maps_match_their_matrices() {
                 );
             }
         }
+        // dM = A dy A^T of a 4x4 gradient tile, and G^T dU G of a 6x6 `dU`.
+        let dy = values(4 * row);
+        let mut dm = vec![0.0f32; 35 * stride + 4];
+        transform4::output_grad::<Portable>(&dy, (0, row), &mut dm, (0, stride), channels);
+        for c in 0..4 {
+            let d: Vec<f64> = (0..16)
+                .map(|k| f64::from(dy[(k / 4) * row + (k % 4) * channels + c]))
+                .collect();
+            let want = sandwich(&transposed(&A4T), &d);
+            for e in 0..36 {
+                let got = f64::from(dm[e * stride + c]);
+                assert!(
+                    (got - want[e]).abs() <= 1e-4,
+                    "dM[{e}][{c}]: {got} vs {}",
+                    want[e]
+                );
+            }
+        }
+        let du = values(36);
+        let want = sandwich(&transposed(&G4), &widen(&du));
+        for (k, (&g, &w)) in transform4::kernel_grad(&du).iter().zip(&want).enumerate() {
+            assert!((f64::from(g) - w).abs() <= 1e-6, "dg[{k}]: {g} vs {w}");
+        }
         // Y = A^T M A plus a bias, then the ReLU.
         let m = values(35 * stride + 4);
         let bias = [0.5f32, -0.25, 0.0, 1.0];
@@ -487,7 +528,7 @@ fn f4_maps_match_their_matrices() {
 #[test]
 fn f4_within_its_rounding_bound_on_random_geometries() {
     for level in Level::supported() {
-        let [forward, input_grad, _] = super::super::winograd4_kernels(level);
+        let [forward, input_grad, weight_grad] = super::super::winograd4_kernels(level);
         let mut below = generator(2025);
         for _ in 0..150 {
             let p = random_geometry(&mut below);
@@ -503,6 +544,14 @@ fn f4_within_its_rounding_bound_on_random_geometries() {
             let dx = input_grad(&g, &w, &p).expect("takes 3x3 stride 1 pad 1");
             let f64_dx = generic_input_grad(&widen(&g), &widen(&w), &p);
             within(&dx, &f64_dx, bound4(p.c_out, wmax, gmax), &what("dx"));
+            let dw = weight_grad(&g, &x, &p).expect("takes 3x3 stride 1 pad 1");
+            let f64_dw = generic_weight_grad(&widen(&g), &widen(&x), &p);
+            within(
+                &dw,
+                &f64_dw,
+                weight_grad_bound4(&p, gmax, xmax),
+                &what("dW"),
+            );
         }
     }
 }

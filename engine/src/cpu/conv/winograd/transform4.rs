@@ -165,3 +165,83 @@ pub fn output<L: Lanes>(
         }
     }
 }
+
+/// `G^T u` for one column (or row) `u` of a kernel's gradient `dU`, in f64.
+fn kernel_grad_1d(u: [f64; 6]) -> [f64; 3] {
+    let (sum12, diff12) = (u[1] + u[2], u[2] - u[1]);
+    let (sum34, diff34) = (u[3] + u[4], u[3] - u[4]);
+    [
+        u[0] / 4.0 - sum12 / 6.0 + sum34 / 24.0,
+        diff12 / 6.0 + diff34 / 12.0,
+        (sum34 - sum12) / 6.0 + u[5],
+    ]
+}
+
+/// `G^T dU G` of a row-major 6x6 `dU`: the row-major 3x3 kernel gradient, in f64 and
+/// rounded once.
+pub fn kernel_grad(du: &[f32]) -> [f32; 9] {
+    // `rows[ey]`: `dU G`, along each row `ey`.
+    let mut rows = [[0.0f64; 3]; 6];
+    for (ey, row) in rows.iter_mut().enumerate() {
+        *row = kernel_grad_1d(std::array::from_fn(|ex| f64::from(du[ey * 6 + ex])));
+    }
+    let mut g = [0.0f32; 9];
+    for kx in 0..3 {
+        let column = kernel_grad_1d(std::array::from_fn(|ey| rows[ey][kx]));
+        for (ky, &v) in column.iter().enumerate() {
+            g[ky * 3 + kx] = v as f32;
+        }
+    }
+    g
+}
+
+/// `A d` for the four vectors of one column (or row) `d` of an output-gradient tile: the
+/// adjoint of [`output_1d`].
+#[inline(always)]
+fn output_grad_1d<L: Lanes>(d: [L::V; 4]) -> [L::V; 6] {
+    let (even, odd) = (L::add(d[0], d[2]), L::add(d[1], d[3]));
+    // `d0 + 4 d2` and `2 d1 + 8 d3 = 2 (d1 + 4 d3)`.
+    let even4 = scaled::<L>(4.0, d[2], d[0]);
+    let odd4 = scaled::<L>(4.0, d[3], d[1]);
+    let odd4 = L::add(odd4, odd4);
+    [
+        d[0],
+        L::add(even, odd),
+        sub::<L>(even, odd),
+        L::add(even4, odd4),
+        sub::<L>(even4, odd4),
+        d[3],
+    ]
+}
+
+/// `dM = A dy A^T` for `N` channels of one 4x4 output-gradient tile, from a
+/// channels-last gradient with `channels` floats per pixel and `row` per row (the tile's
+/// first pixel at `at`), to `dst[out + e*stride]` for element `e`: the adjoint of
+/// [`output`] (as `transform::output_grad`).
+#[inline(always)]
+pub fn output_grad<L: Lanes>(
+    src: &[f32],
+    (at, row): (usize, usize),
+    dst: &mut [f32],
+    (out, stride): (usize, usize),
+    channels: usize,
+) {
+    let src = &src[at..at + 3 * row + 3 * channels + L::N];
+    // `half[ey][j]`: `A dy`, down each column `j`.
+    let mut half = [[L::zero(); 4]; 6];
+    for j in 0..4 {
+        let mut d = [L::zero(); 4];
+        for (i, d) in d.iter_mut().enumerate() {
+            *d = L::load(src, i * row + j * channels);
+        }
+        for (ey, &v) in output_grad_1d::<L>(d).iter().enumerate() {
+            half[ey][j] = v;
+        }
+    }
+    let dst = &mut dst[out..out + (ELEMENTS - 1) * stride + L::N];
+    for (ey, &r) in half.iter().enumerate() {
+        for (ex, &v) in output_grad_1d::<L>(r).iter().enumerate() {
+            L::store(dst, (ey * 6 + ex) * stride, v);
+        }
+    }
+}

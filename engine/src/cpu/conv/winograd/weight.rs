@@ -1,4 +1,4 @@
-//! The weight gradient by Winograd F(2x2, 3x3). The forward computes each output tile as
+//! The weight gradient by Winograd (written for F(2x2, 3x3); F(4x4, 3x3) alike). The forward computes each output tile as
 //! `y_t = A^T [sum_ci U[ci, co] . V_t[ci]] A` with `U = G g G^T`; running those linear
 //! maps backwards, the gradient of one kernel `g[ci, co]` is
 //!
@@ -28,12 +28,14 @@
 //! 1 from `A`, 2 from every row of `B^T`), so each tile adds at most `36 max|dy| max|x|`
 //! per channel pair, and `S <= 36 T max|dy| max|x|` over the batch's `T` tiles (the
 //! direct sum's is `4 T max|dy| max|x|`: a tile is 4 outputs).
+//!
+//! The same code runs F(4x4, 3x3) ([`Tiling`]): 36 elements, 4x4 tiles of `dy`, and a
+//! per-tile sum of magnitudes up to `(160/3)^2 max|dy| max|x|` (`tests.rs`).
 use super::super::direct::Lanes;
 use super::super::{sum_in_order, WEIGHT_GRAD_GROUP};
 use super::layout::transpose;
-use super::transform::{self, ELEMENTS};
-use super::{pad_channels_last, product, takes, tile_transforms, Buffers, Geometry};
-use super::{InputTransform, OutputGradTransform};
+use super::{pad_channels_last, product, takes, tile_transforms, Buffers, Geometry, Tiling};
+use super::{InputOf, OutputGradOf};
 use crate::backend::Conv2dParams;
 use rayon::prelude::*;
 
@@ -46,8 +48,8 @@ const ELEMENT_BLOCK_FLOATS: usize = 8 * 1024;
 /// count keeps the 16 elements' rows of one tile (`block * c` floats apart) off a
 /// power-of-two stride: at 256 tiles of 16 channels they were 16 KB apart, all in one
 /// L1 set, and the transforms' stores took as long as the reduction.
-fn geometry<L: Lanes>(p: &Conv2dParams) -> Geometry {
-    let g = Geometry::new::<L>(p);
+fn geometry<L: Lanes, F: Tiling>(p: &Conv2dParams) -> Geometry {
+    let g = Geometry::of::<L, F>(p);
     Geometry {
         block: ((ELEMENT_BLOCK_FLOATS / (g.c_in + g.c_out)).max(2) - 1) | 1,
         ..g
@@ -57,7 +59,7 @@ fn geometry<L: Lanes>(p: &Conv2dParams) -> Geometry {
 /// Adds one group's `dU` (`[element][c_in][c_out]`, padded channels) into `du`: `x` and
 /// `dy` hold the group's images, NCHW.
 #[inline(always)]
-fn reduce_group<L: Lanes>(
+fn reduce_group<L: Lanes, F: Tiling>(
     g: &Geometry,
     p: &Conv2dParams,
     (x, dy): (&[f32], &[f32]),
@@ -66,7 +68,7 @@ fn reduce_group<L: Lanes>(
 ) {
     let (h, w) = (p.h_in, p.w_in);
     let (image, out_image) = (p.c_in * h * w, p.c_out * h * w);
-    let (tiles, pitch) = (g.tiles.0 * g.tiles.1, 2 * g.tiles.1);
+    let (tiles, pitch) = (g.tiles.0 * g.tiles.1, F::OUT * g.tiles.1);
     let dims = |filled| (filled, g.c_in, g.c_out);
     let mut filled = 0;
     for b in 0..x.len() / image {
@@ -86,33 +88,39 @@ fn reduce_group<L: Lanes>(
         while t < tiles {
             let run = (t, (tiles - t).min(g.block - filled));
             let image = (&bufs.image[..], g.c_in, g.pitch);
-            tile_transforms::<L, InputTransform>(g, image, run, &mut bufs.v, filled);
+            tile_transforms::<L, InputOf<F>>(g, image, run, &mut bufs.v, filled);
             let dy = (&bufs.out[..], g.c_out, pitch);
             let dm = &mut bufs.m;
-            tile_transforms::<L, OutputGradTransform>(g, dy, run, dm, filled);
+            tile_transforms::<L, OutputGradOf<F>>(g, dy, run, dm, filled);
             (t, filled) = (t + run.1, filled + run.1);
             if filled == g.block {
-                product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), g.block);
+                let blocks = (g.block, F::ELEMENTS);
+                product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), blocks);
                 filled = 0;
             }
         }
     }
     if filled > 0 {
-        product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), g.block);
+        let blocks = (g.block, F::ELEMENTS);
+        product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), blocks);
     }
 }
 
-/// Weight gradient by Winograd F(2x2, 3x3): `dW[co, ci]` (`[c_out][c_in][3][3]`) from
+/// Weight gradient by Winograd with tiling `F`: `dW[co, ci]` (`[c_out][c_in][3][3]`) from
 /// `dy` and `x`, one fixed group of images per rayon task and the groups added in order
 /// (the same bits however many threads run). `None` unless Winograd [`takes`] the
 /// geometry and the CPU has `L`'s level.
-pub fn conv2d_weight_grad<L: Lanes>(dy: &[f32], x: &[f32], p: &Conv2dParams) -> Option<Vec<f32>> {
+pub fn conv2d_weight_grad<L: Lanes, F: Tiling>(
+    dy: &[f32],
+    x: &[f32],
+    p: &Conv2dParams,
+) -> Option<Vec<f32>> {
     if !takes(p) || !L::LEVEL.is_supported() {
         return None;
     }
-    let g = geometry::<L>(p);
+    let g = geometry::<L, F>(p);
     let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * p.h_in * p.w_in);
-    let len = ELEMENTS * g.c_in * g.c_out;
+    let len = F::ELEMENTS * g.c_in * g.c_out;
     let groups: Vec<Vec<f32>> = (0..p.batch.div_ceil(WEIGHT_GRAD_GROUP))
         .into_par_iter()
         .map_init(
@@ -129,7 +137,7 @@ pub fn conv2d_weight_grad<L: Lanes>(dy: &[f32], x: &[f32], p: &Conv2dParams) -> 
                 unsafe {
                     L::run(
                         #[inline(always)]
-                        || reduce_group::<L>(&g, p, images, bufs, &mut du),
+                        || reduce_group::<L, F>(&g, p, images, bufs, &mut du),
                     )
                 };
                 du
@@ -138,10 +146,13 @@ pub fn conv2d_weight_grad<L: Lanes>(dy: &[f32], x: &[f32], p: &Conv2dParams) -> 
         .collect();
     let du = sum_in_order(groups, len);
     let mut dw = vec![0.0; p.c_out * p.c_in * 9];
+    let mut of_pair = vec![0.0; F::ELEMENTS];
     for co in 0..p.c_out {
         for ci in 0..p.c_in {
-            let of_pair = std::array::from_fn(|e| du[(e * g.c_in + ci) * g.c_out + co]);
-            dw[(co * p.c_in + ci) * 9..][..9].copy_from_slice(&transform::kernel_grad(&of_pair));
+            for (e, v) in of_pair.iter_mut().enumerate() {
+                *v = du[(e * g.c_in + ci) * g.c_out + co];
+            }
+            dw[(co * p.c_in + ci) * 9..][..9].copy_from_slice(&F::kernel_grad(&of_pair));
         }
     }
     Some(dw)
