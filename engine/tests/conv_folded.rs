@@ -92,7 +92,12 @@ fn folding_batch_norm_matches_conv_then_batch_norm_in_evaluation() {
             .batch_norm2d(&gamma, &beta, &mean, &var, false, 0.1, eps)
             .and_then(|y| y.relu())
             .unwrap();
-        assert_close(&format!("{shape:?}"), &folded, &composed, 1e-5);
+        // The two sides run different weights through the same fast conv, so their
+        // rounding errors do not cancel: Winograd F(4x4, 3x3) (the AVX2 path at 16
+        // channels) errs by up to about 6e-5 on these shapes, eight times the direct
+        // kernel (`resnet_shapes_within_bound` prints both). A folding mistake (a
+        // missed scale, shift or ReLU) is off by 1e-2 or more.
+        assert_close(&format!("{shape:?}"), &folded, &composed, 1e-4);
     }
 }
 

@@ -74,6 +74,23 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     }
 }
 
+/// `|got - want| <= 1e-5 (1 + S)` with `S` the sum of the magnitudes of the terms that
+/// make up `want`: rounding error grows with `S`, not with `|want|` (a sum that cancels
+/// to near 0 still carries its terms' rounding). An f32 sum of `n` terms can err by
+/// `n u S` (`u = 2^-24`; 144 terms: 8.6e-6 S). Winograd rounds transformed values,
+/// which are larger than the terms, and errs most: F(4x4, 3x3) by up to 2.2e-6 S here
+/// (AVX2, 16 channels at 8x8), the direct kernels and F(2x2, 3x3) by a few times less.
+/// A wrong index or tap is off by a whole term, about `S / n` (7e-3 S at 144 terms).
+fn assert_within_magnitude(got: &[f64], want: &[f64], sizes: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, ((g, w), s)) in got.iter().zip(want).zip(sizes).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-5 * (1.0 + s),
+            "{what}[{i}]: got {g}, want {w} (terms' magnitudes {s})"
+        );
+    }
+}
+
 /// conv2d forward and both gradients (f32, batch > the weight-gradient group) against the
 /// direct sums. The first four take the generic path; the last four (16 input channels,
 /// output positions a multiple of 16) take the AVX-512 one where the CPU has it, with
@@ -99,6 +116,8 @@ fn conv2d_matches_direct_loops() {
         let ny = g.x[0] * g.w[0] * ho * wo;
         let dyv = r.vec(ny, -1.0, 1.0);
         let (mut y, mut dx, mut dw) = (vec![0.0; ny], vec![0.0; xv.len()], vec![0.0; wv.len()]);
+        // The sums of the terms' magnitudes, which scale each result's rounding error.
+        let (mut ym, mut dxm, mut dwm) = (y.clone(), dx.clone(), dw.clone());
         g.each_term(|[b, co, oy, ox, ci, iy, ix, ky, kx]| {
             let (xi, wi, yi) = (
                 g.xi(b, ci, iy, ix),
@@ -108,6 +127,9 @@ fn conv2d_matches_direct_loops() {
             y[yi] += wv[wi] * xv[xi];
             dx[xi] += wv[wi] * dyv[yi];
             dw[wi] += dyv[yi] * xv[xi];
+            ym[yi] += (wv[wi] * xv[xi]).abs();
+            dxm[xi] += (wv[wi] * dyv[yi]).abs();
+            dwm[wi] += (dyv[yi] * xv[xi]).abs();
         });
         for (i, y) in y.iter_mut().enumerate() {
             *y += bv[(i / (ho * wo)) % g.w[0]];
@@ -123,19 +145,16 @@ fn conv2d_matches_direct_loops() {
         assert_eq!(out.dims(), [g.x[0], g.w[0], ho, wo]);
         out.backward_with(&f32s(&dyv, out.dims())).unwrap();
         let what = format!("x {:?} w {:?}", g.x, g.w);
-        assert_close(&out.to_vec_f64().unwrap(), &y, 1e-5, &format!("y, {what}"));
-        assert_close(
-            &x.grad().unwrap().to_vec_f64().unwrap(),
-            &dx,
-            1e-5,
-            &format!("dx, {what}"),
-        );
-        assert_close(
-            &w.grad().unwrap().to_vec_f64().unwrap(),
-            &dw,
-            1e-5,
-            &format!("dw, {what}"),
-        );
+        let out = out.to_vec_f64().unwrap();
+        let dx_got = x.grad().unwrap().to_vec_f64().unwrap();
+        let dw_got = w.grad().unwrap().to_vec_f64().unwrap();
+        for (got, want, sizes, name) in [
+            (&out, &y, &ym, "y"),
+            (&dx_got, &dx, &dxm, "dx"),
+            (&dw_got, &dw, &dwm, "dw"),
+        ] {
+            assert_within_magnitude(got, want, sizes, &format!("{name}, {what}"));
+        }
     }
 }
 

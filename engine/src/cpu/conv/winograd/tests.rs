@@ -226,8 +226,8 @@ fn within_its_rounding_bound_on_random_geometries() {
     }
 }
 
-/// The ResNet-32 shapes (batch 3) against the f64 path, and the observed error printed
-/// beside the bound and the direct kernel's, to see how loose the bound is.
+/// The ResNet-32 shapes (batch 3) against the f64 path by both tilings, and the observed
+/// errors printed beside the bounds and the direct kernel's, to see how loose they are.
 #[test]
 fn resnet_shapes_within_bound() {
     for level in Level::supported() {
@@ -259,9 +259,15 @@ fn resnet_shapes_within_bound() {
             let bound = winograd_bound(c, max_abs(&w), max_abs(&x));
             within(&y, &reference, bound, &format!("{level} {p:?}"));
             let direct = direct_forward(&x, &w, &p).expect("whole vectors");
+            let [forward4, _, _] = super::super::winograd4_kernels(level);
+            let y4 = forward4(&x, &w, &p).expect("takes 3x3 stride 1 pad 1");
+            let bound4 = bound4(c, max_abs(&w), max_abs(&x));
+            within(&y4, &reference, bound4, &format!("{level} F4 {p:?}"));
             eprintln!(
-                "{level} {c}x{size}: winograd error {:.2e} (bound {bound:.2e}), direct {:.2e}",
+                "{level} {c}x{size}: F(2x2) error {:.2e} (bound {bound:.2e}), F(4x4) {:.2e} \
+                 (bound {bound4:.2e}), direct {:.2e}",
                 max_err(&y),
+                max_err(&y4),
                 max_err(&direct)
             );
         }
