@@ -98,6 +98,8 @@ pub fn input<L: Lanes>(
     // registers hold, so `half` lives in L1 between the two passes).
     let src = &src[at..at + 5 * row + 5 * channels + L::N];
     let mut half = [[L::zero(); 6]; 6];
+    // The index writes a column of `half`, which no iterator over it yields.
+    #[allow(clippy::needless_range_loop)]
     for j in 0..6 {
         let mut d = [L::zero(); 6];
         for (i, d) in d.iter_mut().enumerate() {
@@ -229,6 +231,7 @@ pub fn output_grad<L: Lanes>(
     let src = &src[at..at + 3 * row + 3 * channels + L::N];
     // `half[ey][j]`: `A dy`, down each column `j`.
     let mut half = [[L::zero(); 4]; 6];
+    #[allow(clippy::needless_range_loop)]
     for j in 0..4 {
         let mut d = [L::zero(); 4];
         for (i, d) in d.iter_mut().enumerate() {
