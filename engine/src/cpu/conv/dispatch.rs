@@ -83,12 +83,14 @@ fn winograd_tiled<F: winograd::Tiling>(level: Level) -> [F32Kernel; 3] {
     }
 }
 
-/// Winograd F(2x2, 3x3) for `level` (see [`winograd_tiled`]).
+/// Winograd F(2x2, 3x3) for `level`: `[forward, input grad, weight grad]` (`None` off
+/// stride-1 pad-1 3x3 geometries).
 pub fn winograd_kernels(level: Level) -> [F32Kernel; 3] {
     winograd_tiled::<winograd::F2>(level)
 }
 
-/// Winograd F(4x4, 3x3) for `level` (see [`winograd_tiled`]).
+/// Winograd F(4x4, 3x3) for `level`: `[forward, input grad, weight grad]` (`None` off
+/// stride-1 pad-1 3x3 geometries).
 pub fn winograd4_kernels(level: Level) -> [F32Kernel; 3] {
     winograd_tiled::<winograd::F4>(level)
 }

@@ -80,97 +80,69 @@ pub trait Tiling {
     fn kernel_grad(du: &[f32]) -> [f32; 9];
 }
 
-/// F(2x2, 3x3): 16 multiplies per 4 outputs and channel pair.
-pub struct F2;
-impl Tiling for F2 {
-    const OUT: usize = 2;
-    const ELEMENTS: usize = transform::ELEMENTS;
-    fn kernel(g: &[f32], u: &mut [f32]) {
-        u.copy_from_slice(&transform::kernel(g));
-    }
-    #[inline(always)]
-    fn input<L: Lanes>(
-        src: &[f32],
-        from: (usize, usize),
-        dst: &mut [f32],
-        out: (usize, usize),
-        c: usize,
-    ) {
-        transform::input::<L>(src, from, dst, out, c)
-    }
-    #[inline(always)]
-    fn output<L: Lanes>(
-        src: (&[f32], usize, usize),
-        dst: &mut [f32],
-        out: (usize, usize),
-        channels: usize,
-        then: (L::V, bool),
-    ) {
-        transform::output::<L>(src, dst, out, channels, then)
-    }
-    #[inline(always)]
-    fn output_grad<L: Lanes>(
-        src: &[f32],
-        from: (usize, usize),
-        dst: &mut [f32],
-        out: (usize, usize),
-        c: usize,
-    ) {
-        transform::output_grad::<L>(src, from, dst, out, c)
-    }
-    fn kernel_grad(du: &[f32]) -> [f32; 9] {
-        transform::kernel_grad(du.try_into().expect("16 elements"))
-    }
+/// A [`Tiling`] whose maps are the functions of one module (`transform`, `transform4`),
+/// which have the trait's signatures.
+macro_rules! tiling {
+    ($(#[$doc:meta])* $name:ident, $maps:ident, $out:literal) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl Tiling for $name {
+            const OUT: usize = $out;
+            const ELEMENTS: usize = $maps::ELEMENTS;
+            fn kernel(g: &[f32], u: &mut [f32]) {
+                u.copy_from_slice(&$maps::kernel(g));
+            }
+            #[inline(always)]
+            fn input<L: Lanes>(
+                src: &[f32],
+                from: (usize, usize),
+                dst: &mut [f32],
+                out: (usize, usize),
+                c: usize,
+            ) {
+                $maps::input::<L>(src, from, dst, out, c)
+            }
+            #[inline(always)]
+            fn output<L: Lanes>(
+                src: (&[f32], usize, usize),
+                dst: &mut [f32],
+                out: (usize, usize),
+                channels: usize,
+                then: (L::V, bool),
+            ) {
+                $maps::output::<L>(src, dst, out, channels, then)
+            }
+            #[inline(always)]
+            fn output_grad<L: Lanes>(
+                src: &[f32],
+                from: (usize, usize),
+                dst: &mut [f32],
+                out: (usize, usize),
+                c: usize,
+            ) {
+                $maps::output_grad::<L>(src, from, dst, out, c)
+            }
+            fn kernel_grad(du: &[f32]) -> [f32; 9] {
+                $maps::kernel_grad(du)
+            }
+        }
+    };
 }
 
-/// F(4x4, 3x3): 36 multiplies per 16 outputs and channel pair.
-pub struct F4;
-impl Tiling for F4 {
-    const OUT: usize = 4;
-    const ELEMENTS: usize = transform4::ELEMENTS;
-    fn kernel(g: &[f32], u: &mut [f32]) {
-        u.copy_from_slice(&transform4::kernel(g));
-    }
-    #[inline(always)]
-    fn input<L: Lanes>(
-        src: &[f32],
-        from: (usize, usize),
-        dst: &mut [f32],
-        out: (usize, usize),
-        c: usize,
-    ) {
-        transform4::input::<L>(src, from, dst, out, c)
-    }
-    #[inline(always)]
-    fn output<L: Lanes>(
-        src: (&[f32], usize, usize),
-        dst: &mut [f32],
-        out: (usize, usize),
-        channels: usize,
-        then: (L::V, bool),
-    ) {
-        transform4::output::<L>(src, dst, out, channels, then)
-    }
-    #[inline(always)]
-    fn output_grad<L: Lanes>(
-        src: &[f32],
-        from: (usize, usize),
-        dst: &mut [f32],
-        out: (usize, usize),
-        c: usize,
-    ) {
-        transform4::output_grad::<L>(src, from, dst, out, c)
-    }
-    fn kernel_grad(du: &[f32]) -> [f32; 9] {
-        transform4::kernel_grad(du)
-    }
-}
+tiling!(
+    /// F(2x2, 3x3): 16 multiplies per 4 outputs and channel pair.
+    F2, transform, 2
+);
+tiling!(
+    /// F(4x4, 3x3): 36 multiplies per 16 outputs and channel pair.
+    F4, transform4, 4
+);
 
 /// Floats of one block's transformed input `V` (16 elements x tiles x channels): 64 KB,
 /// so that `V`, the `M` it becomes and one `U[e]` stay in L1/L2 between the passes.
 const BLOCK_FLOATS: usize = 16 * 1024;
 
-/// Whether the geometry is one Winograd F(2x2, 3x3) computes: 3x3, stride 1, padding 1.
+/// Whether the geometry is one Winograd (either tiling) computes: 3x3, stride 1, padding 1.
 pub fn takes(p: &Conv2dParams) -> bool {
     p.kh == 3 && p.kw == 3 && p.stride == (1, 1) && p.padding == (1, 1)
 }

@@ -66,7 +66,8 @@ fn kernel_grad_1d(u: [f64; 4]) -> [f64; 3] {
 
 /// `G^T dU G` of a row-major 4x4 `dU`: the row-major 3x3 kernel gradient, in f64 and
 /// rounded once (it runs once per channel pair, not per tile).
-pub fn kernel_grad(du: &[f32; ELEMENTS]) -> [f32; 9] {
+pub fn kernel_grad(du: &[f32]) -> [f32; 9] {
+    let du: &[f32; ELEMENTS] = du.try_into().expect("16 elements");
     // `rows[ey]`: `dU G`, along each row `ey`.
     let mut rows = [[0.0f64; 3]; 4];
     for (ey, row) in rows.iter_mut().enumerate() {
