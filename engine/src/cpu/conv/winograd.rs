@@ -138,7 +138,7 @@ tiling!(
     F4, transform4, 4
 );
 
-/// Floats of one block's transformed input `V` (16 elements x tiles x channels): 64 KB,
+/// Floats of one block's transformed input `V` (elements x tiles x channels): 64 KB,
 /// so that `V`, the `M` it becomes and one `U[e]` stay in L1/L2 between the passes.
 const BLOCK_FLOATS: usize = 16 * 1024;
 
@@ -246,15 +246,12 @@ fn pad_channels_last<L: Lanes>(x: &[f32], p: &Conv2dParams, g: &Geometry, image:
 /// features, where the transform's intrinsics became calls (the AVX2 forward took 3.4x
 /// as long at 16@32²).
 pub(super) trait TileMap<L: Lanes> {
-    /// Pixels between one tile's first pixel and the next one's.
-    const STEP: usize;
     fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize);
 }
 
 /// The forward's `V = Bᵀ d B` of an input tile, by tiling `F`.
 pub(super) struct InputOf<F>(PhantomData<F>);
 impl<L: Lanes, F: Tiling> TileMap<L> for InputOf<F> {
-    const STEP: usize = F::OUT;
     #[inline(always)]
     fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize) {
         F::input::<L>(src, from, dst, out, c)
@@ -264,7 +261,6 @@ impl<L: Lanes, F: Tiling> TileMap<L> for InputOf<F> {
 /// The weight grad's `dM = A dy Aᵀ` of an output-grad tile, by tiling `F`.
 pub(super) struct OutputGradOf<F>(PhantomData<F>);
 impl<L: Lanes, F: Tiling> TileMap<L> for OutputGradOf<F> {
-    const STEP: usize = F::OUT;
     #[inline(always)]
     fn map(src: &[f32], from: (usize, usize), dst: &mut [f32], out: (usize, usize), c: usize) {
         F::output_grad::<L>(src, from, dst, out, c)
@@ -272,7 +268,7 @@ impl<L: Lanes, F: Tiling> TileMap<L> for OutputGradOf<F> {
 }
 
 /// `M::map` of the tiles `first..first + count` (raster order, the tile at pixel
-/// `(STEP ty, STEP tx)`) of a channels-last `src` (`channels` floats per pixel, `pitch` pixels per
+/// `(out ty, out tx)`, `out` the geometry's tile size) of a channels-last `src` (`channels` floats per pixel, `pitch` pixels per
 /// row) into rows `row..row + count` of a block `dst`: the forward's `V` of the padded
 /// image, the weight grad's `dM` of `dy`. One call per run of tiles, so that the offsets
 /// and bounds the loop needs are worked out once per run: called per tile (between the
@@ -287,7 +283,7 @@ fn tile_transforms<L: Lanes, M: TileMap<L>>(
 ) {
     for r in 0..count {
         let tile = first + r;
-        let (y, x) = (M::STEP * (tile / g.tiles.1), M::STEP * (tile % g.tiles.1));
+        let (y, x) = (g.out * (tile / g.tiles.1), g.out * (tile % g.tiles.1));
         let at = (y * pitch + x) * channels;
         for c in (0..channels).step_by(L::N) {
             let (from, out) = (

@@ -36,11 +36,23 @@ fn direct_bound(channels: usize, wmax: f64, xmax: f64) -> f64 {
 /// The weight gradient's bound (see `weight.rs`): `gamma_(T_g + groups + 6)` times
 /// `36 T gmax xmax`, `T` the batch's tiles and `T_g` a group's.
 fn weight_grad_bound(p: &Conv2dParams, gmax: f64, xmax: f64) -> f64 {
-    let per_image = (p.h_in.div_ceil(2) * p.w_in.div_ceil(2)) as f64;
+    tiled_weight_grad_bound(p, gmax, xmax, (2, 6.0, 36.0))
+}
+
+/// The weight gradient's bound for tiles of `out x out` outputs, with `fixed` roundings
+/// beside the sums over tiles and groups and at most `per_tile max|dy| max|x|` added per
+/// tile and channel pair.
+fn tiled_weight_grad_bound(
+    p: &Conv2dParams,
+    gmax: f64,
+    xmax: f64,
+    (out, fixed, per_tile): (usize, f64, f64),
+) -> f64 {
+    let per_image = (p.h_in.div_ceil(out) * p.w_in.div_ceil(out)) as f64;
     let group = super::super::WEIGHT_GRAD_GROUP;
     let (tiles, groups) = (p.batch as f64 * per_image, p.batch.div_ceil(group) as f64);
-    let roundings = p.batch.min(group) as f64 * per_image + groups + 6.0;
-    roundings * U * 36.0 * tiles * gmax * xmax
+    let roundings = p.batch.min(group) as f64 * per_image + groups + fixed;
+    roundings * U * per_tile * tiles * gmax * xmax
 }
 
 /// The f32 im2col and direct weight gradients' bound: `n = batch h w` terms of at most
@@ -417,12 +429,7 @@ fn transposed<const R: usize, const C: usize>(x: &[[f64; C]; R]) -> [[f64; R]; C
 }
 
 fn weight_grad_bound4(p: &Conv2dParams, gmax: f64, xmax: f64) -> f64 {
-    let per_image = (p.h_in.div_ceil(4) * p.w_in.div_ceil(4)) as f64;
-    let group = super::super::WEIGHT_GRAD_GROUP;
-    let (tiles, groups) = (p.batch as f64 * per_image, p.batch.div_ceil(group) as f64);
-    let roundings = p.batch.min(group) as f64 * per_image + groups + 12.0;
-    let per_tile = (160.0f64 / 3.0).powi(2);
-    roundings * U * per_tile * tiles * gmax * xmax
+    tiled_weight_grad_bound(p, gmax, xmax, (4, 12.0, (160.0f64 / 3.0).powi(2)))
 }
 
 fn bound4(channels: usize, wmax: f64, xmax: f64) -> f64 {

@@ -1,4 +1,5 @@
-//! The weight gradient by Winograd (written for F(2x2, 3x3); F(4x4, 3x3) alike). The forward computes each output tile as
+//! The weight gradient by Winograd, written here for F(2x2, 3x3) (F(4x4, 3x3) runs the
+//! same code, see the end of these notes). The forward computes each output tile as
 //! `y_t = A^T [sum_ci U[ci, co] . V_t[ci]] A` with `U = G g G^T`; running those linear
 //! maps backwards, the gradient of one kernel `g[ci, co]` is
 //!
@@ -68,8 +69,9 @@ fn reduce_group<L: Lanes, F: Tiling>(
 ) {
     let (h, w) = (p.h_in, p.w_in);
     let (image, out_image) = (p.c_in * h * w, p.c_out * h * w);
-    let (tiles, pitch) = (g.tiles.0 * g.tiles.1, F::OUT * g.tiles.1);
+    let (tiles, pitch) = (g.tiles.0 * g.tiles.1, g.out * g.tiles.1);
     let dims = |filled| (filled, g.c_in, g.c_out);
+    let blocks = (g.block, F::ELEMENTS);
     let mut filled = 0;
     for b in 0..x.len() / image {
         pad_channels_last::<L>(&x[b * image..(b + 1) * image], p, g, &mut bufs.image);
@@ -94,14 +96,12 @@ fn reduce_group<L: Lanes, F: Tiling>(
             tile_transforms::<L, OutputGradOf<F>>(g, dy, run, dm, filled);
             (t, filled) = (t + run.1, filled + run.1);
             if filled == g.block {
-                let blocks = (g.block, F::ELEMENTS);
                 product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), blocks);
                 filled = 0;
             }
         }
     }
     if filled > 0 {
-        let blocks = (g.block, F::ELEMENTS);
         product::elementwise_reductions::<L>(&bufs.v, &bufs.m, du, dims(filled), blocks);
     }
 }
