@@ -15,7 +15,9 @@ use arbor::models::loss::{CountMode, Criterion as Loss, LossKind};
 use criterion::{black_box, criterion_group, Criterion, Throughput};
 use std::time::Duration;
 
-const SIZES: [(usize, usize); 4] = [(128, 10), (128, 100), (1024, 1000), (512, 8142)];
+/// The PyTorch anchor's four sizes (`../shared/bench/torch_anchor.py`), so that every size
+/// has a ratio against PyTorch from one run.
+const SIZES: [(usize, usize); 4] = [(128, 10), (128, 100), (512, 1000), (512, 8142)];
 
 /// The same loss from primitives: `mean_i( lse_j(z~_ij + log n_j) - (z~_iy + log n_y) )`.
 fn composed(z: &Tensor, y: &[usize], log_n: &Tensor) -> Result<Tensor> {

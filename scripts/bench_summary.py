@@ -62,6 +62,10 @@ def cpu():
     return model, flags
 
 
+# The fused loss's sizes in the loss bench and the PyTorch anchor alike.
+LOSS_SIZES = [(128, 10), (128, 100), (512, 1000), (512, 8142)]
+
+
 def fmt(v, digits=2):
     return "—" if v is None else f"{v:.{digits}f}"
 
@@ -74,7 +78,8 @@ def main():
           "arbor `ARBOR_SIMD=<level>`, PyTorch pinned to the same instruction set.\n")
     head = ["level", "sgemm-1024 GFLOP/s", "conv fwd+bwd / sgemm (each ResNet-32 shape)",
             "train img/s", "vs torch", "eval img/s", "vs torch", "ARB-Loss 512x8142 µs",
-            "vs eager", "vs compile", "/ memcpy_rayon"]
+            "vs eager", "vs compile", "/ memcpy_rayon",
+            "ARB-Loss vs eager, each size", "vs compile, each size"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for level in levels:
@@ -103,6 +108,15 @@ def main():
                fmt(ratio(train, t_train)), fmt(ev, 0), fmt(ratio(ev, t_eval)), fmt(us, 0),
                fmt(ratio(t_eager, us), 1), fmt(ratio(t_comp, us), 1),
                fmt(ratio(loss, copy))]
+        # The loss against PyTorch at each of the anchor's sizes (the target is every size).
+        eager_each, comp_each = [], []
+        for b, c in LOSS_SIZES:
+            ours = eng.get(f"arb_loss_fwd_bwd/{b}x{c}/fused", [None])[0]
+            ours = ours * 1e6 if ours else None
+            for out, what in ((eager_each, "arb_loss_fwd_bwd"),
+                              (comp_each, "arb_loss_fwd_bwd_compiled")):
+                out.append(f"{b}x{c} {fmt(ratio(pick(what, B=b, C=c).get('us'), ours), 1)}")
+        row += [", ".join(eager_each), ", ".join(comp_each)]
         print("| " + " | ".join(row) + " |")
     print("\nThe conv column is the engine's `conv2d/fwd_bwd` (through the tape); "
           "`conv_kernels` in `engine.txt` has each pass alone, per level and on im2col.")
