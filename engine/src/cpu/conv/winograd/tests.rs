@@ -568,3 +568,74 @@ fn f4_within_its_rounding_bound_on_random_geometries() {
         }
     }
 }
+
+/// Each thread keeps its tasks' buffers for the next conv of the same pass and geometry
+/// (`Buffers::lend`), and they must carry no values over: a conv of 16 channels at
+/// 32x32 fills its image buffer's every entry, then one of 12 channels at 31x31 (the same
+/// tiles, pitch and padded channels, so the same `Geometry`) relies on the entries the
+/// first wrote being zero. On one thread, so that the second finds the first's buffers,
+/// and run twice. On small integers: F(2x2, 3x3) must be exact (as in
+/// `exact_on_small_integers`); F(4x4, 3x3)'s constants (sixths) round, so it gets 0.01,
+/// far above its rounding here (about 1e-4) and far below what a leaked entry adds (a
+/// product of two integers, at least 1).
+#[test]
+fn kept_buffers_carry_nothing_into_the_next_conv() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let geometry = |c_in, size| Conv2dParams {
+        batch: 2,
+        c_in,
+        h_in: size,
+        w_in: size,
+        c_out: 16,
+        kh: 3,
+        kw: 3,
+        stride: (1, 1),
+        padding: (1, 1),
+    };
+    let (big, small) = (geometry(16, 32), geometry(12, 31));
+    let mut below = generator(7);
+    let mut ints = |n: usize| -> Vec<f32> { (0..n).map(|_| below(9) as f32 - 4.0).collect() };
+    let tensors = |p: &Conv2dParams, ints: &mut dyn FnMut(usize) -> Vec<f32>| {
+        let x = ints(p.batch * p.c_in * p.h_in * p.w_in);
+        let w = ints(p.c_out * p.c_in * 9);
+        let g = ints(p.batch * p.c_out * p.h_in * p.w_in);
+        (x, w, g)
+    };
+    let (bx, bw, bg) = tensors(&big, &mut ints);
+    let (x, w, g) = tensors(&small, &mut ints);
+    let expected = [
+        generic_conv2d(&widen(&x), &widen(&w), &small),
+        generic_input_grad(&widen(&g), &widen(&w), &small),
+        generic_weight_grad(&widen(&g), &widen(&x), &small),
+    ];
+    for level in Level::supported() {
+        for (tiling, kernels, tol) in [
+            ("F2", kernels(level), 0.0),
+            ("F4", super::super::winograd4_kernels(level), 0.01),
+        ] {
+            pool.install(|| {
+                for (pass, kernel) in kernels.iter().enumerate() {
+                    let (a, b, big_a, big_b) = match pass {
+                        0 => (&x, &w, &bx, &bw),
+                        1 => (&g, &w, &bg, &bw),
+                        _ => (&g, &x, &bg, &bx),
+                    };
+                    kernel(big_a, big_b, &big).expect("takes 3x3 stride 1 pad 1");
+                    for round in 0..2 {
+                        let got = kernel(a, b, &small).expect("takes 3x3 stride 1 pad 1");
+                        assert_eq!(got.len(), expected[pass].len());
+                        for (i, (&v, &e)) in got.iter().zip(&expected[pass]).enumerate() {
+                            assert!(
+                                (f64::from(v) - e).abs() <= tol,
+                                "{level} {tiling} pass {pass} round {round} [{i}]: {v} vs {e}"
+                            );
+                        }
+                    }
+                }
+            });
+        }
+    }
+}

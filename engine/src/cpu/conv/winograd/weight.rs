@@ -35,7 +35,7 @@
 use super::super::direct::Lanes;
 use super::super::{sum_in_order, WEIGHT_GRAD_GROUP};
 use super::layout::transpose;
-use super::{pad_channels_last, product, takes, tile_transforms, Buffers, Geometry, Tiling};
+use super::{pad_channels_last, product, takes, tile_transforms, Buffers, Geometry, Role, Tiling};
 use super::{InputOf, OutputGradOf};
 use crate::backend::Conv2dParams;
 use rayon::prelude::*;
@@ -124,7 +124,7 @@ pub fn conv2d_weight_grad<L: Lanes, F: Tiling>(
     let groups: Vec<Vec<f32>> = (0..p.batch.div_ceil(WEIGHT_GRAD_GROUP))
         .into_par_iter()
         .map_init(
-            || Buffers::new(&g),
+            || Buffers::lend(&g, p, Role::WeightGrad),
             |bufs, group| {
                 let first = group * WEIGHT_GRAD_GROUP;
                 let last = (first + WEIGHT_GRAD_GROUP).min(p.batch);
