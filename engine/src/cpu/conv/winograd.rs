@@ -36,6 +36,7 @@ use super::direct::{Epilogue, Lanes};
 use super::per_image;
 use crate::backend::Conv2dParams;
 use layout::transpose;
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 pub use weight::conv2d_weight_grad;
@@ -189,6 +190,7 @@ impl Geometry {
 }
 
 /// Buffers of one task, reused across its images.
+#[derive(Default)]
 struct Buffers {
     /// The padded channels-last image; its border and padding channels stay zero.
     image: Vec<f32>,
@@ -264,7 +266,7 @@ const KEPT_PER_THREAD: usize = 8;
 
 thread_local! {
     /// This thread's kept [`Buffers`], the most recently returned last.
-    static KEPT: std::cell::RefCell<Vec<(Key, Buffers)>> = const { std::cell::RefCell::new(Vec::new()) };
+    static KEPT: RefCell<Vec<(Key, Buffers)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// [`Buffers`] on loan to one rayon task, given back to the thread's [`KEPT`] when the
@@ -289,13 +291,7 @@ impl std::ops::DerefMut for Loan {
 
 impl Drop for Loan {
     fn drop(&mut self) {
-        let empty = Buffers {
-            image: Vec::new(),
-            v: Vec::new(),
-            m: Vec::new(),
-            out: Vec::new(),
-        };
-        let bufs = std::mem::replace(&mut self.bufs, empty);
+        let bufs = std::mem::take(&mut self.bufs);
         // `try_with`: during the thread's own teardown the buffers are simply freed.
         let _ = KEPT.try_with(|kept| {
             let mut kept = kept.borrow_mut();
