@@ -1,7 +1,8 @@
 //! ARB-Loss forward + backward: the fused op against the same loss composed from the
 //! engine's primitives (autodiff through clamp, add, logsumexp, gather, sub, mean), and a
 //! memcpy of the same bytes (logits read + gradient written), on one thread and on every
-//! rayon thread, as the memory-bound floor. Also cross-entropy, Balanced Softmax and
+//! rayon thread, as the memory-bound floor; and the fused op on logits of which some lie
+//! beyond the clamp (its slow case). Also cross-entropy, Balanced Softmax and
 //! mixup targets through the same fused kernel (`loss_fwd_bwd/...`).
 //!
 //! Run: `cargo bench --bench loss`. f32, global counts (every class present), hard labels.
@@ -91,6 +92,25 @@ fn fwd_bwd(c: &mut Criterion) {
                 z.zero_grad();
                 composed(&z, &y, &log_n).unwrap().backward().unwrap();
                 black_box(z.grad())
+            })
+        });
+        // The kernel's slow case: a logit beyond the clamp in every block of 1024 classes
+        // (and every row), each of which the kernel then sweeps twice (`sweeps.rs`,
+        // `in_range_pass`). Logits of a trained network rarely reach 30; this bounds what
+        // a run with some outliers pays.
+        let mut outliers: Vec<f32> = z.to_vec().unwrap();
+        for v in outliers.iter_mut().step_by(997) {
+            *v = 40.0;
+        }
+        let outliers = Tensor::from_vec(outliers, [b, classes])
+            .unwrap()
+            .into_parameter();
+        group.bench_function("fused_beyond_clamp", |bench| {
+            bench.iter(|| {
+                outliers.zero_grad();
+                let l = loss.loss(&outliers, &target, 1).unwrap();
+                l.backward().unwrap();
+                black_box(outliers.grad())
             })
         });
         let src = vec![1.0f32; b * classes];
