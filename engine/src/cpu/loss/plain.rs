@@ -21,7 +21,7 @@
 //! pass (`sweeps::sweep_shifted`) that also applies the clamp's mask, every block has the
 //! same shift, and sweep 3 is one multiply per entry.
 use super::simd::{MulAdd, SimdFloat};
-use super::sweeps::sweep_shifted;
+use super::sweeps::{first_non_finite, sweep_shifted};
 use super::{assume_init, sweep_exp, sweep_logits, Ahead, Consts, MaybeUninit, Shift};
 
 /// Rows per group: a vector of `ln`s, and (at 1000 classes) 64 KiB of gradient rows that
@@ -62,7 +62,7 @@ fn sweep_blocks<T: SimdFloat, M: MulAdd>(
         }
         if m == T::NEG_INFINITY {
             // Every class so far dropped (`-inf` offsets): `exp(u - m)` would be NaN.
-            if let Some(c) = z_b.iter().position(|v| !v.is_finite()) {
+            if let Some(c) = first_non_finite(z_b) {
                 return Err(at + c);
             }
             g_b.fill(T::ZERO);

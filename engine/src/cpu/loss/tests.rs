@@ -311,3 +311,31 @@ fn the_shifted_sweep_loops_agree_bit_for_bit() {
         }
     }
 }
+
+/// The chunked search for a non-finite logit against a plain `position`, with bad values
+/// at chunk edges, in the last partial chunk, several per slice and none.
+#[test]
+fn the_chunked_search_finds_the_first_non_finite_logit() {
+    use super::sweeps::first_non_finite;
+    let mut rng = SplitMix::new(11);
+    for len in [0, 1, 63, 64, 65, 127, 128, 200, 1000] {
+        let base: Vec<f32> = rng
+            .vec(len, -40.0, 40.0)
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        assert_eq!(first_non_finite(&base), None, "len {len}");
+        let spots = [0, 63, 64, 65, 127, 128, len / 2, len.saturating_sub(1)];
+        for (i, &a) in spots.iter().enumerate().filter(|&(_, &a)| a < len) {
+            for &b in &spots[i..] {
+                let mut z = base.clone();
+                z[a] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][a % 3];
+                if b < len {
+                    z[b] = f32::NAN;
+                }
+                let want = z.iter().position(|v| !v.is_finite());
+                assert_eq!(first_non_finite(&z), want, "len {len}, bad at {a} and {b}");
+            }
+        }
+    }
+}
