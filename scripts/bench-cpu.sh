@@ -26,14 +26,24 @@ torch_env() {
     *) echo "ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2" ;;
   esac
 }
+# matrixmultiply's GEMM picks its own instruction set (AVX-512 wherever the CPU has it);
+# below AVX-512 it is pinned at build time through its MMTEST_FEATURE hook, in a target
+# directory per level (see scripts/simd_env.py, which the Python scripts share).
+gemm_env() {
+  case "$1" in
+    avx512) echo "-u MMTEST_FEATURE" ;;
+    avx2) echo "MMTEST_FEATURE=avx,avx2,fma CARGO_TARGET_DIR=target/simd-avx2" ;;
+    *) echo "MMTEST_FEATURE=sse2 CARGO_TARGET_DIR=target/simd-portable" ;;
+  esac
+}
 filter() { grep -v "^Gnuplot\|^Benchmarking\|Warming up\|Collecting\|Analyzing"; }
 for level in $levels; do
   out="bench-results/$level"
   mkdir -p "$out"
   for b in engine loss train_step; do
-    echo "== ARBOR_SIMD=$level cargo bench --bench $b (RAYON_NUM_THREADS=$threads)"
-    # shellcheck disable=SC2086
-    ARBOR_SIMD="$level" cargo bench --bench "$b" -- ${BENCH_ARGS:-} 2>&1 | filter | tee "$out/$b.txt"
+    echo "== ARBOR_SIMD=$level $(gemm_env "$level") cargo bench --bench $b (RAYON_NUM_THREADS=$threads)"
+    # shellcheck disable=SC2046,SC2086
+    env $(gemm_env "$level") ARBOR_SIMD="$level" cargo bench --bench "$b" -- ${BENCH_ARGS:-} 2>&1 | filter | tee "$out/$b.txt"
   done
   if [ -n "${1:-}" ]; then
     echo "== PyTorch anchor, $(torch_env "$level")"

@@ -13,7 +13,6 @@ and the report is the median of the per-round shares with their range.
 Build first: `cargo bench --bench engine --no-run`. Markdown on stdout.
 """
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -22,11 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from bench_summary import criterion_text  # noqa: E402
+from simd_env import cargo_env  # noqa: E402
 
 
 def rates(level, threads):
     """{bench name: GFLOP/s} of sgemm-1024 and each conv shape, from one criterion run."""
-    env = dict(os.environ, ARBOR_SIMD=level, RAYON_NUM_THREADS=str(threads))
+    env = cargo_env(level, threads)
     cmd = ["cargo", "bench", "-q", "--bench", "engine", "--", "sgemm/1024$|conv2d/fwd_bwd",
            "--warm-up-time", "1", "--measurement-time", "2", "--noplot"]
     text = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True,

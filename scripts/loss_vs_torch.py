@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = ((128, 10), (128, 100), (512, 1000), (512, 8142))
 
 sys.path.insert(0, str(ROOT / "scripts"))
+from simd_env import cargo_env  # noqa: E402
 from step_vs_torch import TORCH_ISA  # noqa: E402
 
 
@@ -97,7 +98,7 @@ def arbor_times(level, threads):
     """arbor's {"BxC": [fused us, memcpy_rayon us]} from one run of the loss bench."""
     from bench_summary import criterion_text
 
-    env = dict(os.environ, ARBOR_SIMD=level, RAYON_NUM_THREADS=str(threads))
+    env = cargo_env(level, threads)
     sizes = "|".join(f"{b}x{c}" for b, c in SIZES)
     cmd = ["cargo", "bench", "-q", "--bench", "loss", "--",
            f"arb_loss_fwd_bwd/({sizes})/(fused|memcpy_rayon)$",

@@ -106,8 +106,9 @@ def arbor_rates(level, threads):
     """arbor's {"train": img/s, "eval": img/s} from one run of the train_step bench."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from bench_summary import criterion_text
+    from simd_env import cargo_env
 
-    env = dict(os.environ, ARBOR_SIMD=level, RAYON_NUM_THREADS=str(threads))
+    env = cargo_env(level, threads)
     cmd = ["cargo", "bench", "-q", "--bench", "train_step", "--",
            "resnet32_(train_step|eval)/batch128$"]
     text = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True,

@@ -205,8 +205,8 @@ fn presets_list_every_reference_config() {
     assert_eq!(text.lines().count(), 51);
 }
 
-/// `ARBOR_SIMD` pins the kernels' level: a run records it in `config.json` and
-/// `results.json`, and a level that does not exist is refused before anything is written.
+/// `ARBOR_SIMD` pins the kernels' level: a run records it (and the GEMM's instruction set)
+/// in `config.json` and `results.json`, and a level that does not exist is refused before anything is written.
 #[test]
 fn simd_level_is_recorded_and_a_bad_one_refused() {
     let run = |out: &Path, level: &str| train_env(out, &[], &[("ARBOR_SIMD", level)]);
@@ -217,6 +217,10 @@ fn simd_level_is_recorded_and_a_bad_one_refused() {
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["simd"], "portable");
+    // The GEMM's own instruction set beside it (matrixmultiply picks its own).
+    let gemm = arbor::engine::cpu::matmul::gemm_isa();
+    assert_eq!(results(&out)["gemm"], gemm);
+    assert_eq!(config["gemm"], gemm);
 
     let bad = tmp("simd-bad");
     let o = run(&bad, "sse9");

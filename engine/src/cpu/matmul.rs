@@ -94,3 +94,65 @@ mod tests {
         assert_eq!(matmul(&at, &b, &d), vec![19.0, 22.0, 43.0, 50.0]);
     }
 }
+
+/// The instruction set `matrixmultiply`'s GEMM runs on this CPU (`"avx512"`,
+/// `"avx2+fma"`, `"avx"`, `"neon"` or `"fallback"`). `ARBOR_SIMD` does not reach it:
+/// matrixmultiply picks at run time, AVX-512 wherever the CPU has it (its default
+/// `avx512` feature, which nalgebra's dependency on it turns on in any case), so under
+/// `ARBOR_SIMD=avx2` on an AVX-512 host the im2col convolutions and the linear layers
+/// still run an AVX-512 GEMM. Its one switch is `MMTEST_FEATURE`, a testing hook read at
+/// compile time (the CPU features it may use), which `scripts/simd_env.py` sets for the
+/// levels below AVX-512; read here at the same compile, so that the benches can print
+/// and `repro` can record what the GEMM really ran. Mirrors matrixmultiply 0.3's
+/// `sgemm_kernel::detect`.
+pub fn gemm_isa() -> &'static str {
+    let allowed = |feature: &str| gemm_feature_allowed(option_env!("MMTEST_FEATURE"), feature);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if allowed("avx512f") && has!("avx512f") {
+            return "avx512";
+        }
+        if allowed("fma") && has!("fma") && allowed("avx2") && has!("avx2") {
+            return "avx2+fma";
+        }
+        if allowed("avx") && has!("avx") {
+            return "avx";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if allowed("neon") && std::arch::is_aarch64_feature_detected!("neon") {
+        return "neon";
+    }
+    let _ = allowed;
+    "fallback"
+}
+
+/// Whether matrixmultiply may use `feature` under `MMTEST_FEATURE = list`: any, when the
+/// list is unset or empty, else only those it names (comma-separated).
+fn gemm_feature_allowed(list: Option<&str>, feature: &str) -> bool {
+    match list {
+        None | Some("") => true,
+        Some(list) => list.split(',').any(|f| f == feature),
+    }
+}
+
+#[cfg(test)]
+mod gemm_isa_tests {
+    use super::*;
+
+    #[test]
+    fn the_gemm_hook_allows_only_the_features_it_names() {
+        assert!(gemm_feature_allowed(None, "avx512f") && gemm_feature_allowed(Some(""), "avx"));
+        let pinned = Some("avx,avx2,fma");
+        assert!(["avx", "avx2", "fma"]
+            .iter()
+            .all(|f| gemm_feature_allowed(pinned, f)));
+        assert!(!gemm_feature_allowed(pinned, "avx512f") && !gemm_feature_allowed(pinned, "av"));
+        assert!(!gemm_feature_allowed(Some("sse2"), "avx"));
+        // Under the pin the reported set is never AVX-512, whatever the CPU has.
+        if option_env!("MMTEST_FEATURE").is_some_and(|l| !l.is_empty() && !l.contains("avx512f")) {
+            assert_ne!(gemm_isa(), "avx512");
+        }
+    }
+}

@@ -77,6 +77,11 @@ pub struct RunResult {
     /// SIMD level of the CPU kernels (`avx512`, `avx2`, `portable`; `ARBOR_SIMD`).
     #[serde(default)]
     pub simd: String,
+    /// Instruction set of matrixmultiply's GEMM (`avx512`, `avx2+fma`, ...), which picks
+    /// its own: AVX-512 on an AVX-512 CPU whatever `simd` says, unless pinned at build
+    /// time (`arbor_engine::cpu::matmul::gemm_isa`).
+    #[serde(default)]
+    pub gemm: String,
     /// Top-1 after the last epoch.
     pub top1_final: f64,
     /// Highest top-1 over the evaluated epochs (selected on the test set, as the reference
@@ -152,6 +157,7 @@ pub(super) fn summarise(
         seed: cfg.seed,
         threads: rayon::current_num_threads(),
         simd: arbor_engine::cpu::simd::level_name().to_string(),
+        gemm: arbor_engine::cpu::matmul::gemm_isa().to_string(),
         top1_final: last.top1,
         top1_best: best.top1,
         best_epoch,

@@ -236,13 +236,14 @@ pub fn prepare(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Prepare
     Ok(Prepared { lock, resume_from })
 }
 
-/// `config.json`: the configuration, plus the SIMD level the CPU kernels run at (a
-/// property of the process, not a flag, so it is not part of [`RunConfig`]'s equality;
+/// `config.json`: the configuration, plus the SIMD level the CPU kernels run at and the
+/// instruction set of matrixmultiply's GEMM (`gemm_isa`: it picks its own) (a property of the process, not a flag, so it is not part of [`RunConfig`]'s equality;
 /// reading the file back ignores it).
 fn write_config(out: &Path, cfg: &RunConfig) -> Result<()> {
     let mut value = serde_json::to_value(cfg).expect("config serialises");
     if let serde_json::Value::Object(map) = &mut value {
         map.insert("simd".into(), arbor_engine::cpu::simd::level_name().into());
+        map.insert("gemm".into(), arbor_engine::cpu::matmul::gemm_isa().into());
     }
     let json = serde_json::to_vec_pretty(&value).expect("config serialises");
     write_atomic(&out.join(CONFIG_FILE), &json)
