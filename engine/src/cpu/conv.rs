@@ -61,7 +61,7 @@ pub fn conv2d_bias_act<T: Float>(
         let forward = if uses_winograd(level, p) {
             Some(winograd_forward_then(level, uses_winograd4(level, p)))
         } else {
-            uses_direct(level, 0, p).then(|| direct_forward_then(level))
+            uses_direct(level).then(|| direct_forward_then(level))
         };
         let epilogue = direct::Epilogue {
             bias: Some(bias),

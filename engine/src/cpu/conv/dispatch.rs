@@ -118,42 +118,27 @@ fn forced_path() -> Option<&'static str> {
     })
 }
 
-/// Whether pass `pass` (0 forward, 1 input grad, 2 weight grad) of geometry `p` takes the
-/// direct f32 kernels (where [`uses_winograd`] does not take it): `ARBOR_CONV=direct` or
-/// `im2col` forces either, else (also under `ARBOR_CONV=winograd`) the measured winner at
-/// `level`: always at AVX-512, never for the portable level, and at AVX2 where the direct
-/// kernel beat im2col + matrixmultiply (whose GEMM picks AVX2+FMA by itself).
+/// Whether the f32 passes (forward, input grad, weight grad) at `level` take the direct
+/// kernels where [`uses_winograd`] does not take them (and the kernel takes the geometry): `ARBOR_CONV=direct` or
+/// `im2col` forces either, else (also under `ARBOR_CONV=winograd`) always at AVX-512 and
+/// AVX2, never for the portable level (whose im2col GEMM, unpinned, is matrixmultiply's
+/// AVX2 or AVX-512 kernel; the portable direct kernels lose to it).
 ///
-/// AVX2, `conv_kernels` on the (loaded, 2-core) development machine, direct / im2col in
-/// GFLOP/s for ResNet-32's 16@32², 32@16², 64@8², 16→32 s2, 32→64 s2 (batch 128):
-/// forward 126/109, 132/132, 126/124, 104/74, 116/112; input grad 122/116, 131/133,
-/// 103/136, 77/82, 102/120; weight grad 124/79, 112/112, 88/120, 97/79, 94/106. The
-/// weight tile reduces over output rows of `w_out` positions, so narrow rows pay its
-/// per-row start-up; the input grad wins only on the widest images. The rule below
-/// follows the table: forward always, input grad at 32 output columns and more, weight
-/// grad at 16 and more.
-///
-/// The strided input grad has since been split into stride phases (`direct::phases`),
-/// and there it wins at every width: remeasured (same bench, two rounds) at 16→32 s2
-/// 73, 78 vs 53, 54 and at 32→64 s2 83, 84 vs 62, 67 (1.3x to 1.4x), so it takes every
-/// strided geometry the phase split takes.
-///
-/// The weight grad on 8-wide outputs, after its tiles moved to L1-sized chunks of rows
-/// (`direct/weight_grad.rs`), measured a tie with im2col (AVX2, 5 interleaved runs:
-/// 64@8² 78-92 vs 82-103, 32→64 s2 57-81 vs 53-93), so the rule still sends it there.
-pub fn uses_direct(level: Level, pass: usize, p: &Conv2dParams) -> bool {
+/// AVX2 used to send the input grad below 32 output columns and the weight grad below 16
+/// to im2col, from timings on an AVX-512 host where, unknown then, matrixmultiply ran
+/// its AVX-512 kernel under `ARBOR_SIMD=avx2` (see `matmul::gemm_isa`): a real AVX2
+/// CPU's GEMM is about half as fast. With the GEMM pinned to AVX2
+/// (`MMTEST_FEATURE=avx,avx2,fma`), on the 2-core Zen 5, `conv_kernels` (ms, two runs,
+/// direct vs im2col): weight grad 64@8² 3.05, 3.28 vs 5.27, 4.36 and 32→64 s2 1.66, 1.66
+/// vs 2.59, 2.58; input grad 64@8² 3.21, 3.67 vs 4.39, 4.17 and 32@16² 3.65, 3.25 vs
+/// 4.90, 4.21. In ResNet-32 that changes one pass (Winograd takes the stride-1 ones):
+/// `conv2d/fwd_bwd/32x16x16->64_s2`, three alternated pairs, 5.45-5.75 ms with the
+/// direct weight grad against 6.42-6.71 with im2col's.
+pub fn uses_direct(level: Level) -> bool {
     match forced_path() {
         Some("direct") => true,
         Some("im2col") => false,
-        _ => match level {
-            Level::Avx512 => true,
-            Level::Avx2 => match pass {
-                0 => true,
-                1 => p.w_out() >= 32 || (p.stride != (1, 1) && direct::phases::takes(p)),
-                _ => p.w_out() >= 16,
-            },
-            Level::Portable => false,
-        },
+        _ => level != Level::Portable,
     }
 }
 
@@ -188,7 +173,7 @@ pub(super) fn from_f32<T: Float>(v: Vec<f32>) -> Option<Vec<T>> {
 ///   vs 1300 evaluating. So: 32 and up.
 /// - AVX2, against im2col + GEMM: 4.22 vs 5.86, 2.98 vs 4.28 and 2.73 vs 4.15 forward at
 ///   16, 32 and 64 channels (1.4x to 1.5x; the input grads alike). The AVX2 direct
-///   forward measured 1.0-1.16x im2col (see [`uses_direct`]), so Winograd still leads.
+///   forward measured 1.0-1.16x im2col, so Winograd still leads.
 ///   So: 16 and up.
 /// - portable: 8.7 to 12.9 ms forward, slower than im2col + GEMM (whose GEMM picks AVX2
 ///   by itself on this CPU). So: never.
@@ -308,7 +293,7 @@ pub(super) fn try_fast<T: Float>(
             return from_f32(out);
         }
     }
-    if !uses_direct(level, pass, p) {
+    if !uses_direct(level) {
         return None;
     }
     from_f32(direct_kernels(level)[pass](a, b, p)?)
