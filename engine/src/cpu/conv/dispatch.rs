@@ -119,10 +119,11 @@ fn forced_path() -> Option<&'static str> {
 }
 
 /// Whether the f32 passes (forward, input grad, weight grad) at `level` take the direct
-/// kernels where [`uses_winograd`] does not take them (and the kernel takes the geometry): `ARBOR_CONV=direct` or
-/// `im2col` forces either, else (also under `ARBOR_CONV=winograd`) always at AVX-512 and
-/// AVX2, never for the portable level (whose im2col GEMM, unpinned, is matrixmultiply's
-/// AVX2 or AVX-512 kernel; the portable direct kernels lose to it).
+/// kernels where [`uses_winograd`] does not take them (and the kernel takes the
+/// geometry): `ARBOR_CONV=direct` or `im2col` forces either, else (also under
+/// `ARBOR_CONV=winograd`) always at AVX-512 and AVX2, never for the portable level (whose
+/// im2col GEMM, unpinned, is matrixmultiply's AVX2 or AVX-512 kernel, which its direct
+/// kernels lost to; not remeasured against the pinned fallback GEMM).
 ///
 /// AVX2 used to send the input grad below 32 output columns and the weight grad below 16
 /// to im2col, from timings on an AVX-512 host where, unknown then, matrixmultiply ran
