@@ -12,35 +12,27 @@ and the report is the median of the per-round shares with their range.
 
 Build first: `cargo bench --bench engine --no-run`. Markdown on stdout.
 """
-import argparse
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from bench_summary import criterion_text  # noqa: E402
-from simd_env import cargo_env  # noqa: E402
+from simd_env import bench_rows, levels_of, round_parser  # noqa: E402
 
 
 def rates(level, threads):
     """{bench name: GFLOP/s} of sgemm-1024 and each conv shape, from one criterion run."""
-    env = cargo_env(level, threads)
-    cmd = ["cargo", "bench", "-q", "--bench", "engine", "--", "sgemm/1024$|conv2d/fwd_bwd",
-           "--warm-up-time", "1", "--measurement-time", "2", "--noplot"]
-    text = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True,
-                          text=True).stdout
-    return {name: rate / 1e9 for name, (_, rate) in criterion_text(text).items() if rate}
+    args = ["sgemm/1024$|conv2d/fwd_bwd", "--warm-up-time", "1", "--measurement-time", "2",
+            "--noplot"]
+    rows = bench_rows("engine", level, threads, args)
+    return {name: rate / 1e9 for name, (_, rate) in rows.items() if rate}
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--levels", default="avx512,avx2")
-    ap.add_argument("--threads", type=int, default=2)
+    ap = round_parser(__doc__, torch=False)
     a = ap.parse_args()
-    levels = a.levels.split(",")
+    levels = levels_of(ap, a)
     got = {level: [] for level in levels}
     for r in range(a.rounds):
         for level in levels:

@@ -19,7 +19,6 @@ formulas as ../shared/bench/torch_anchor.py (eager: clamp, exp, the n_j / n_y we
 sum; compiled: the log-sum-exp form, which has the same value and gradient).
 Markdown on stdout; progress on stderr.
 """
-import argparse
 import json
 import os
 import statistics
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = ((128, 10), (128, 100), (512, 1000), (512, 8142))
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from simd_env import cargo_env  # noqa: E402
+from simd_env import bench_rows, levels_of, round_parser  # noqa: E402
 from step_vs_torch import TORCH_ISA  # noqa: E402
 
 
@@ -96,20 +95,10 @@ def torch_worker(threads):
 
 def arbor_times(level, threads):
     """arbor's {"BxC": [fused us, memcpy_rayon us]} from one run of the loss bench."""
-    from bench_summary import criterion_text
-
-    env = cargo_env(level, threads)
     sizes = "|".join(f"{b}x{c}" for b, c in SIZES)
-    cmd = ["cargo", "bench", "-q", "--bench", "loss", "--",
-           f"arb_loss_fwd_bwd/({sizes})/(fused|memcpy_rayon)$",
-           "--warm-up-time", "1", "--measurement-time", "2", "--noplot"]
-    text = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True,
-                          text=True).stdout
-    log = ROOT / "bench-results" / "loss_vs_torch.log"
-    log.parent.mkdir(exist_ok=True)
-    with log.open("a") as f:
-        f.write(f"== {level}\n{text}")
-    rows = criterion_text(text)
+    args = [f"arb_loss_fwd_bwd/({sizes})/(fused|memcpy_rayon)$", "--warm-up-time", "1",
+            "--measurement-time", "2", "--noplot"]
+    rows = bench_rows("loss", level, threads, args, "loss_vs_torch.log")
     out = {}
     for b, c in SIZES:
         name = f"arb_loss_fwd_bwd/{b}x{c}"
@@ -122,21 +111,11 @@ def cell(v, f):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("python", nargs="?", help="a Python with torch installed")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--levels", default="avx512,avx2")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap = round_parser(__doc__)
     a = ap.parse_args()
     if a.worker:
         return torch_worker(a.threads)
-    if not a.python:
-        ap.error("give the Python that has torch, e.g. ~/torch-venv/bin/python")
-    levels = a.levels.split(",")
-    for level in levels:
-        if level not in TORCH_ISA:
-            ap.error(f"--levels: unknown level {level!r} (avx512, avx2, portable)")
+    levels = levels_of(ap, a)
     print(f"# Fused ARB-Loss fwd+bwd, arbor vs PyTorch, {a.rounds} alternated rounds, "
           f"{a.threads} threads\n")
     print("| level | B x C | arbor us (median, range) | / memcpy_rayon | eager us | "

@@ -30,3 +30,52 @@ def cargo_env(level, threads):
         env["MMTEST_FEATURE"] = features
         env["CARGO_TARGET_DIR"] = str(ROOT / "target" / f"simd-{level}")
     return env
+
+
+LEVELS = tuple(GEMM_FEATURES)
+
+
+def round_parser(doc, torch=True):
+    """The arguments every alternated-rounds script takes: --rounds, --levels, --threads,
+    and with `torch` the Python that has torch (and the hidden --worker of its worker)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if torch:
+        ap.add_argument("python", nargs="?", help="a Python with torch installed")
+        ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=5 if torch else 3)
+    ap.add_argument("--levels", default="avx512,avx2")
+    ap.add_argument("--threads", type=int, default=2)
+    return ap
+
+
+def levels_of(ap, a):
+    """The levels of --levels, after the checks that end the run with a usage error: a
+    known level each, and (for a torch script) the Python given."""
+    if getattr(a, "worker", None) is False and not a.python:
+        ap.error("give the Python that has torch, e.g. ~/torch-venv/bin/python")
+    levels = a.levels.split(",")
+    for level in levels:
+        if level not in LEVELS:
+            ap.error(f"--levels: unknown level {level!r} ({', '.join(LEVELS)})")
+    return levels
+
+
+def bench_rows(bench, level, threads, args, log=None):
+    """`cargo bench --bench <bench> -- <args>` at `level` (pinned as `cargo_env` pins
+    it): criterion's rows, {name: [seconds, rate or None]}; the raw output appended to
+    bench-results/<log> when given."""
+    import subprocess
+
+    from bench_summary import criterion_text
+
+    cmd = ["cargo", "bench", "-q", "--bench", bench, "--", *args]
+    text = subprocess.run(cmd, cwd=ROOT, env=cargo_env(level, threads), check=True,
+                          capture_output=True, text=True).stdout
+    if log:
+        path = ROOT / "bench-results" / log
+        path.parent.mkdir(exist_ok=True)
+        with path.open("a") as f:
+            f.write(f"== {level}\n{text}")
+    return criterion_text(text)

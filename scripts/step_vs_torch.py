@@ -16,7 +16,6 @@ PyTorch: this file run again under TORCH_PYTHON with `--worker`, pinned to the l
 instruction set as scripts/bench-cpu.sh pins it, on the same model, loss, optimiser and
 input as ../shared/bench/torch_anchor.py. Markdown on stdout; progress on stderr.
 """
-import argparse
 import json
 import os
 import statistics
@@ -105,19 +104,10 @@ def torch_worker(threads, reps):
 def arbor_rates(level, threads):
     """arbor's {"train": img/s, "eval": img/s} from one run of the train_step bench."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    from bench_summary import criterion_text
-    from simd_env import cargo_env
+    from simd_env import bench_rows
 
-    env = cargo_env(level, threads)
-    cmd = ["cargo", "bench", "-q", "--bench", "train_step", "--",
-           "resnet32_(train_step|eval)/batch128$"]
-    text = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True,
-                          text=True).stdout
-    log = ROOT / "bench-results" / "step_vs_torch.log"
-    log.parent.mkdir(exist_ok=True)
-    with log.open("a") as f:
-        f.write(f"== {level}\n{text}")
-    rows = criterion_text(text)
+    rows = bench_rows("train_step", level, threads, ["resnet32_(train_step|eval)/batch128$"],
+                      "step_vs_torch.log")
     return {"train": rows["resnet32_train_step/batch128"][1],
             "eval": rows["resnet32_eval/batch128"][1]}
 
@@ -130,22 +120,15 @@ def torch_rates(python, level, threads, reps):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("python", nargs="?", help="a Python with torch installed")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--levels", default="avx512,avx2")
-    ap.add_argument("--threads", type=int, default=2)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from simd_env import levels_of, round_parser
+
+    ap = round_parser(__doc__)
     ap.add_argument("--reps", type=int, default=10, help="PyTorch steps timed per round")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         return torch_worker(a.threads, a.reps)
-    if not a.python:
-        ap.error("give the Python that has torch, e.g. ~/torch-venv/bin/python")
-    levels = a.levels.split(",")
-    for level in levels:
-        if level not in TORCH_ISA:
-            ap.error(f"--levels: unknown level {level!r} (avx512, avx2, portable)")
+    levels = levels_of(ap, a)
     print(f"# ResNet-32 batch 128, arbor vs PyTorch, {a.rounds} alternated rounds, "
           f"{a.threads} threads\n")
     print("| level | what | arbor img/s (median, range) | PyTorch img/s (median, range) "
