@@ -123,7 +123,9 @@ fn forced_path() -> Option<&'static str> {
 /// geometry): `ARBOR_CONV=direct` or `im2col` forces either, else (also under
 /// `ARBOR_CONV=winograd`) always at AVX-512 and AVX2, never for the portable level (whose
 /// im2col GEMM, unpinned, is matrixmultiply's AVX2 or AVX-512 kernel, which its direct
-/// kernels lost to; not remeasured against the pinned fallback GEMM).
+/// kernels lost to; against matrixmultiply's fallback kernel, pinned, one run on Zen 5
+/// was mixed, direct 1.1-1.5x faster at 16@32² and 0.7-0.8x at 64@8² forward and the
+/// 32→64 s2 input grad, so the rule stays).
 ///
 /// AVX2 used to send the input grad below 32 output columns and the weight grad below 16
 /// to im2col, from timings on an AVX-512 host where, unknown then, matrixmultiply ran
