@@ -28,14 +28,8 @@ torch_env() {
 }
 # matrixmultiply's GEMM picks its own instruction set (AVX-512 wherever the CPU has it);
 # below AVX-512 it is pinned at build time through its MMTEST_FEATURE hook, in a target
-# directory per level (see scripts/simd_env.py, which the Python scripts share).
-gemm_env() {
-  case "$1" in
-    avx512) echo "-u MMTEST_FEATURE" ;;
-    avx2) echo "MMTEST_FEATURE=avx,avx2,fma CARGO_TARGET_DIR=target/simd-avx2" ;;
-    *) echo "MMTEST_FEATURE=sse2 CARGO_TARGET_DIR=target/simd-portable" ;;
-  esac
-}
+# directory per level: scripts/simd_env.py holds the mapping the Python scripts use too.
+gemm_env() { python3 scripts/simd_env.py "$1"; }
 filter() { grep -v "^Gnuplot\|^Benchmarking\|Warming up\|Collecting\|Analyzing"; }
 for level in $levels; do
   out="bench-results/$level"

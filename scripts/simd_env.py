@@ -79,3 +79,21 @@ def bench_rows(bench, level, threads, args, log=None):
         with path.open("a") as f:
             f.write(f"== {level}\n{text}")
     return criterion_text(text)
+
+
+def env_args(level):
+    """`cargo_env`'s pin as arguments to env(1), for scripts/bench-cpu.sh: `-u MMTEST_FEATURE`
+    at AVX-512, else the two assignments (relative target directory, as cargo runs from
+    the repository root)."""
+    features = GEMM_FEATURES[level]
+    if not features:
+        return "-u MMTEST_FEATURE"
+    return f"MMTEST_FEATURE={features} CARGO_TARGET_DIR=target/simd-{level}"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2 or sys.argv[1] not in LEVELS:
+        sys.exit(f"usage: simd_env.py LEVEL  (one of {', '.join(LEVELS)})")
+    print(env_args(sys.argv[1]))

@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from simd_env import bench_rows, levels_of, round_parser  # noqa: E402
 
 # The environment that keeps ATen, oneDNN and MKL to one instruction set.
 TORCH_ISA = {
@@ -103,9 +105,6 @@ def torch_worker(threads, reps):
 
 def arbor_rates(level, threads):
     """arbor's {"train": img/s, "eval": img/s} from one run of the train_step bench."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from simd_env import bench_rows
-
     rows = bench_rows("train_step", level, threads, ["resnet32_(train_step|eval)/batch128$"],
                       "step_vs_torch.log")
     return {"train": rows["resnet32_train_step/batch128"][1],
@@ -120,9 +119,6 @@ def torch_rates(python, level, threads, reps):
 
 
 def main():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from simd_env import levels_of, round_parser
-
     ap = round_parser(__doc__)
     ap.add_argument("--reps", type=int, default=10, help="PyTorch steps timed per round")
     a = ap.parse_args()

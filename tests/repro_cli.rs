@@ -206,7 +206,8 @@ fn presets_list_every_reference_config() {
 }
 
 /// `ARBOR_SIMD` pins the kernels' level: a run records it (and the GEMM's instruction set)
-/// in `config.json` and `results.json`, and a level that does not exist is refused before anything is written.
+/// in `config.json` and `results.json`, and a level that does not exist is refused
+/// before anything is written.
 #[test]
 fn simd_level_is_recorded_and_a_bad_one_refused() {
     let run = |out: &Path, level: &str| train_env(out, &[], &[("ARBOR_SIMD", level)]);

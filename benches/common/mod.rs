@@ -4,8 +4,8 @@
 use arbor::engine::cpu::matmul::gemm_isa;
 use arbor::engine::cpu::simd::try_level;
 
-/// Prints `<bench>: simd level <name>, gemm <isa>`, or the `ARBOR_SIMD` error and exits with status 2
-/// (before any kernel could run instructions the CPU lacks).
+/// Prints `<bench>: simd level <name>, gemm <isa>`, or the `ARBOR_SIMD` error and exits
+/// with status 2 (before any kernel could run instructions the CPU lacks).
 pub fn announce(bench: &str) {
     match try_level() {
         Ok(level) => eprintln!("{bench}: simd level {level}, gemm {}", gemm_isa()),

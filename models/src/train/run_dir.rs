@@ -237,8 +237,9 @@ pub fn prepare(cfg: &RunConfig, out: &Path, opts: &RunOptions) -> Result<Prepare
 }
 
 /// `config.json`: the configuration, plus the SIMD level the CPU kernels run at and the
-/// instruction set of matrixmultiply's GEMM (`gemm_isa`: it picks its own) (a property of the process, not a flag, so it is not part of [`RunConfig`]'s equality;
-/// reading the file back ignores it).
+/// instruction set of matrixmultiply's GEMM (`gemm_isa`: it picks its own). Both are
+/// properties of the process, not flags, so they are not part of [`RunConfig`]'s
+/// equality; reading the file back ignores them.
 fn write_config(out: &Path, cfg: &RunConfig) -> Result<()> {
     let mut value = serde_json::to_value(cfg).expect("config serialises");
     if let serde_json::Value::Object(map) = &mut value {
