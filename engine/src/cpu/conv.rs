@@ -21,6 +21,7 @@
 //! the other levels and the geometries the others decline.
 pub mod direct;
 mod dispatch;
+mod kept;
 pub mod winograd;
 
 use crate::backend::Conv2dParams;

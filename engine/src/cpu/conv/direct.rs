@@ -31,6 +31,7 @@ mod source;
 mod tile;
 mod weight_grad;
 
+use super::kept::{self, Loan};
 use super::{per_image, zeroed};
 use crate::backend::Conv2dParams;
 pub use isa::Portable;
@@ -61,6 +62,33 @@ impl ImageBuffers {
             phases: vec![0.0; p.w_in + p.stride.1],
         }
     }
+}
+
+/// What a direct pass's kept buffers ([`kept`]) were laid out for: the pass, the lane
+/// width (which decides the image copy's layout) and the conv's sizes, less the batch
+/// (the buffers hold one image, or a fixed group of them).
+#[derive(Clone, Copy, PartialEq)]
+struct Pass {
+    name: &'static str,
+    lanes: usize,
+    p: Conv2dParams,
+}
+
+/// The buffers of pass `name` of `p` that an earlier task on this thread left, else `new()`.
+fn lend<L: Lanes, B: 'static>(
+    name: &'static str,
+    p: &Conv2dParams,
+    new: impl FnOnce() -> B,
+) -> Loan<Pass, B> {
+    let p = Conv2dParams { batch: 0, ..*p };
+    kept::lend(
+        Pass {
+            name,
+            lanes: L::N,
+            p,
+        },
+        new,
+    )
 }
 
 /// What the forward does to each output vector before it stores it: nothing, or (batch
@@ -143,7 +171,7 @@ pub fn conv2d_then<L: Lanes>(
     let image = p.c_in * p.h_in * p.w_in;
     let a_panels = panels(p.c_out, k, L::MR, |co, r| w[co * k + r]);
     let src = Source::new::<L>(p);
-    let forward = |bufs: &mut ImageBuffers, b, yb: &mut [MaybeUninit<f32>]| {
+    let forward = |bufs: &mut Loan<Pass, ImageBuffers>, b, yb: &mut [MaybeUninit<f32>]| {
         let xb = &x[b * image..(b + 1) * image];
         // SAFETY: the CPU has `L`'s level (checked above).
         unsafe {
@@ -153,7 +181,7 @@ pub fn conv2d_then<L: Lanes>(
             )
         }
     };
-    let new_buffers = || ImageBuffers::new(&src, p);
+    let new_buffers = || lend::<L, _>("forward", p, || ImageBuffers::new(&src, p));
     // SAFETY: `forward_image` stores every value of its image.
     Some(unsafe { per_image(p.batch, p.c_out * pp, new_buffers, forward) })
 }
@@ -236,7 +264,7 @@ pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Op
     let a_panels = panels(k, p.c_out, L::MR, |r, co| w[co * k + patch_row(r)]);
     let src = Source::new::<L>(p);
     let rows: Vec<usize> = (0..k).map(|r| src.row[patch_row(r)]).collect();
-    let input_grad = |bufs: &mut ImageBuffers, b, dxb: &mut [MaybeUninit<f32>]| {
+    let input_grad = |bufs: &mut Loan<Pass, ImageBuffers>, b, dxb: &mut [MaybeUninit<f32>]| {
         let gb = &g[b * p.c_out * pp..(b + 1) * p.c_out * pp];
         let dxb = zeroed(dxb);
         // SAFETY: the CPU has `L`'s level (checked above).
@@ -247,7 +275,7 @@ pub fn conv2d_input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Op
             )
         }
     };
-    let new_buffers = || ImageBuffers::new(&src, p);
+    let new_buffers = || lend::<L, _>("input grad", p, || ImageBuffers::new(&src, p));
     // SAFETY: `input_grad` zeroes its image first.
     Some(unsafe { per_image(p.batch, image, new_buffers, input_grad) })
 }

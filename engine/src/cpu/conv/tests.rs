@@ -112,6 +112,55 @@ fn direct_matches_generic_path(level: Level) {
     }
 }
 
+/// Each thread keeps a direct pass's buffers for the next call of the same pass and sizes
+/// (`direct::lend`), and they must carry nothing over between passes: at stride 2 on an
+/// odd image (no stride phases) the input grad adds `W^T dy` into its image copy,
+/// padding entries included, while the forward's copy of the same sizes relies on its
+/// padding being zero. On one thread, so that each pass finds the one before it's
+/// buffers: forward, input grad, forward again and weight grad, twice, each against the
+/// generic path.
+#[test]
+fn kept_buffers_carry_nothing_between_passes() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let geometry = (3, 16, 15, 15, 16, 3, 3, (2, 2), (1, 1));
+    let p = params(geometry);
+    let mut rand = uniform(11);
+    let x = rand(3 * 16 * 15 * 15);
+    let w = rand(16 * 16 * 9);
+    let g = rand(3 * 16 * p.h_out() * p.w_out());
+    let want = [
+        generic_conv2d(&x, &w, &p),
+        generic_input_grad(&g, &w, &p),
+        generic_weight_grad(&g, &x, &p),
+    ];
+    at_every_level(|level| {
+        let kernels = direct_kernels(level);
+        pool.install(|| {
+            for round in 0..2 {
+                for pass in [0, 1, 0, 2] {
+                    let (a, b) = match pass {
+                        0 => (&x, &w),
+                        1 => (&g, &w),
+                        _ => (&g, &x),
+                    };
+                    let Some(got) = kernels[pass](a, b, &p) else {
+                        continue;
+                    };
+                    for (i, (a, b)) in got.iter().zip(&want[pass]).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                            "{level} round {round} pass {pass} [{i}]: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        })
+    });
+}
+
 /// The forward with a bias-and-ReLU epilogue (batch norm folded in) at every level
 /// against the generic product followed by the bias and the clamp, with and without
 /// the clamp; and [`conv2d_bias_act`] (whichever path the active level takes) too.

@@ -33,10 +33,10 @@ mod transform4;
 mod weight;
 
 use super::direct::{Epilogue, Lanes};
+use super::kept;
 use super::per_image;
 use crate::backend::Conv2dParams;
 use layout::transpose;
-use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 pub use weight::conv2d_weight_grad;
@@ -213,32 +213,16 @@ impl Buffers {
     }
 
     /// Buffers for the `role` pass of `p` (of geometry `g`): the ones an earlier task on
-    /// this thread left for the same pass and geometry, if any, else new ones.
-    ///
-    /// Why: every rayon task used to allocate and zero its own (a fifth of a megabyte to
-    /// more than one), dozens of tasks per conv call and some 90 Winograd calls per
-    /// ResNet-32 step; the zeroed allocations and their page faults took 2-5% of the AVX2
-    /// training step's `perf` samples, 1.7-1.8% with the buffers kept.
-    ///
-    /// Handing them on is safe because every pass overwrites what it reads before reading
-    /// it, except the zeros it relies on (the image's border and padding channels; in the
-    /// weight grad, the rows and columns of `out` past an odd-sized `dy`), which it never
-    /// writes: a pass with the same key writes the same entries, so those zeros stay. The
-    /// forward does write all of `out`, hence the role in the key.
+    /// this thread left for the same pass and geometry, if any, else new ones
+    /// ([`kept`](super::kept) says why, and why that is safe). The forward writes all of
+    /// `out` and the weight grad does not, hence the role in the key.
     fn lend(g: &Geometry, p: &Conv2dParams, role: Role) -> Loan {
         let key = Key {
             role,
             g: *g,
             dims: (p.c_in, p.c_out, p.h_in, p.w_in),
         };
-        let kept = KEPT.with_borrow_mut(|kept| {
-            let at = kept.iter().position(|(k, _)| *k == key)?;
-            Some(kept.swap_remove(at).1)
-        });
-        Loan {
-            key,
-            bufs: kept.unwrap_or_else(|| Buffers::new(g)),
-        }
+        kept::lend(key, || Buffers::new(g))
     }
 }
 
@@ -260,53 +244,8 @@ struct Key {
     dims: (usize, usize, usize, usize),
 }
 
-/// Buffers kept per thread between conv calls: one set for each of ResNet-32's
-/// Winograd passes (three shapes, forward and weight grad) and a few more.
-const KEPT_PER_THREAD: usize = 8;
-
-thread_local! {
-    /// This thread's kept [`Buffers`], the most recently returned last.
-    static KEPT: RefCell<Vec<(Key, Buffers)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// [`Buffers`] on loan to one rayon task, given back to the thread's [`KEPT`] when the
-/// task ends.
-struct Loan {
-    key: Key,
-    bufs: Buffers,
-}
-
-impl std::ops::Deref for Loan {
-    type Target = Buffers;
-    fn deref(&self) -> &Buffers {
-        &self.bufs
-    }
-}
-
-impl std::ops::DerefMut for Loan {
-    fn deref_mut(&mut self) -> &mut Buffers {
-        &mut self.bufs
-    }
-}
-
-impl Drop for Loan {
-    fn drop(&mut self) {
-        let bufs = std::mem::take(&mut self.bufs);
-        // `try_with`: during the thread's own teardown the buffers are simply freed.
-        let _ = KEPT.try_with(|kept| {
-            let mut kept = kept.borrow_mut();
-            // A task that stole work from a sibling of the same call holds a second set
-            // of the same key: one is enough.
-            if kept.iter().any(|(k, _)| *k == self.key) {
-                return;
-            }
-            if kept.len() == KEPT_PER_THREAD {
-                kept.remove(0);
-            }
-            kept.push((self.key, bufs));
-        });
-    }
-}
+/// [`Buffers`] on loan to one rayon task.
+type Loan = kept::Loan<Key, Buffers>;
 
 /// `U[e][ci][co]`: element `e` of `F`'s transform of `kernel(ci, co)` (a row-major 3x3
 /// kernel), padding channels zero.

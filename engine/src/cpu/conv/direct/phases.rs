@@ -15,6 +15,7 @@
 use super::lanes::{merge2, Lanes};
 use super::source::Source;
 use super::tile::{panels, Layout};
+use super::{Loan, Pass};
 use crate::backend::Conv2dParams;
 use crate::cpu::conv::per_image;
 use std::mem::MaybeUninit;
@@ -28,17 +29,20 @@ pub fn input_grad<L: Lanes>(g: &[f32], w: &[f32], p: &Conv2dParams) -> Option<Ve
     }
     let split = PhaseSplit::new::<L>(w, p)?;
     let (image, out_image) = (p.c_in * p.h_in * p.w_in, p.c_out * p.h_out() * p.w_out());
-    let input_grad = |(copy, out): &mut (Vec<f32>, Vec<f32>), b, dxb: &mut [MaybeUninit<f32>]| {
-        let gb = &g[b * out_image..(b + 1) * out_image];
-        // SAFETY: the caller checked that the CPU has `L`'s level.
-        unsafe {
-            L::run(
-                #[inline(always)]
-                || split.image::<L>(p, gb, copy, out, dxb),
-            )
-        }
-    };
-    let new_buffers = || (vec![0.0; split.src.len], vec![0.0; image]);
+    let input_grad =
+        |bufs: &mut Loan<Pass, (Vec<f32>, Vec<f32>)>, b, dxb: &mut [MaybeUninit<f32>]| {
+            let gb = &g[b * out_image..(b + 1) * out_image];
+            let (copy, out) = &mut **bufs;
+            // SAFETY: the caller checked that the CPU has `L`'s level.
+            unsafe {
+                L::run(
+                    #[inline(always)]
+                    || split.image::<L>(p, gb, copy, out, dxb),
+                )
+            }
+        };
+    let new_buffers =
+        || super::lend::<L, _>("phases", p, || (vec![0.0; split.src.len], vec![0.0; image]));
     // SAFETY: `PhaseSplit::image` writes every value of its image.
     Some(unsafe { per_image(p.batch, image, new_buffers, input_grad) })
 }

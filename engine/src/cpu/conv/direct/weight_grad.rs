@@ -143,9 +143,11 @@ pub fn conv2d_weight_grad<L: Lanes>(g: &[f32], x: &[f32], p: &Conv2dParams) -> O
     let groups: Vec<Vec<f32>> = (0..p.batch.div_ceil(WEIGHT_GRAD_GROUP))
         .into_par_iter()
         .map_init(
-            || WeightGradBuffers {
-                images: vec![0.0; WEIGHT_GRAD_GROUP * padded],
-                dy_t: vec![0.0; WEIGHT_GRAD_GROUP * pp * ld],
+            || {
+                super::lend::<L, _>("weight grad", p, || WeightGradBuffers {
+                    images: vec![0.0; WEIGHT_GRAD_GROUP * padded],
+                    dy_t: vec![0.0; WEIGHT_GRAD_GROUP * pp * ld],
+                })
             },
             |bufs, group| {
                 let first = group * WEIGHT_GRAD_GROUP;
