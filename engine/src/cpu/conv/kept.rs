@@ -22,9 +22,12 @@ use std::cell::RefCell;
 /// and Winograd) and a few more. The least recently returned go first.
 const KEPT_PER_THREAD: usize = 24;
 
+/// A kept buffer set and its key, both type-erased (each user has its own types).
+type Entry = (Box<dyn Any>, Box<dyn Any>);
+
 thread_local! {
-    /// This thread's kept `(key, buffers)`, the most recently returned last.
-    static KEPT: RefCell<Vec<(Box<dyn Any>, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's kept entries, the most recently returned last.
+    static KEPT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Buffers `B` on loan to one rayon task, given back to the thread's pool when the task
@@ -71,9 +74,7 @@ impl<K: PartialEq + 'static, B: 'static> Drop for Loan<K, B> {
             let mut kept = kept.borrow_mut();
             // A task that stole work from a sibling of the same call holds a second set
             // under the same key: one is enough.
-            let same = |(k, b): &(Box<dyn Any>, Box<dyn Any>)| {
-                k.downcast_ref::<K>() == Some(&key) && b.is::<B>()
-            };
+            let same = |(k, b): &Entry| k.downcast_ref::<K>() == Some(&key) && b.is::<B>();
             if kept.iter().any(same) {
                 return;
             }
