@@ -24,6 +24,7 @@
 //! loop body LLVM sometimes vectorised across the reduction (gathers and scatters, 20x
 //! slower) instead of keeping the tile in registers. Each entry point runs its per-image
 //! work inside [`Lanes::run`], which compiles it with the level's target features.
+mod divisor;
 mod isa;
 mod lanes;
 pub(super) mod phases;
@@ -109,10 +110,12 @@ impl Epilogue<'_> {
         relu: false,
     };
 
+    /// The epilogue of the vector stored at offset `at` of an output whose channel
+    /// planes are `per_plane` apart.
     #[inline(always)]
-    fn apply<L: Lanes>(&self, channel: usize, v: L::V) -> L::V {
+    fn apply<L: Lanes>(&self, per_plane: divisor::Divisor, at: usize, v: L::V) -> L::V {
         let v = match self.bias {
-            Some(bias) => L::add(v, L::splat(bias[channel])),
+            Some(bias) => L::add(v, L::splat(bias[per_plane.div_rem(at).0])),
             None => v,
         };
         if self.relu {
@@ -139,6 +142,7 @@ fn forward_image<L: Lanes>(
     let b_at = Layout::Patches(src, &src.row);
     // Every one of the `c_out x pp` values is stored.
     let (b, c_at) = (&bufs.copy, Layout::Rows(pp));
+    let per_plane = divisor::Divisor::new(pp);
     L::panel_product(
         a_panels,
         dims,
@@ -146,7 +150,7 @@ fn forward_image<L: Lanes>(
         b_at,
         c_at,
         #[inline(always)]
-        |at, v| L::store(y, at, epilogue.apply::<L>(at / pp, v)),
+        |at, v| L::store(y, at, epilogue.apply::<L>(per_plane, at, v)),
     );
 }
 

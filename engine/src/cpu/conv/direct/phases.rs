@@ -12,6 +12,7 @@
 //! the product of each odd column phase as it stores). The transposed product this
 //! replaces added `W^T dy` into a gradient of the image copy, whose rows overlap: every
 //! tile was a read-modify-write of memory other tiles also wrote.
+use super::divisor::Divisor;
 use super::lanes::{merge2, Lanes};
 use super::source::Source;
 use super::tile::{panels, Layout};
@@ -200,6 +201,7 @@ impl PhaseSplit {
             let (done, rest) = out.split_at_mut(index * p.c_in * pp);
             if zip_in_product && index % 2 == 1 {
                 let (fy, even) = (index / 2, &done[(index - 1) * p.c_in * pp..]);
+                let (per_plane, per_row) = (Divisor::new(pp), Divisor::new(wo));
                 L::panel_product(
                     &phase.a_panels,
                     dims,
@@ -208,11 +210,11 @@ impl PhaseSplit {
                     Layout::Rows(pp),
                     #[inline(always)]
                     |at: usize, odd| {
-                        let (ci, q) = (at / pp, at % pp);
+                        let (ci, q) = per_plane.div_rem(at);
                         let pair = L::zip(L::load(even, at), odd);
                         for (half, v) in pair.into_iter().enumerate() {
                             let q = q + half * half_vector;
-                            let (oy, ox) = (q / wo, q % wo);
+                            let (oy, ox) = per_row.div_rem(q);
                             L::store(dx, ci * plane + (sh * oy + fy) * p.w_in + 2 * ox, v);
                         }
                     },
