@@ -9,8 +9,10 @@
 //! - weight grad: `dW = sum_b dy_b col_b^T`.
 //!
 //! The batch is what runs in parallel: one image per rayon task (with buffers reused
-//! across a task's images), and for the weight gradient a fixed group of images per task
-//! whose partial sums are then added in order. Each task's products run on its own thread.
+//! across a task's images, and for the direct and Winograd kernels kept per thread from
+//! one call to the next: `kept`), and for the weight gradient a fixed group of images per
+//! task whose partial sums are then added in order. Each task's products run on its own
+//! thread.
 //!
 //! Three implementations: [`direct`], register-tiled f32 products that read a compact copy
 //! of the image in place, written once over the vector of each SIMD level (AVX-512,
