@@ -33,8 +33,8 @@ thread_local! {
 /// Buffers `B` on loan to one rayon task, given back to the thread's pool when the task
 /// ends. `K` identifies the pass and geometry they were laid out for.
 pub struct Loan<K: PartialEq + 'static, B: 'static> {
-    key: Option<K>,
-    bufs: Option<B>,
+    /// Taken only when the loan ends.
+    entry: Option<(K, B)>,
 }
 
 /// The buffers an earlier task on this thread left under `key`, if any, else `new()`.
@@ -45,28 +45,36 @@ pub fn lend<K: PartialEq + 'static, B: 'static>(key: K, new: impl FnOnce() -> B)
             .position(|(k, b)| k.downcast_ref::<K>() == Some(&key) && b.is::<B>())?;
         kept.swap_remove(at).1.downcast::<B>().ok()
     });
+    let bufs = kept.map_or_else(new, |b| *b);
     Loan {
-        key: Some(key),
-        bufs: Some(kept.map_or_else(new, |b| *b)),
+        entry: Some((key, bufs)),
     }
 }
 
 impl<K: PartialEq + 'static, B: 'static> std::ops::Deref for Loan<K, B> {
     type Target = B;
     fn deref(&self) -> &B {
-        self.bufs.as_ref().expect("buffers on loan until dropped")
+        &self
+            .entry
+            .as_ref()
+            .expect("buffers on loan until dropped")
+            .1
     }
 }
 
 impl<K: PartialEq + 'static, B: 'static> std::ops::DerefMut for Loan<K, B> {
     fn deref_mut(&mut self) -> &mut B {
-        self.bufs.as_mut().expect("buffers on loan until dropped")
+        &mut self
+            .entry
+            .as_mut()
+            .expect("buffers on loan until dropped")
+            .1
     }
 }
 
 impl<K: PartialEq + 'static, B: 'static> Drop for Loan<K, B> {
     fn drop(&mut self) {
-        let (Some(key), Some(bufs)) = (self.key.take(), self.bufs.take()) else {
+        let Some((key, bufs)) = self.entry.take() else {
             return;
         };
         // `try_with`: during the thread's own teardown the buffers are simply freed.

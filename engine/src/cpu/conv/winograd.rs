@@ -190,7 +190,6 @@ impl Geometry {
 }
 
 /// Buffers of one task, reused across its images.
-#[derive(Default)]
 struct Buffers {
     /// The padded channels-last image; its border and padding channels stay zero.
     image: Vec<f32>,
@@ -214,8 +213,10 @@ impl Buffers {
 
     /// Buffers for the `role` pass of `p` (of geometry `g`): the ones an earlier task on
     /// this thread left for the same pass and geometry, if any, else new ones
-    /// ([`kept`](super::kept) says why, and why that is safe). The forward writes all of
-    /// `out` and the weight grad does not, hence the role in the key.
+    /// ([`kept`](super::kept) says why, and why that is safe). The zeros these passes
+    /// rely on: the image's border and padding channels, and in the weight grad the rows
+    /// and columns of `out` past an odd-sized `dy`. The forward writes all of `out` and
+    /// the weight grad does not, hence the role in the key.
     fn lend(g: &Geometry, p: &Conv2dParams, role: Role) -> Loan {
         let key = Key {
             role,
