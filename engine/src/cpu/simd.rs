@@ -47,6 +47,52 @@ pub fn has_avx512() -> bool {
     }
 }
 
+/// True on a CPU that has AVX-512 but executes each 512-bit instruction as two halves on
+/// 256-bit units: AMD's Zen 4 (family 19h; its 512-bit FMAs issue at half the rate of its
+/// 256-bit ones). There a 16-lane kernel does no more multiply-adds per cycle than an
+/// 8-lane one, so the conv dispatch takes AVX2's Winograd rules at AVX-512 too (see
+/// `conv::dispatch`). Read once: `cpuid` traps to the hypervisor on a VM.
+///
+/// Zen 5's desktop and server parts (family 1Ah) have full 512-bit units; which of its
+/// mobile parts halve them is not visible in `cpuid`, so family 1Ah counts as full.
+pub fn avx512_on_256_bit_units() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HALVED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HALVED.get_or_init(|| has_avx512() && amd_family() == Some(0x19))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The CPU family (base plus extended, as AMD's manuals define it) when the vendor is AMD.
+#[cfg(target_arch = "x86_64")]
+fn amd_family() -> Option<u32> {
+    use std::arch::x86_64::__cpuid;
+    // Leaves 0 and 1 exist on every x86-64 CPU.
+    let vendor = __cpuid(0);
+    let amd = [vendor.ebx, vendor.edx, vendor.ecx] == [0x6874_7541, 0x6974_6e65, 0x444d_4163];
+    if !amd {
+        return None;
+    }
+    Some(family_of(__cpuid(1).eax))
+}
+
+/// The family in `cpuid` leaf 1's `eax`: the base family, plus the extended family when
+/// the base is 0xF (AMD's definition, which Intel's agrees with for every family it uses).
+#[cfg(any(target_arch = "x86_64", test))]
+fn family_of(eax: u32) -> u32 {
+    let base = (eax >> 8) & 0xf;
+    let extended = (eax >> 20) & 0xff;
+    if base == 0xf {
+        base + extended
+    } else {
+        base
+    }
+}
+
 /// Runs `f`, compiled for the active [`Level`] (AVX-512, AVX2+FMA, or neither). Call it
 /// inside each rayon task (the target feature is a property of the compiled code, not of
 /// the thread).
@@ -271,6 +317,40 @@ pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Leaf 1 `eax` of parts whose families are documented: Zen 4 (19h), Zen 5 (1Ah),
+    /// Zen 1 (17h), Sapphire Rapids (6).
+    #[test]
+    fn cpu_family_from_cpuid() {
+        assert_eq!(family_of(0x00a1_0f11), 0x19);
+        assert_eq!(family_of(0x00b0_0f21), 0x1a);
+        assert_eq!(family_of(0x0080_0f12), 0x17);
+        assert_eq!(family_of(0x0008_06f8), 6);
+    }
+
+    /// On Linux, the family read from `cpuid` is the kernel's `cpu family`, and only a
+    /// Zen 4 with AVX-512 counts as running it on 256-bit units.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn cpu_family_matches_the_kernel() {
+        let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+            eprintln!("skipped: /proc/cpuinfo unreadable");
+            return;
+        };
+        let field = |name: &str| {
+            info.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| v.trim().to_string())
+        };
+        let amd = field("vendor_id").as_deref() == Some("AuthenticAMD");
+        let family = field("cpu family").and_then(|f| f.parse::<u32>().ok());
+        assert_eq!(amd_family(), if amd { family } else { None });
+        assert_eq!(
+            avx512_on_256_bit_units(),
+            amd && family == Some(0x19) && has_avx512()
+        );
+    }
 
     #[test]
     fn lane_reductions_match_naive() {

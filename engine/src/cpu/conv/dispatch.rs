@@ -180,18 +180,41 @@ pub(super) fn from_f32<T: Float>(v: Vec<f32>) -> Option<Vec<T>> {
 ///   So: 16 and up.
 /// - portable: 8.7 to 12.9 ms forward, slower than im2col + GEMM (whose GEMM picks AVX2
 ///   by itself on this CPU). So: never.
+///
+/// On a CPU whose AVX-512 runs on 256-bit units ([`rules_level`]) AVX-512 takes AVX2's
+/// rules.
 pub fn uses_winograd(level: Level, p: &Conv2dParams) -> bool {
     let channels = p.c_in.min(p.c_out);
     winograd::takes(p)
         && match forced_path() {
             Some("winograd" | "winograd4") => true,
             Some(_) => false,
-            None => match level {
+            None => match rules_level(level) {
                 Level::Avx512 => channels >= 32,
                 Level::Avx2 => channels >= 16,
                 Level::Portable => false,
             },
         }
+}
+
+/// The level whose measured Winograd rules apply at `level`: AVX2's on a CPU that runs
+/// AVX-512 on 256-bit units ([`simd::avx512_on_256_bit_units`], AMD Zen 4), where a
+/// 16-lane direct kernel does the work of an 8-lane one, so Winograd's 4x fewer
+/// multiplies win from 16 channels as they do at AVX2; else `level` itself.
+///
+/// Measured on a 2-core Zen 4 ("AMD EPYC", family 25 model 17), `winograd_vs_direct/16x32`
+/// at AVX-512, three rounds, ms, direct vs F(4x4, 3x3): forward 3.40, 3.76, 4.25 vs 2.60,
+/// 2.74, 2.89; input grad 3.49, 3.82, 3.92 vs 2.36, 2.53, 2.98; weight grad 3.53, 3.72,
+/// 5.29 vs 2.38, 2.85, 2.86 (F(2x2, 3x3) 3.06-3.22). On the Intel VM the direct kernel
+/// led at 16 channels (the figures under [`uses_winograd`]).
+///
+/// [`simd::avx512_on_256_bit_units`]: crate::cpu::simd::avx512_on_256_bit_units
+fn rules_level(level: Level) -> Level {
+    if level == Level::Avx512 && crate::cpu::simd::avx512_on_256_bit_units() {
+        Level::Avx2
+    } else {
+        level
+    }
 }
 
 /// Whether the f32 forward and input grad that [`uses_winograd`] sends to Winograd take
@@ -254,14 +277,15 @@ pub fn uses_winograd_weight_grad(level: Level, p: &Conv2dParams) -> bool {
 
 /// Whether the f32 weight grad that [`uses_winograd_weight_grad`] sends to Winograd
 /// takes F(4x4, 3x3): always under `ARBOR_CONV=winograd4`, never under the other forced
-/// paths, else at AVX2 from 16 to 31 channels (see [`uses_winograd_weight_grad`]).
+/// paths, else at AVX2's rules ([`rules_level`]) from 16 to 31 channels (see
+/// [`uses_winograd_weight_grad`]).
 pub fn uses_winograd4_weight_grad(level: Level, p: &Conv2dParams) -> bool {
     let channels = p.c_in.min(p.c_out);
     winograd::takes(p)
         && match forced_path() {
             Some("winograd4") => true,
             Some(_) => false,
-            None => level == Level::Avx2 && (16..32).contains(&channels),
+            None => rules_level(level) == Level::Avx2 && (16..32).contains(&channels),
         }
 }
 
