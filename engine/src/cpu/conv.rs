@@ -30,7 +30,7 @@ use crate::backend::Conv2dParams;
 use crate::Float;
 use dispatch::{as_f32, direct_forward_then, from_f32, try_fast, winograd_forward_then};
 pub use dispatch::{
-    direct_kernels, im2col_kernels, uses_direct, uses_winograd, uses_winograd4,
+    direct_kernels, im2col_kernels, rules_level, uses_direct, uses_winograd, uses_winograd4,
     uses_winograd4_weight_grad, uses_winograd_weight_grad, winograd4_kernels, winograd_kernels,
     F32Kernel,
 };

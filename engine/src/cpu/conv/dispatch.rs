@@ -209,7 +209,7 @@ pub fn uses_winograd(level: Level, p: &Conv2dParams) -> bool {
 /// led at 16 channels (the figures under [`uses_winograd`]).
 ///
 /// [`simd::avx512_on_256_bit_units`]: crate::cpu::simd::avx512_on_256_bit_units
-fn rules_level(level: Level) -> Level {
+pub fn rules_level(level: Level) -> Level {
     if level == Level::Avx512 && crate::cpu::simd::avx512_on_256_bit_units() {
         Level::Avx2
     } else {
