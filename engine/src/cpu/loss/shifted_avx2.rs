@@ -111,7 +111,33 @@ pub(super) unsafe fn lines(
         let (zp, op, gp) = (z.as_ptr(), offsets.as_ptr(), g.as_mut_ptr().cast::<f32>());
         let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut any = _mm256_setzero_ps();
-        for i in 0..n {
+        // Two lines per iteration where there are two: the constants' loads and the loop's
+        // own instructions once per 32 entries. The sums add in the same order.
+        let mut i = 0;
+        while i + 1 < n {
+            let at = i * LINE;
+            ahead.fetch_lines(at * 4, 2 * LINE * 4);
+            let kp: *const Consts = black_box(&k);
+            let mut e = [_mm256_setzero_ps(); 4];
+            let mut s = [_mm256_setzero_ps(); 4];
+            for v in 0..4 {
+                let (zv, ov) = (
+                    _mm256_loadu_ps(zp.add(at + 8 * v)),
+                    _mm256_loadu_ps(op.add(at + 8 * v)),
+                );
+                let kept;
+                (e[v], kept, s[v]) = entry(&*kp, zv, ov);
+                _mm256_storeu_ps(gp.add(at + 8 * v), kept);
+            }
+            acc0 = _mm256_add_ps(_mm256_add_ps(acc0, e[0]), e[2]);
+            acc1 = _mm256_add_ps(_mm256_add_ps(acc1, e[1]), e[3]);
+            any = _mm256_or_ps(
+                any,
+                _mm256_or_ps(_mm256_or_ps(s[0], s[1]), _mm256_or_ps(s[2], s[3])),
+            );
+            i += 2;
+        }
+        for i in i..n {
             let at = i * LINE;
             ahead.fetch_lines(at * 4, LINE * 4);
             // The constants through a pointer LLVM cannot follow, once per iteration: it
